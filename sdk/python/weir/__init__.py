@@ -1,0 +1,55 @@
+"""Weir SDK for Python: stream functions that run as WebAssembly components.
+
+    import weir
+
+    weir.plugin(name="upper", version="0.1.0")
+
+    @weir.map
+    def upper(s: str) -> str:
+        return s.upper()
+
+Decorators (`map`, `filter`, `flat_map`, `key_selector`, `timestamp_assigner`) mark a
+function and return it unchanged, so it stays a plain callable for tests. Rows are
+JSON values (dicts, lists, str, numbers, bools, None). `weir.testing` runs functions
+through the component's batch path locally; `python -m weir build DIR` builds `DIR/app.py`
+into a component.
+"""
+
+from . import log, testing
+from ._functions import (
+    SDK,
+    Function,
+    Kind,
+    Plugin,
+    PluginDefinitionError,
+    PluginMeta,
+    UnknownFunctionError,
+    WeirError,
+    filter,
+    flat_map,
+    key_selector,
+    map,
+    plugin,
+    timestamp_assigner,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SDK",
+    "Function",
+    "Kind",
+    "Plugin",
+    "PluginDefinitionError",
+    "PluginMeta",
+    "UnknownFunctionError",
+    "WeirError",
+    "filter",
+    "flat_map",
+    "key_selector",
+    "log",
+    "map",
+    "plugin",
+    "testing",
+    "timestamp_assigner",
+]

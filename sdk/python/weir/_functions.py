@@ -1,0 +1,187 @@
+"""Decorators that mark user functions, and the `Plugin` that collects them from a module.
+
+A decorator does not wrap the function: it attaches a `Function` spec as the attribute
+`__weir__` and returns the very same callable, so `upper("a") == "A"` and plain pytest
+tests keep working. The component glue and `weir.testing` find the functions by scanning
+a module for that attribute (`Plugin.from_module`).
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional
+
+#: The SDK string `describe` reports (WIT `plugin-info.sdk`).
+SDK = "weir-sdk-python 0.1.0"
+
+#: Attribute a decorator sets on the user's function.
+SPEC_ATTR = "__weir__"
+#: Module global `weir.plugin(...)` sets in the calling module.
+PLUGIN_ATTR = "__weir_plugin__"
+
+
+class Kind(str, enum.Enum):
+    """A function kind of the `transform` interface (values are the WIT enum case names)."""
+
+    MAP = "map"
+    FILTER = "filter"
+    FLAT_MAP = "flat-map"
+    KEY_SELECTOR = "key-selector"
+    TIMESTAMP_ASSIGNER = "timestamp-assigner"
+
+
+#: The one row encoding the Python SDK declares (WIT `row-encoding.json`).
+ENCODING = "json"
+
+
+class WeirError(Exception):
+    """Base of the errors that fail a whole call or a build (never a single row)."""
+
+
+class UnknownFunctionError(WeirError, KeyError):
+    """The host asked for a function name the plugin does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class PluginDefinitionError(WeirError):
+    """The plugin module is not a valid Weir plugin (no `weir.plugin(...)`, duplicate names...)."""
+
+
+@dataclass(frozen=True)
+class Function:
+    """One decorated user function: the name the host calls it by, its kind and the callable."""
+
+    name: str
+    kind: Kind
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class PluginMeta:
+    """What `weir.plugin(...)` declares: the plugin's name and version."""
+
+    name: str
+    version: str
+
+
+def _decorator(kind: Kind) -> Callable[..., Any]:
+    def decorate(fn: Optional[Callable[..., Any]] = None, *, name: Optional[str] = None) -> Any:
+        def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+            if not callable(f):
+                raise TypeError(f"@weir.{kind.name.lower()} expects a function, got {type(f).__name__}")
+            if hasattr(f, SPEC_ATTR):
+                raise PluginDefinitionError(
+                    f"{getattr(f, '__qualname__', f)!r} is already a weir {getattr(f, SPEC_ATTR).kind.value}"
+                    " function; decorate it once (write a second function for another kind)"
+                )
+            fname = name if name is not None else getattr(f, "__name__", None)
+            if not fname:
+                raise PluginDefinitionError(f"cannot name {f!r}: pass name=... to the decorator")
+            setattr(f, SPEC_ATTR, Function(fname, kind, f))
+            return f
+
+        # Both `@weir.map` and `@weir.map(name="other")`.
+        return mark(fn) if fn is not None else mark
+
+    decorate.__name__ = kind.name.lower()
+    decorate.__doc__ = f"Mark a function as a Weir `{kind.value}` function (kept callable as is)."
+    return decorate
+
+
+map = _decorator(Kind.MAP)
+filter = _decorator(Kind.FILTER)
+flat_map = _decorator(Kind.FLAT_MAP)
+key_selector = _decorator(Kind.KEY_SELECTOR)
+timestamp_assigner = _decorator(Kind.TIMESTAMP_ASSIGNER)
+
+
+def plugin(name: str, version: str) -> PluginMeta:
+    """Declare the plugin's name and version; call it once at the top level of `app.py`.
+
+    The declaration is stored in the calling module (as `__weir_plugin__`), so the module
+    that holds the functions also holds their plugin's identity.
+    """
+    if not isinstance(name, str) or not name:
+        raise PluginDefinitionError("weir.plugin(name=...) must be a non-empty string")
+    if not isinstance(version, str) or not version:
+        raise PluginDefinitionError("weir.plugin(version=...) must be a non-empty string, e.g. '0.1.0'")
+    meta = PluginMeta(name, version)
+    sys._getframe(1).f_globals[PLUGIN_ATTR] = meta
+    return meta
+
+
+def spec_of(fn: Any) -> Function:
+    """The `Function` spec of a decorated callable, or a `TypeError` that says what to do."""
+    spec = getattr(fn, SPEC_ATTR, None)
+    if not isinstance(spec, Function):
+        raise TypeError(
+            f"{getattr(fn, '__qualname__', fn)!r} is not a weir function: decorate it with "
+            "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector or @weir.timestamp_assigner"
+        )
+    return spec
+
+
+class Plugin:
+    """The functions of one plugin module, by name, plus its name and version."""
+
+    def __init__(self, meta: PluginMeta, functions: List[Function]):
+        self.meta = meta
+        self.functions: Dict[str, Function] = {}
+        for f in functions:
+            if f.name in self.functions:
+                raise PluginDefinitionError(
+                    f"two functions are named {f.name!r}; names must be unique in a plugin "
+                    "(rename one or pass name=... to its decorator)"
+                )
+            self.functions[f.name] = f
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> "Plugin":
+        """Collect every decorated function reachable from `module`'s globals, in definition order."""
+        where = getattr(module, "__file__", None) or module.__name__
+        meta = getattr(module, PLUGIN_ATTR, None)
+        if not isinstance(meta, PluginMeta):
+            raise PluginDefinitionError(
+                f"{where}: no plugin declaration; add `weir.plugin(name=\"...\", version=\"0.1.0\")` "
+                "at the top level of the module"
+            )
+        seen = set()
+        functions = []
+        for value in vars(module).values():
+            spec = getattr(value, SPEC_ATTR, None)
+            if isinstance(spec, Function) and id(spec) not in seen:
+                seen.add(id(spec))
+                functions.append(spec)
+        if not functions:
+            raise PluginDefinitionError(
+                f"{where}: no functions; decorate at least one with @weir.map, @weir.filter, "
+                "@weir.flat_map, @weir.key_selector or @weir.timestamp_assigner"
+            )
+        return cls(meta, functions)
+
+    def function(self, name: str) -> Function:
+        """The function the host calls `name`, or `UnknownFunctionError` (fails the whole call)."""
+        try:
+            return self.functions[name]
+        except KeyError:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise UnknownFunctionError(
+                f"plugin {self.meta.name} {self.meta.version} has no function {name!r} (it has: {known}); "
+                "check the function name in the job file"
+            ) from None
+
+    def describe(self) -> Dict[str, Any]:
+        """What the WIT `describe` returns, as plain data (the component glue converts it)."""
+        return {
+            "name": self.meta.name,
+            "version": self.meta.version,
+            "sdk": SDK,
+            "functions": [
+                {"name": f.name, "kind": f.kind.value, "encoding": ENCODING} for f in self.functions.values()
+            ],
+        }
