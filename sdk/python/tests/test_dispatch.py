@@ -196,3 +196,41 @@ def test_json_round_trip(value):
     out = apply(identity.__weir__, *encode_batch([value, value]))
     assert rows_of(out.data, out.offsets) == [value, value]
     assert out.data.isascii()
+
+
+MARKER = "\x00\x01weir-row\x02"  # the row separator of weir._codec.encode_rows
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [MARKER],
+        [MARKER, MARKER, "a"],
+        ["a", [MARKER], {"k": MARKER}, {MARKER: 1}],
+        [["x", MARKER, "y"], 1, 2],
+        [[1, MARKER], [MARKER, 2]],
+        ["," + MARKER + ",", '",' + MARKER],
+    ],
+)
+def test_outputs_that_contain_the_row_separator_still_split_exactly(values):
+    @weir.map
+    def identity(x):
+        return x
+
+    out = apply(identity.__weir__, *encode_batch(values))
+    assert out.errors == [] and out.counts == [1] * len(values)
+    assert rows_of(out.data, out.offsets) == values
+
+
+def test_batch_encoding_matches_row_encoding():
+    from weir import _codec
+
+    values = [{"id": i, "s": "é" * (i % 3), "l": [i, 1.5, None, MARKER if i % 7 == 0 else "x"]} for i in range(300)]
+    try:
+        batch = _codec.encode_rows(values)
+    except ValueError:
+        batch = None  # a marker inside a row: the dispatcher then encodes row by row
+    if batch is not None:
+        assert batch == [_codec.encode_row(v) for v in values]
+    plain = [v for v in values if v["l"][3] != MARKER]
+    assert _codec.encode_rows(plain) == [_codec.encode_row(v) for v in plain]

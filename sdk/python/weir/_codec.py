@@ -1,8 +1,8 @@
 """JSON rows in flat batches: the encoding every Python plugin declares.
 
 Speed is the point of this module: a Python component spends most of its time here, so
-the hot paths run whole batches through C code (`json.loads` once per batch, `map` over
-a prebuilt C encoder) and do per-row Python work only when a row has failed.
+the hot paths run whole batches through C code (one `json.loads` and one C-encoder call
+per batch) and do per-row Python work only when a row has failed.
 
 Invariants:
 - Output rows are ASCII (`ensure_ascii`), so a row's `str` length is its byte length and
@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 from itertools import accumulate
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 _loads = json.loads
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """A compact, ASCII, NaN-rejecting encoder of one value; the C encoder when it is there.
+def _make_encoders() -> Tuple[Callable[[Any], str], Optional[Callable[[List[Any]], List[str]]]]:
+    """`(encode_row, encode_rows)`: compact, ASCII, NaN-rejecting JSON encoders.
 
     `json.dumps(..., separators=...)` builds a new `JSONEncoder` per call and
     `JSONEncoder.encode` a new C encoder per call; reusing one C encoder halves the cost.
+    `encode_rows` is None without the (private, long-stable) C encoder.
     """
     reference = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     slow = reference.encode
@@ -31,7 +32,7 @@ def _make_encoder() -> Callable[[Any], str]:
         from json.encoder import c_make_encoder, encode_basestring_ascii
 
         if c_make_encoder is None:
-            return slow
+            return slow, None
         c_encoder = c_make_encoder(
             None,  # markers: no circular-reference check (a cycle ends in RecursionError, per row)
             reference.default,  # raises "Object of type X is not JSON serializable"
@@ -45,19 +46,51 @@ def _make_encoder() -> Callable[[Any], str]:
         )
         join = "".join
 
-        def fast(value: Any) -> str:
+        def encode_row(value: Any) -> str:
             return join(c_encoder(value, 0))
 
-        sample = {"a": [1, 2.5, "é", None, True], "b": {"c": -3}}
-        if fast(sample) != slow(sample):  # a CPython whose private C encoder differs
-            return slow
-        return fast
+        # One encoder call for a whole batch is ~25% cheaper (CPython 3.14 on Wasm: 2.4 vs
+        # 3.2 us/record) than one call per row. Rows are told apart by a marker string
+        # between them: `[r0,"M",r1,"M",r2]` split on `,"M",` gives r0, r1, r2. The split is
+        # exact when it yields n parts: `"M"` is always a whole JSON string (so the pattern
+        # cannot start inside a row's string and overlap ours), and any other occurrence of
+        # the pattern, inside a row, adds a part (the caller then encodes row by row).
+        marker = "\x00\x01weir-row\x02"
+        separator = "," + encode_basestring_ascii(marker) + ","
+
+        def encode_rows(values: List[Any]) -> List[str]:
+            n = len(values)
+            if n == 0:
+                return []
+            items = [marker] * (2 * n - 1)
+            items[::2] = values
+            parts = join(c_encoder(items, 0))[1:-1].split(separator)
+            if len(parts) != n:
+                raise ValueError("a row contains the row separator")
+            return parts
+
+        sample = {"a": [1, 2.5, "\u00e9", None, True], "b": {"c": -3}}
+        if encode_row(sample) != slow(sample) or encode_rows([sample, 1]) != [slow(sample), "1"]:
+            return slow, None  # a CPython whose private C encoder differs
+        return encode_row, encode_rows
     except Exception:  # noqa: BLE001 - any doubt about the private API: use the public one
-        return slow
+        return slow, None
 
 
 #: Encode one value as a compact ASCII JSON `str`.
-encode_row: Callable[[Any], str] = _make_encoder()
+encode_row: Callable[[Any], str]
+_encode_rows: Optional[Callable[[List[Any]], List[str]]]
+encode_row, _encode_rows = _make_encoders()
+
+
+def encode_rows(values: List[Any]) -> List[str]:
+    """Encode every value (`[encode_row(v) for v in values]`), or raise on any failure.
+
+    The caller falls back to `encode_row` per row to find the guilty rows.
+    """
+    if _encode_rows is None:
+        return list(map(encode_row, values))
+    return _encode_rows(values)
 
 
 def decode_row(row: bytes) -> Any:

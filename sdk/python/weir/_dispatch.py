@@ -4,7 +4,7 @@ The component glue (`weir._component`) and the local harness (`weir.testing`) bo
 `apply` here, so a test exercises exactly what runs inside the component.
 
 Each stage (decode, call, encode) first tries the whole batch through C-level loops
-(`json.loads` of one array, `list.extend(map(...))`); when one row fails, it records a
+(`json.loads` of one array, `list.extend(map(...))`, one C-encoder call); when one row fails, it records a
 row error and resumes after that row, and the later stages skip the failed rows. A failed
 row never stops the others and never calls the user function twice.
 """
@@ -12,7 +12,7 @@ row never stops the others and never calls the user function twice.
 from __future__ import annotations
 
 from itertools import chain, compress
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _codec
 from ._functions import Function, Kind, Plugin, WeirError
@@ -108,6 +108,14 @@ def _check_timestamp(value: Any) -> Any:
 _ENCODE_FAILED = "cannot encode the output as JSON: "
 
 
+def _encode_all(values: List[Any]) -> Optional[List[str]]:
+    """All values encoded in one go, or None when any fails (encode row by row to find it)."""
+    try:
+        return _codec.encode_rows(values)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
     """Apply `function` to every row of the batch (`data`, `offsets`); see the module doc."""
     n = len(offsets) - 1
@@ -131,12 +139,17 @@ def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
 
     elif kind is Kind.FLAT_MAP:
         results = _map_rows(lambda v: _as_rows(fn(v)), values, errors, "")
-        encode = _codec.encode_row
-        encoded = _map_rows(lambda outs: list(map(encode, outs)), results, errors, _ENCODE_FAILED)
-        if errors:
-            encoded = [[] if e is _FAILED else e for e in encoded]
-        counts = list(map(len, encoded))
-        out_data, out_offsets = _codec.join_rows(list(chain.from_iterable(encoded)))
+        flat = _encode_all(list(chain.from_iterable(results))) if not errors else None
+        if flat is not None:
+            counts = list(map(len, results))
+        else:
+            encode = _codec.encode_row
+            encoded = _map_rows(lambda outs: list(map(encode, outs)), results, errors, _ENCODE_FAILED)
+            if errors:
+                encoded = [[] if e is _FAILED else e for e in encoded]
+            counts = list(map(len, encoded))
+            flat = list(chain.from_iterable(encoded))
+        out_data, out_offsets = _codec.join_rows(flat)
 
     else:  # map, key-selector, timestamp-assigner: one output per input
         if kind is Kind.TIMESTAMP_ASSIGNER:
@@ -144,7 +157,9 @@ def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
         else:
             call = fn
         results = _map_rows(call, values, errors, "")
-        encoded = _map_rows(_codec.encode_row, results, errors, _ENCODE_FAILED)
+        encoded = _encode_all(results) if not errors else None
+        if encoded is None:
+            encoded = _map_rows(_codec.encode_row, results, errors, _ENCODE_FAILED)
         if errors:
             counts = [0 if e is _FAILED else 1 for e in encoded]
             encoded = [e for e in encoded if e is not _FAILED]
