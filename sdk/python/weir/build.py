@@ -108,6 +108,15 @@ def stage(plugin_dir: Path, into: Path) -> None:
     (into / f"{GLUE_MODULE}.py").write_text(_GLUE_SOURCE, encoding="utf-8")
 
 
+def _error_text(output: str) -> str:
+    """componentize-py's error without the traceback of its Python entry point."""
+    lines = output.strip().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("AssertionError: "):  # how componentize-py's script() reports errors
+            return "\n".join([line[len("AssertionError: "):]] + lines[i + 1 :])
+    return "\n".join(lines)
+
+
 def build(plugin_dir: Path, wit_dir: Path, output: Path, quiet: bool = False) -> Plugin:
     """Build `plugin_dir` into the component `output`; see the module doc."""
     if not plugin_dir.is_dir():
@@ -127,6 +136,9 @@ def build(plugin_dir: Path, wit_dir: Path, output: Path, quiet: bool = False) ->
     else:
         env.pop("VIRTUAL_ENV", None)
 
+    # anyhow would append a Rust backtrace to every componentize-py error when RUST_BACKTRACE is set.
+    env.setdefault("RUST_LIB_BACKTRACE", "0")
+
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="weir-build-") as tmp:
         staged = Path(tmp) / "app"
@@ -144,7 +156,7 @@ def build(plugin_dir: Path, wit_dir: Path, output: Path, quiet: bool = False) ->
         except OSError as exc:
             raise BuildError(f"cannot run componentize-py ({args[0]}): {exc}; run `just setup`") from exc
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip()
+        detail = _error_text(proc.stderr or proc.stdout)
         raise BuildError(
             f"componentize-py failed (exit {proc.returncode}) building {plugin_dir} against "
             f"{wit_dir} world {WORLD}:\n{detail}\n"
