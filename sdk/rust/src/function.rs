@@ -1,0 +1,137 @@
+//! The function table: what a plugin holds and how the dispatcher reaches each function.
+//!
+//! The attribute macros (`#[weir::map]` and friends) turn a plain Rust function into a
+//! [`Function`]: its name, its [`FunctionKind`] and a monomorphised *row invoker* that
+//! decodes one MessagePack row, calls the user's function and writes the result. Holding
+//! plain `fn` pointers keeps the table `const`-constructible, so `plugin!` can build it as a
+//! `static` with no start-up work inside the component, and the hot loop makes one
+//! indirect call per row with no boxing.
+
+use crate::batch::RowWriter;
+
+/// The SDK string reported by `describe`, e.g. `weir-sdk-rust 0.1.0`.
+pub const SDK: &str = concat!("weir-sdk-rust ", env!("CARGO_PKG_VERSION"));
+
+/// What a function does with each row; mirrors the WIT `function-kind` of the transform
+/// interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    /// One output row per input row (`#[weir::map]`).
+    Map,
+    /// The input row, kept or dropped (`#[weir::filter]`).
+    Filter,
+    /// Any number of output rows per input row (`#[weir::flat_map]`).
+    FlatMap,
+    /// One output row per input row: the record's key (`#[weir::key_selector]`).
+    KeySelector,
+    /// One output row per input row: the event time in ms as an `i64`
+    /// (`#[weir::timestamp_assigner]`).
+    TimestampAssigner,
+}
+
+impl FunctionKind {
+    /// The WIT spelling, e.g. `flat-map` (for messages and logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::Map => "map",
+            FunctionKind::Filter => "filter",
+            FunctionKind::FlatMap => "flat-map",
+            FunctionKind::KeySelector => "key-selector",
+            FunctionKind::TimestampAssigner => "timestamp-assigner",
+        }
+    }
+}
+
+impl std::fmt::Display for FunctionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Runs one function on one input row, appending its output rows to the writer.
+///
+/// An `Err` is that row's error message; the dispatcher rolls back whatever the invoker
+/// wrote for the row, so a half-written flat-map never leaks output.
+pub type RowInvoker = fn(row: &[u8], out: &mut RowWriter) -> Result<(), String>;
+
+/// One registered function of a plugin. Built by the attribute macros; you rarely touch it.
+#[derive(Clone, Copy)]
+pub struct Function {
+    name: &'static str,
+    kind: FunctionKind,
+    invoke: RowInvoker,
+}
+
+impl Function {
+    /// A function named `name` of kind `kind` whose rows go through `invoke`.
+    pub const fn new(name: &'static str, kind: FunctionKind, invoke: RowInvoker) -> Self {
+        Function { name, kind, invoke }
+    }
+
+    /// The name the host calls it by (the Rust function's name).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// What it does with each row.
+    pub fn kind(&self) -> FunctionKind {
+        self.kind
+    }
+
+    pub(crate) fn invoker(&self) -> RowInvoker {
+        self.invoke
+    }
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plugin: its name, version and function table. `weir::plugin!` defines one as the
+/// `static PLUGIN` of your crate; the component export and [`crate::testing::Harness`] both
+/// serve it.
+#[derive(Debug)]
+pub struct Plugin {
+    name: &'static str,
+    version: &'static str,
+    functions: &'static [Function],
+}
+
+impl Plugin {
+    /// A plugin from its parts (what `weir::plugin!` expands to).
+    pub const fn new(
+        name: &'static str,
+        version: &'static str,
+        functions: &'static [Function],
+    ) -> Self {
+        Plugin { name, version, functions }
+    }
+
+    /// Plugin name, e.g. `upper`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Plugin version (semver), e.g. `0.1.0`.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// Every function, in the order `plugin!` listed them.
+    pub fn functions(&self) -> &'static [Function] {
+        self.functions
+    }
+
+    /// The function called `name`, if the plugin has one.
+    ///
+    /// A linear scan: a plugin holds a handful of functions and the lookup happens once per
+    /// batch, not per row.
+    pub fn function(&self, name: &str) -> Option<&'static Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}

@@ -1,0 +1,197 @@
+//! Run a plugin's functions locally, through the same path the component takes.
+//!
+//! A [`Harness`] encodes your input values as MessagePack rows in one flat batch (structs as
+//! maps, as the host sends them), calls the dispatcher the component export calls, and
+//! decodes the output batch. So a unit test covers the row decoding, the function, the error
+//! handling and the encoding, not just the function body, and needs no host and no Wasm.
+//!
+//! ```
+//! use weir_sdk as weir;
+//!
+//! #[weir::map]
+//! fn upper(s: String) -> String {
+//!     s.to_uppercase()
+//! }
+//!
+//! #[weir::map]
+//! fn parse_int(s: String) -> Result<i64, std::num::ParseIntError> {
+//!     s.trim().parse()
+//! }
+//!
+//! #[weir::filter]
+//! fn is_long(s: &str) -> bool {
+//!     s.len() > 4
+//! }
+//!
+//! weir::plugin! { name: "demo", version: "0.1.0", functions: [upper, parse_int, is_long] }
+//!
+//! # fn main() {
+//! let harness = weir::testing::Harness::new(&PLUGIN);
+//! // One output per row, panicking on a row error:
+//! assert_eq!(harness.map::<_, String>("upper", ["a", "b"]), ["A", "B"]);
+//! // Keep or drop, per input row:
+//! assert_eq!(harness.filter("is_long", ["hi", "hello"]), [false, true]);
+//! // Everything, including per-row errors:
+//! let out = harness.apply::<_, i64>("parse_int", ["42", "x"]);
+//! assert_eq!(out[0], Ok(vec![42]));
+//! assert!(out[1].is_err());
+//! # }
+//! ```
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::dispatch::{self, ApplyError, TransformOutput};
+use crate::function::Plugin;
+
+/// Why a harness call could not produce per-row results.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// An input value could not be encoded as MessagePack.
+    #[error("cannot encode input row {index} as MessagePack: {message}")]
+    Encode { index: usize, message: String },
+    /// The whole call failed, as it would in the host.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// An output row did not decode as the type the test asked for.
+    #[error("output row {output} (from input row {input}) does not decode as {ty}: {message}")]
+    Decode {
+        input: usize,
+        output: usize,
+        ty: &'static str,
+        message: String,
+    },
+}
+
+/// Runs the functions of one plugin table (the `PLUGIN` static that `weir::plugin!` defines).
+///
+/// The convenience methods ([`map`](Self::map), [`filter`](Self::filter),
+/// [`flat_map`](Self::flat_map)) panic on a row error, which is what a test wants when it
+/// expects none; use [`apply`](Self::apply) to look at errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Harness {
+    plugin: &'static Plugin,
+}
+
+impl Harness {
+    /// A harness over `plugin`'s functions.
+    pub fn new(plugin: &'static Plugin) -> Self {
+        Harness { plugin }
+    }
+
+    /// The plugin under test (name, version, functions: what `describe` reports).
+    pub fn plugin(&self) -> &'static Plugin {
+        self.plugin
+    }
+
+    /// Applies function `name` to `rows` as one batch and returns the raw output batch.
+    pub fn apply_encoded<I: Serialize>(
+        &self,
+        name: &str,
+        rows: impl IntoIterator<Item = I>,
+    ) -> Result<TransformOutput, HarnessError> {
+        let mut data = Vec::new();
+        let mut offsets = vec![0u32];
+        for (index, row) in rows.into_iter().enumerate() {
+            rmp_serde::encode::write_named(&mut data, &row)
+                .map_err(|e| HarnessError::Encode { index, message: e.to_string() })?;
+            let end = u32::try_from(data.len()).map_err(|_| HarnessError::Encode {
+                index,
+                message: "the batch exceeds 4 GiB".into(),
+            })?;
+            offsets.push(end);
+        }
+        Ok(dispatch::apply(self.plugin, name, &data, &offsets)?)
+    }
+
+    /// Applies function `name` to `rows`; for each input row, its output rows or its error.
+    pub fn try_apply<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        rows: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<Result<Vec<O>, String>>, HarnessError> {
+        let output = self.apply_encoded(name, rows)?;
+        let mut errors = output.errors.into_iter().peekable();
+        let mut results = Vec::with_capacity(output.counts.len());
+        let mut next = 0usize;
+        for (input, &count) in output.counts.iter().enumerate() {
+            if let Some(error) = errors.next_if(|e| e.index as usize == input) {
+                results.push(Err(error.message));
+                continue;
+            }
+            let mut rows = Vec::with_capacity(count as usize);
+            for output_index in next..next + count as usize {
+                let start = output.offsets[output_index] as usize;
+                let end = output.offsets[output_index + 1] as usize;
+                let value = rmp_serde::from_slice(&output.data[start..end]).map_err(|e| {
+                    HarnessError::Decode {
+                        input,
+                        output: output_index,
+                        ty: std::any::type_name::<O>(),
+                        message: e.to_string(),
+                    }
+                })?;
+                rows.push(value);
+            }
+            next += count as usize;
+            results.push(Ok(rows));
+        }
+        Ok(results)
+    }
+
+    /// Like [`try_apply`](Self::try_apply), panicking if the whole call fails (an unknown
+    /// function, say).
+    #[track_caller]
+    pub fn apply<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        rows: impl IntoIterator<Item = I>,
+    ) -> Vec<Result<Vec<O>, String>> {
+        self.try_apply(name, rows).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The one output row of each input row, for maps, key selectors and timestamp assigners.
+    /// Panics on a row error or on a count other than one.
+    #[track_caller]
+    pub fn map<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        rows: impl IntoIterator<Item = I>,
+    ) -> Vec<O> {
+        self.apply(name, rows)
+            .into_iter()
+            .enumerate()
+            .map(|(index, result)| match result {
+                Ok(mut rows) if rows.len() == 1 => rows.remove(0),
+                Ok(rows) => panic!("`{name}` gave {} rows for input row {index}, not 1", rows.len()),
+                Err(e) => panic!("`{name}` failed on input row {index}: {e}"),
+            })
+            .collect()
+    }
+
+    /// Whether a filter kept each input row. Panics on a row error.
+    #[track_caller]
+    pub fn filter<I: Serialize>(&self, name: &str, rows: impl IntoIterator<Item = I>) -> Vec<bool> {
+        let output = self.apply_encoded(name, rows).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(error) = output.errors.first() {
+            panic!("`{name}` failed on input row {}: {}", error.index, error.message);
+        }
+        output.counts.iter().map(|&count| count > 0).collect()
+    }
+
+    /// The output rows of each input row, for flat-maps. Panics on a row error.
+    #[track_caller]
+    pub fn flat_map<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        rows: impl IntoIterator<Item = I>,
+    ) -> Vec<Vec<O>> {
+        self.apply(name, rows)
+            .into_iter()
+            .enumerate()
+            .map(|(index, result)| {
+                result.unwrap_or_else(|e| panic!("`{name}` failed on input row {index}: {e}"))
+            })
+            .collect()
+    }
+}
