@@ -1,0 +1,43 @@
+//! A component for ABI `weir:plugin@9.0.0`: the host must reject it with a clear message
+//! about the ABI version instead of failing somewhere deeper.
+//!
+//! It exports the same interfaces as a real plugin (an identity map named `identity`), so
+//! the only thing wrong with it is the version.
+
+wit_bindgen::generate!({
+    world: "transform-plugin",
+    path: "wit",
+});
+
+use exports::weir::plugin::describe;
+use exports::weir::plugin::transform;
+use weir::plugin::types;
+
+struct WrongAbi;
+
+impl describe::Guest for WrongAbi {
+    fn describe() -> types::PluginInfo {
+        types::PluginInfo {
+            name: "wrong-abi".into(),
+            version: "9.0.0".into(),
+            sdk: "wrong-abi-rust 0.1.0".into(),
+            functions: vec![types::FunctionInfo {
+                name: "identity".into(),
+                kind: types::FunctionKind::Map,
+                encoding: types::RowEncoding::Msgpack,
+            }],
+        }
+    }
+}
+
+impl transform::Guest for WrongAbi {
+    fn apply(name: String, input: types::Batch) -> Result<transform::TransformOutput, String> {
+        if name != "identity" {
+            return Err(format!("no function `{name}`"));
+        }
+        let counts = vec![1; input.offsets.len().saturating_sub(1)];
+        Ok(transform::TransformOutput { rows: input, counts, errors: Vec::new() })
+    }
+}
+
+export!(WrongAbi);
