@@ -1,0 +1,207 @@
+//! The `weir` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::env::StreamEnvironment;
+use crate::plugin::{ABI_VERSION, PluginRuntime, SandboxLimits, default_cache_dir, kind_name};
+
+/// The WIT package plugins are built against, embedded so `weir plugin build` works anywhere.
+pub const PLUGIN_WIT: &str = include_str!("../../wit/plugin.wit");
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "A stream processor whose user functions are WebAssembly components")]
+pub struct Cli {
+    /// Where compiled plugins are cached [default: $WEIR_CACHE_DIR or ~/.cache/weir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a job file until its sources end (Ctrl-C stops it).
+    Run {
+        /// The job file (YAML).
+        job: PathBuf,
+        /// Print a summary (records in/out, dead letters, time) to stderr at the end.
+        #[arg(long)]
+        summary: bool,
+    },
+    /// Validate a job file and load its plugins, without running it.
+    Check { job: PathBuf },
+    /// Build and inspect plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Build a plugin folder into a component: a Rust crate (Cargo.toml) with weir-sdk,
+    /// or a Python folder (app.py) with the Python weir-sdk and componentize-py.
+    Build {
+        /// The plugin's folder.
+        dir: PathBuf,
+        /// Output file [default: DIR/<folder name>.wasm]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Load a component and print what it is: ABI, name, version, functions.
+    Inspect { file: PathBuf },
+    /// Print the WIT package plugins are built against.
+    Wit,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let cache_dir = cli.cache_dir.unwrap_or_else(default_cache_dir);
+    match cli.command {
+        Cmd::Run { job, summary } => run_job(&job, cache_dir, summary),
+        Cmd::Check { job } => {
+            let spec = crate::job::load(&job)?;
+            let env = spec.build_in(env_with_cache(cache_dir))?;
+            env.graph(&spec.name).with_context(|| format!("{}", job.display()))?;
+            println!("{}: ok ({} steps, {} plugins)", job.display(), spec.pipeline.len(), spec.plugins.len());
+            Ok(())
+        }
+        Cmd::Plugin { command: PluginCmd::Build { dir, output } } => build_plugin(&dir, output),
+        Cmd::Plugin { command: PluginCmd::Inspect { file } } => inspect(&file, cache_dir),
+        Cmd::Plugin { command: PluginCmd::Wit } => {
+            print!("{PLUGIN_WIT}");
+            Ok(())
+        }
+    }
+}
+
+fn env_with_cache(cache_dir: PathBuf) -> StreamEnvironment {
+    let env = StreamEnvironment::new();
+    env.set_cache_dir(cache_dir);
+    env
+}
+
+fn run_job(path: &Path, cache_dir: PathBuf, summary: bool) -> Result<()> {
+    let spec = crate::job::load(path)?;
+    let env = spec.build_in(env_with_cache(cache_dir))?;
+    let report = env.execute(&spec.name).with_context(|| format!("job `{}` ({}) failed", spec.name, path.display()))?;
+    tracing::info!(
+        job = %report.name, records_in = report.records_in, records_out = report.records_out,
+        dead_letters = report.dead_letters, elapsed_ms = report.elapsed.as_millis() as u64, "job finished"
+    );
+    if summary {
+        eprintln!(
+            "job `{}` finished: {} records in, {} out, {} dead letters, {:.1} ms (backpressure {:.1} ms)",
+            report.name,
+            report.records_in,
+            report.records_out,
+            report.dead_letters,
+            report.elapsed.as_secs_f64() * 1e3,
+            report.backpressure.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {
+    let runtime = PluginRuntime::new(cache_dir)?;
+    let plugin = runtime.load(file, SandboxLimits::default()).with_context(|| format!("{}", file.display()))?;
+    let info = plugin.info();
+    println!("plugin:   {} {}", info.name, info.version);
+    println!("abi:      weir:plugin@{ABI_VERSION}");
+    println!("sdk:      {}", info.sdk);
+    println!("sha256:   {}", plugin.sha256());
+    println!("functions:");
+    for f in &info.functions {
+        println!("  {:<24} {:<18} {:?}", f.name, kind_name(f.kind), f.encoding);
+    }
+    Ok(())
+}
+
+/// Build a plugin folder: Rust through cargo, Python through the Python SDK's builder.
+fn build_plugin(dir: &Path, output: Option<PathBuf>) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} is not a folder; give the plugin's folder (with Cargo.toml or app.py)", dir.display());
+    }
+    let folder = dir.canonicalize()?.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+    let output = output.unwrap_or_else(|| dir.join(format!("{folder}.wasm")));
+    if dir.join("Cargo.toml").is_file() {
+        build_rust(dir, &output)
+    } else if dir.join("app.py").is_file() {
+        build_python(dir, &output)
+    } else {
+        bail!("{} has neither Cargo.toml (a Rust plugin) nor app.py (a Python plugin)", dir.display())
+    }
+}
+
+fn build_rust(dir: &Path, output: &Path) -> Result<()> {
+    let manifest = dir.join("Cargo.toml").canonicalize()?;
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics", "--manifest-path"])
+        .arg(&manifest)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run cargo; is the Rust toolchain installed?")?;
+    if !out.status.success() {
+        bail!(
+            "cargo could not build {} for wasm32-wasip2 (see above); if it says the target is missing, run `rustup target add wasm32-wasip2`",
+            dir.display()
+        );
+    }
+    let artifact = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .with_context(|| format!("cargo built {} but produced no .wasm; is it a cdylib crate using weir-sdk?", dir.display()))?;
+    std::fs::copy(&artifact, output).with_context(|| format!("cannot write {}", output.display()))?;
+    println!("built {} -> {}", dir.display(), output.display());
+    Ok(())
+}
+
+fn build_python(dir: &Path, output: &Path) -> Result<()> {
+    let python = find_python(dir);
+    let wit_dir = std::env::temp_dir().join(format!("weir-wit-{}", std::process::id()));
+    std::fs::create_dir_all(&wit_dir)?;
+    std::fs::write(wit_dir.join("plugin.wit"), PLUGIN_WIT)?;
+    let status = Command::new(&python)
+        .args(["-m", "weir", "build"])
+        .arg(dir)
+        .arg("--wit")
+        .arg(&wit_dir)
+        .arg("-o")
+        .arg(output)
+        .status()
+        .with_context(|| format!("cannot run {}; set WEIR_PYTHON to a Python with weir-sdk and componentize-py", python.display()));
+    let _ = std::fs::remove_dir_all(&wit_dir);
+    if !status?.success() {
+        bail!(
+            "the Python SDK could not build {} (see above); it needs a Python with weir-sdk and componentize-py (`just setup`, or set WEIR_PYTHON)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `WEIR_PYTHON`, else the nearest `.venv` above the plugin folder or the current folder,
+/// else `python3`.
+fn find_python(dir: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let starts = [dir.canonicalize().ok(), std::env::current_dir().ok()];
+    for start in starts.into_iter().flatten() {
+        for d in start.ancestors() {
+            let candidate = d.join(".venv/bin/python");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("python3")
+}

@@ -1,0 +1,71 @@
+//! The file source: text or JSON lines from a file or from every file of a directory.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::{ConnectorError, LineFormat, SourceContext};
+use crate::record;
+
+const NAME: &str = "source file";
+
+/// The files a file source reads: the file itself, or the regular files of a directory
+/// (not recursive, hidden files skipped) in name order, so runs are repeatable.
+pub fn list_input_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        // Opening it reports a missing file with the right error.
+        File::open(path)?;
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if entry.file_type()?.is_file() && !hidden {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn run(path: &Path, format: LineFormat, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+    fn io<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> ConnectorError + 'a {
+        move |source| ConnectorError::Io { what, path: p.display().to_string(), source }
+    }
+    for file in list_input_files(path).map_err(io("cannot read the input", path))? {
+        let mut reader = BufReader::with_capacity(256 << 10, File::open(&file).map_err(io("cannot open", &file))?);
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(io("cannot read", &file))? == 0 {
+                break;
+            }
+            number += 1;
+            let text = trim_newline(&line);
+            let origin = || format!("{}:{number}", file.display());
+            match format {
+                LineFormat::Text => match std::str::from_utf8(text) {
+                    Ok(s) => ctx.emit_str(s)?,
+                    Err(e) => ctx.dead_letter(NAME, "malformed-input", format!("line is not UTF-8: {e}"), origin(), text.to_vec())?,
+                },
+                LineFormat::Json => {
+                    if text.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    if let Err(e) = ctx.emit_with(|buf| record::json_to_msgpack(text, buf))? {
+                        ctx.dead_letter(NAME, "malformed-input", format!("line is not valid JSON: {e}"), origin(), text.to_vec())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A line without its `\n` or `\r\n`.
+pub fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}

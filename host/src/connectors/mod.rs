@@ -1,0 +1,212 @@
+//! Sources and sinks.
+//!
+//! Sources: `collection` (from_elements), `file` (text or JSON lines; a file or a directory
+//! of files), `socket` (TCP text lines, like Flink's `socketTextStream`). Sinks: `print`,
+//! `file`, `collect` (into memory, for the builder API and tests) and `discard`.
+//!
+//! Sources and sinks run as blocking tasks: their I/O is plain `std::io` with buffering,
+//! which is what line-oriented files and sockets want; batches leave through the same
+//! bounded channels as everything else, so a slow sink slows the source (backpressure).
+//! Input that cannot become a record (a line that is not JSON, bytes that are not UTF-8)
+//! goes to the dead-letter output with its file and line; the job goes on.
+
+mod collection;
+mod file_sink;
+mod file_source;
+mod print;
+mod socket;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::record::Batch;
+use crate::runtime::{DeadLetter, Disconnected, Output, Payload};
+
+pub use file_source::list_input_files;
+
+/// Line formats of the file source and sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// Each line a string record (source); strings as they are, other values as JSON (sink).
+    Text,
+    /// Each line a JSON value.
+    Json,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// Records given in the job (MessagePack values).
+    Collection { elements: Vec<Vec<u8>> },
+    /// Lines of a file, or of every file in a directory (in name order).
+    File { path: PathBuf, format: LineFormat },
+    /// Text lines read from a TCP server, until it closes the connection.
+    Socket { host: String, port: u16 },
+}
+
+impl SourceSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceSpec::Collection { .. } => "source collection",
+            SourceSpec::File { .. } => "source file",
+            SourceSpec::Socket { .. } => "source socket",
+        }
+    }
+}
+
+/// Records collected by a `collect` sink.
+pub type Collected = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Where records go.
+#[derive(Debug, Clone)]
+pub enum SinkSpec {
+    /// Standard output, one record per line.
+    Print,
+    /// Standard error, one record per line (the default dead-letter output).
+    PrintStderr,
+    File { path: PathBuf, format: LineFormat },
+    /// Into memory (MessagePack values), like Flink's `executeAndCollect`.
+    Collect(Collected),
+    Discard,
+}
+
+#[derive(Debug, Error)]
+pub enum ConnectorError {
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: String, source: std::io::Error },
+    #[error("the job was cancelled: a downstream task stopped")]
+    Disconnected,
+}
+
+impl From<Disconnected> for ConnectorError {
+    fn from(_: Disconnected) -> Self {
+        ConnectorError::Disconnected
+    }
+}
+
+/// What a source emits into: batches records, ships dead letters.
+pub struct SourceContext {
+    output: Output,
+    batch: Batch,
+    batch_size: usize,
+    dead: mpsc::Sender<Vec<DeadLetter>>,
+    pub emitted: u64,
+}
+
+impl SourceContext {
+    pub fn new(output: Output, batch_size: usize, dead: mpsc::Sender<Vec<DeadLetter>>) -> Self {
+        Self { output, batch: Batch::new(), batch_size: batch_size.max(1), dead, emitted: 0 }
+    }
+
+    /// Emit a record whose MessagePack value `write` appends to the batch buffer; an error
+    /// from `write` leaves the batch unchanged and is returned.
+    pub fn emit_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Result<(), E>, Disconnected> {
+        if let Err(e) = self.batch.push_with(write) {
+            return Ok(Err(e));
+        }
+        self.emitted += 1;
+        if self.batch.len() >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(Ok(()))
+    }
+
+    pub fn emit(&mut self, value: &[u8]) -> Result<(), Disconnected> {
+        self.emit_with(|buf| {
+            buf.extend_from_slice(value);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map(|_| ())
+    }
+
+    /// Emit a string record.
+    pub fn emit_str(&mut self, s: &str) -> Result<(), Disconnected> {
+        self.emit_with(|buf| {
+            crate::record::write_str(buf, s);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map(|_| ())
+    }
+
+    /// Send what is batched so far (at end of input, or when a live source goes quiet).
+    pub fn flush(&mut self) -> Result<(), Disconnected> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(self.batch_size, 0));
+            self.output.send_blocking(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Send input that never became a record to the dead-letter output.
+    pub fn dead_letter(&mut self, operator: &str, kind: &str, error: String, origin: String, raw: Vec<u8>) -> Result<(), Disconnected> {
+        let d = DeadLetter { operator: operator.to_string(), kind: kind.to_string(), error, origin: Some(origin), payload: Payload::Raw(raw), key: None };
+        self.dead.blocking_send(vec![d]).map_err(|_| Disconnected)
+    }
+
+    /// Time spent blocked on a full channel.
+    pub fn backpressure(&self) -> std::time::Duration {
+        self.output.blocked
+    }
+}
+
+/// Run a source to its end (or until a downstream task stops).
+pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+    match spec {
+        SourceSpec::Collection { elements } => collection::run(elements, ctx)?,
+        SourceSpec::File { path, format } => file_source::run(path, *format, ctx)?,
+        SourceSpec::Socket { host, port } => socket::run(host, *port, ctx)?,
+    }
+    ctx.flush()?;
+    Ok(())
+}
+
+/// A sink's writer: gets every batch, then `finish` once.
+pub trait SinkWriter: Send {
+    fn write(&mut self, batch: &Batch) -> Result<(), ConnectorError>;
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Open a sink. Files are created (with their directory) now, so a bad path fails the job
+/// before any record flows.
+pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+    Ok(match spec {
+        SinkSpec::Print => Box::new(print::PrintSink::stdout()),
+        SinkSpec::PrintStderr => Box::new(print::PrintSink::stderr()),
+        SinkSpec::File { path, format } => Box::new(file_sink::FileSink::create(path, *format)?),
+        SinkSpec::Collect(into) => Box::new(CollectSink(into.clone())),
+        SinkSpec::Discard => Box::new(DiscardSink),
+    })
+}
+
+struct CollectSink(Collected);
+
+impl SinkWriter for CollectSink {
+    fn write(&mut self, batch: &Batch) -> Result<(), ConnectorError> {
+        let mut into = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        into.extend(batch.iter().map(|(v, _)| v.to_vec()));
+        Ok(())
+    }
+}
+
+struct DiscardSink;
+
+impl SinkWriter for DiscardSink {
+    fn write(&mut self, _batch: &Batch) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Write one record as a line: strings as they are, other values as JSON (`Text`), or
+/// every value as JSON (`Json`).
+pub fn write_line(out: &mut impl std::io::Write, value: &[u8], format: LineFormat) -> std::io::Result<()> {
+    match format {
+        LineFormat::Text => out.write_all(crate::record::display_value(value).as_bytes())?,
+        LineFormat::Json => out.write_all(crate::record::json_of(value).to_string().as_bytes())?,
+    }
+    out.write_all(b"\n")
+}

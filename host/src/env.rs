@@ -1,0 +1,453 @@
+//! The builder API, shaped like Flink's DataStream API.
+//!
+//! ```no_run
+//! use weir::env::StreamEnvironment;
+//!
+//! # fn main() -> Result<(), weir::env::EnvError> {
+//! let env = StreamEnvironment::new();
+//! let upper = env.load_plugin("plugins/upper-rust/upper-rust.wasm")?;
+//! env.from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"])
+//!     .map(upper.function("upper"))
+//!     .print();
+//! env.execute("First Program")?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Mistakes that can be caught while building (a function of the wrong kind, `count`
+//! without `key_by`) are kept and returned by [`StreamEnvironment::execute`], so that a
+//! pipeline reads as one chain of calls, as in Flink.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::connectors::{Collected, LineFormat, SinkSpec, SourceSpec};
+use crate::graph::{JobConfig, JobGraph, Step, StepKind};
+use crate::operator::{
+    KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
+    TransformOperator,
+};
+use crate::plugin::{FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits, default_cache_dir};
+use crate::runtime::{JobReport, RuntimeError};
+
+#[derive(Debug, Error)]
+pub enum EnvError {
+    #[error("plugin {path}: {source}")]
+    Plugin { path: PathBuf, source: PluginError },
+    #[error("{0}")]
+    Build(String),
+    #[error("the job has no sink: end the pipeline with print(), sink_to() or collect()")]
+    NoSink,
+    #[error("the job has two pipelines; one environment runs one source-to-sink pipeline for now")]
+    TwoPipelines,
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot start the job's runtime: {0}")]
+    Start(std::io::Error),
+}
+
+/// Where a job starts: its settings, its plugins, and the pipeline being built.
+#[derive(Clone)]
+pub struct StreamEnvironment {
+    state: Arc<Mutex<EnvState>>,
+}
+
+struct EnvState {
+    config: JobConfig,
+    limits: SandboxLimits,
+    cache_dir: PathBuf,
+    runtime: Option<Arc<PluginRuntime>>,
+    plugins: HashMap<PathBuf, Plugin>,
+    dead_letter: SinkSpec,
+    pipelines: Vec<(SourceSpec, Vec<Step>, SinkSpec)>,
+    errors: Vec<String>,
+}
+
+impl Default for StreamEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamEnvironment {
+    pub fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(EnvState {
+                config: JobConfig::default(),
+                limits: SandboxLimits::default(),
+                cache_dir: default_cache_dir(),
+                runtime: None,
+                plugins: HashMap::new(),
+                dead_letter: SinkSpec::PrintStderr,
+                pipelines: Vec::new(),
+                errors: Vec::new(),
+            })),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, EnvState> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parallelism of keyed steps that do not set their own.
+    pub fn set_parallelism(&self, parallelism: usize) -> &Self {
+        self.state().config.default_parallelism = parallelism.max(1);
+        self
+    }
+
+    /// Records per batch emitted by sources.
+    pub fn set_batch_size(&self, rows: usize) -> &Self {
+        self.state().config.batch_size = rows.max(1);
+        self
+    }
+
+    pub fn set_max_parallelism(&self, key_groups: u16) -> &Self {
+        self.state().config.max_parallelism = key_groups.max(1);
+        self
+    }
+
+    /// Sandbox limits of every plugin instance; set before loading plugins.
+    pub fn set_limits(&self, limits: SandboxLimits) -> &Self {
+        self.state().limits = limits;
+        self
+    }
+
+    /// Where compiled components are cached (default: `WEIR_CACHE_DIR` or ~/.cache/weir).
+    pub fn set_cache_dir(&self, dir: impl Into<PathBuf>) -> &Self {
+        self.state().cache_dir = dir.into();
+        self
+    }
+
+    /// Where failed records go (default: stderr, one JSON line each).
+    pub fn set_dead_letter(&self, sink: SinkSpec) -> &Self {
+        self.state().dead_letter = sink;
+        self
+    }
+
+    /// Load (compile or fetch from the cache, check, describe) a plugin component.
+    pub fn load_plugin(&self, path: impl AsRef<Path>) -> Result<PluginRef, EnvError> {
+        let path = path.as_ref().to_path_buf();
+        let mut state = self.state();
+        if let Some(p) = state.plugins.get(&path) {
+            return Ok(PluginRef { plugin: p.clone() });
+        }
+        let runtime = match &state.runtime {
+            Some(r) => r.clone(),
+            None => {
+                let r = PluginRuntime::new(state.cache_dir.clone()).map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
+                state.runtime = Some(r.clone());
+                r
+            }
+        };
+        let plugin = runtime.load(&path, state.limits).map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
+        state.plugins.insert(path, plugin.clone());
+        Ok(PluginRef { plugin })
+    }
+
+    fn stream(&self, source: SourceSpec) -> DataStream {
+        DataStream { env: self.clone(), source, steps: Vec::new(), keyed: false }
+    }
+
+    /// A bounded stream of the given values (any serde type; structs become maps).
+    pub fn from_elements<T: Serialize>(&self, elements: impl IntoIterator<Item = T>) -> DataStream {
+        let mut encoded = Vec::new();
+        for e in elements {
+            match rmp_serde::to_vec_named(&e) {
+                Ok(v) => encoded.push(v),
+                Err(err) => self.state().errors.push(format!("from_elements: cannot encode an element: {err}")),
+            }
+        }
+        self.stream(SourceSpec::Collection { elements: encoded })
+    }
+
+    /// Lines of a text file, or of every file in a directory.
+    pub fn read_text_file(&self, path: impl Into<PathBuf>) -> DataStream {
+        self.stream(SourceSpec::File { path: path.into(), format: LineFormat::Text })
+    }
+
+    /// JSON values, one per line, of a file or of every file in a directory.
+    pub fn read_json_lines(&self, path: impl Into<PathBuf>) -> DataStream {
+        self.stream(SourceSpec::File { path: path.into(), format: LineFormat::Json })
+    }
+
+    /// Text lines read from a TCP server until it closes the connection.
+    pub fn socket_text_stream(&self, host: impl Into<String>, port: u16) -> DataStream {
+        self.stream(SourceSpec::Socket { host: host.into(), port })
+    }
+
+    pub fn from_source(&self, source: SourceSpec) -> DataStream {
+        self.stream(source)
+    }
+
+    /// The job graph of what was built, checked.
+    pub fn graph(&self, name: &str) -> Result<JobGraph, EnvError> {
+        let mut state = self.state();
+        if let Some(e) = state.errors.first() {
+            return Err(EnvError::Build(e.clone()));
+        }
+        let mut pipelines = std::mem::take(&mut state.pipelines);
+        let (source, steps, sink) = match pipelines.len() {
+            0 => return Err(EnvError::NoSink),
+            1 => pipelines.remove(0),
+            _ => return Err(EnvError::TwoPipelines),
+        };
+        Ok(JobGraph {
+            name: name.to_string(),
+            source,
+            steps,
+            sink,
+            dead_letter: state.dead_letter.clone(),
+            config: state.config.clone(),
+        })
+    }
+
+    /// Run the job to its end (bounded sources) and report what it did. Blocks; inside an
+    /// async context use [`StreamEnvironment::execute_async`].
+    pub fn execute(&self, name: &str) -> Result<JobReport, EnvError> {
+        let graph = self.graph(name)?;
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(EnvError::Start)?;
+        Ok(rt.block_on(crate::runtime::execute(graph))?)
+    }
+
+    pub async fn execute_async(&self, name: &str) -> Result<JobReport, EnvError> {
+        let graph = self.graph(name)?;
+        Ok(crate::runtime::execute(graph).await?)
+    }
+}
+
+/// A loaded plugin, to pick functions from.
+#[derive(Clone, Debug)]
+pub struct PluginRef {
+    plugin: Plugin,
+}
+
+impl PluginRef {
+    /// The function `name` of this plugin (its kind is checked where it is used).
+    pub fn function(&self, name: &str) -> Function {
+        Function::Plugin { plugin: self.plugin.clone(), name: name.to_string() }
+    }
+
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+}
+
+/// A function a step runs.
+#[derive(Clone)]
+pub enum Function {
+    Plugin { plugin: Plugin, name: String },
+}
+
+/// How `key_by` finds keys.
+#[derive(Clone)]
+pub enum KeySelector {
+    /// A field of map records.
+    Field(String),
+    /// A key-selector plugin function.
+    Function(Function),
+}
+
+impl From<Function> for KeySelector {
+    fn from(f: Function) -> Self {
+        KeySelector::Function(f)
+    }
+}
+
+impl From<&str> for KeySelector {
+    fn from(field: &str) -> Self {
+        KeySelector::Field(field.to_string())
+    }
+}
+
+/// A stream being built: a source and the steps after it.
+pub struct DataStream {
+    env: StreamEnvironment,
+    source: SourceSpec,
+    steps: Vec<Step>,
+    keyed: bool,
+}
+
+impl DataStream {
+    fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
+        self.keyed = kind == StepKind::KeyBy;
+        self.steps.push(Step { name, kind, parallelism: None, factory });
+        self
+    }
+
+    fn fail(self, message: String) -> Self {
+        self.env.state().errors.push(message);
+        self
+    }
+
+    fn transform(self, kind: TransformKind, f: Function) -> Self {
+        let Function::Plugin { plugin, name } = f;
+        let step_name = format!("{}[{}] {}.{}", kind.as_str(), self.steps.len(), plugin.label(), name);
+        if let Err(e) = plugin.function(&name, &[kind.function_kind()]) {
+            return self.fail(format!("{step_name}: {e}"));
+        }
+        let op_name = step_name.clone();
+        let factory: OperatorFactory = Arc::new(move || {
+            let t = plugin
+                .transformer(&name, &[kind.function_kind()])
+                .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
+            Ok(Box::new(TransformOperator::new(op_name.clone(), t)) as Box<dyn Operator>)
+        });
+        self.push(step_name, StepKind::Stateless, factory)
+    }
+
+    /// One output record per input record.
+    pub fn map(self, f: Function) -> Self {
+        self.transform(TransformKind::Map, f)
+    }
+
+    /// Keep the records the function accepts.
+    pub fn filter(self, f: Function) -> Self {
+        self.transform(TransformKind::Filter, f)
+    }
+
+    /// Any number of output records per input record.
+    pub fn flat_map(self, f: Function) -> Self {
+        self.transform(TransformKind::FlatMap, f)
+    }
+
+    /// A map by a native Rust closure over serde types (decoded and encoded as a Rust
+    /// plugin would: structs as maps). The closure is cloned for each parallel instance.
+    pub fn map_native<T, U, F>(self, name: &str, f: F) -> Self
+    where
+        T: DeserializeOwned + 'static,
+        U: Serialize + 'static,
+        F: Fn(T) -> U + Clone + Send + Sync + 'static,
+    {
+        let step_name = format!("map[{}] native {name}", self.steps.len());
+        let op_name = step_name.clone();
+        let factory: OperatorFactory =
+            Arc::new(move || Ok(Box::new(NativeMap::typed(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        self.push(step_name, StepKind::Stateless, factory)
+    }
+
+    /// Partition by key: records with the same key go to the same parallel instance of
+    /// the keyed step that follows.
+    pub fn key_by(self, selector: impl Into<KeySelector>) -> KeyedStream {
+        let selector = selector.into();
+        let index = self.steps.len();
+        let stream = match selector {
+            KeySelector::Field(field) => {
+                let step_name = format!("key_by[{index}] field {field}");
+                let op_name = step_name.clone();
+                let factory: OperatorFactory = Arc::new(move || {
+                    let source = crate::operator::KeySource::Field(field.clone());
+                    Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
+                });
+                self.push(step_name, StepKind::KeyBy, factory)
+            }
+            KeySelector::Function(Function::Plugin { plugin, name }) => {
+                let step_name = format!("key_by[{index}] {}.{}", plugin.label(), name);
+                if let Err(e) = plugin.function(&name, &[FunctionKind::KeySelector]) {
+                    return KeyedStream { stream: self.fail(format!("{step_name}: {e}")) };
+                }
+                let op_name = step_name.clone();
+                let factory: OperatorFactory = Arc::new(move || {
+                    let t = plugin
+                        .transformer(&name, &[FunctionKind::KeySelector])
+                        .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
+                    let source = crate::operator::KeySource::Selector(t);
+                    Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
+                });
+                self.push(step_name, StepKind::KeyBy, factory)
+            }
+        };
+        KeyedStream { stream }
+    }
+
+    /// Parallelism of the last step (like Flink's `setParallelism` on an operator).
+    pub fn set_parallelism(mut self, parallelism: usize) -> Self {
+        match self.steps.last_mut() {
+            Some(step) => step.parallelism = Some(parallelism),
+            None => return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into()),
+        }
+        self
+    }
+
+    /// End the pipeline in a sink.
+    pub fn sink_to(self, sink: SinkSpec) {
+        let mut state = self.env.state();
+        state.pipelines.push((self.source, self.steps, sink));
+    }
+
+    /// Print every record to stdout, one per line.
+    pub fn print(self) {
+        self.sink_to(SinkSpec::Print);
+    }
+
+    /// Write every record to a file, one per line.
+    pub fn write_to_file(self, path: impl Into<PathBuf>, format: LineFormat) {
+        self.sink_to(SinkSpec::File { path: path.into(), format });
+    }
+
+    /// Collect every record (MessagePack) into memory; read it after `execute`.
+    pub fn collect(self) -> Collected {
+        let into: Collected = Arc::default();
+        self.sink_to(SinkSpec::Collect(into.clone()));
+        into
+    }
+
+    /// Throw records away (for benchmarks).
+    pub fn discard(self) {
+        self.sink_to(SinkSpec::Discard);
+    }
+}
+
+/// A stream partitioned by key, waiting for a keyed step.
+pub struct KeyedStream {
+    stream: DataStream,
+}
+
+impl KeyedStream {
+    fn rolling(self, kind: RollingKind) -> DataStream {
+        let stream = self.stream;
+        if !stream.keyed {
+            let message = format!("{}: needs a keyed stream: put `key_by` right before it", kind.as_str());
+            return stream.fail(message);
+        }
+        let step_name = format!("{}[{}]", kind.as_str(), stream.steps.len());
+        let op_name = step_name.clone();
+        let factory: OperatorFactory =
+            Arc::new(move || Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>));
+        stream.push(step_name, StepKind::Keyed, factory)
+    }
+
+    /// A running count per key: emits `{"key": k, "count": n}` for every record.
+    pub fn count(self) -> DataStream {
+        self.rolling(RollingKind::Count)
+    }
+
+    /// A running sum of `field` per key.
+    pub fn sum(self, field: &str) -> DataStream {
+        self.rolling(RollingKind::Sum(field.to_string()))
+    }
+
+    pub fn min(self, field: &str) -> DataStream {
+        self.rolling(RollingKind::Min(field.to_string()))
+    }
+
+    pub fn max(self, field: &str) -> DataStream {
+        self.rolling(RollingKind::Max(field.to_string()))
+    }
+
+    /// A keyed stream from a stream whose last step is `key_by` (job files build steps one
+    /// at a time); a stream without one is refused by the keyed step.
+    pub(crate) fn from_keyed(stream: DataStream) -> Self {
+        Self { stream }
+    }
+
+    /// The keyed stream as a plain stream (Flink's KeyedStream is a DataStream too).
+    pub fn into_stream(self) -> DataStream {
+        self.stream
+    }
+}

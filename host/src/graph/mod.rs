@@ -1,0 +1,216 @@
+//! The job graph: what a job is made of, and how it becomes parallel tasks.
+//!
+//! A [`JobGraph`] is the logical plan: one source, a chain of steps, one sink, and a
+//! dead-letter output. [`plan`] turns it into [`Stage`]s, the physical tasks:
+//! - stateless steps are **fused** into one stage (one task per parallel instance, no
+//!   channel between them), as Flink chains operators;
+//! - a step with another parallelism starts a new stage fed by **rebalance**;
+//! - `key_by` ends its stage; the keyed step after it starts a new stage fed by **key
+//!   group** (at the job's default parallelism unless the step sets one).
+//!
+//! A step without its own parallelism keeps its input's, so `source -> map -> print` is one
+//! ordered chain, as users of `from_elements(..).map(..).print()` expect. The graph knows
+//! operators only as named factories: nothing here knows about plugins or wasmtime.
+
+use thiserror::Error;
+
+use crate::connectors::{SinkSpec, SourceSpec};
+use crate::operator::OperatorFactory;
+use crate::runtime::Partitioning;
+
+/// How a step relates to keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// Works record by record (map, filter, flat_map).
+    Stateless,
+    /// Sets the key of every record; the stream after it is partitioned by key.
+    KeyBy,
+    /// Needs keyed input: must come right after `key_by`.
+    Keyed,
+}
+
+/// One step of the pipeline.
+#[derive(Clone)]
+pub struct Step {
+    /// Unique in the job, e.g. `map[0] upper@0.1.0.upper`.
+    pub name: String,
+    pub kind: StepKind,
+    /// Parallel instances; `None` inherits the input's (or the job default after key_by).
+    pub parallelism: Option<usize>,
+    pub factory: OperatorFactory,
+}
+
+/// Job-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobConfig {
+    /// Parallelism of keyed steps that do not set their own (default: the number of cores).
+    pub default_parallelism: usize,
+    /// Number of key groups (the most instances a keyed step can have).
+    pub max_parallelism: u16,
+    /// Records per batch the sources emit.
+    pub batch_size: usize,
+    /// Batches a channel holds before its sender blocks (backpressure).
+    pub channel_capacity: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        Self {
+            default_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_parallelism: crate::runtime::DEFAULT_MAX_PARALLELISM,
+            batch_size: 1024,
+            channel_capacity: 16,
+        }
+    }
+}
+
+/// The logical plan of a job.
+#[derive(Clone)]
+pub struct JobGraph {
+    pub name: String,
+    pub source: SourceSpec,
+    pub steps: Vec<Step>,
+    pub sink: SinkSpec,
+    pub dead_letter: SinkSpec,
+    pub config: JobConfig,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GraphError {
+    #[error("`{step}` needs a keyed stream: put `key_by` right before it")]
+    NotKeyed { step: String },
+    #[error("`{step}` has parallelism {parallelism}; it must be between 1 and {max} (the job's max_parallelism)")]
+    Parallelism { step: String, parallelism: usize, max: usize },
+}
+
+/// A physical stage: fused operators run by `parallelism` tasks.
+#[derive(Clone)]
+pub struct Stage {
+    pub steps: Vec<Step>,
+    pub parallelism: usize,
+    pub input: Partitioning,
+}
+
+/// Split a job's steps into stages.
+pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
+    let cfg = &graph.config;
+    let max = usize::from(cfg.max_parallelism);
+    let mut stages: Vec<Stage> = Vec::new();
+    // The stage being filled; the source has parallelism 1.
+    let mut current = Stage { steps: Vec::new(), parallelism: 1, input: Partitioning::Forward };
+    let mut after_key_by = false;
+    for step in &graph.steps {
+        if let Some(p) = step.parallelism
+            && (p == 0 || p > max)
+        {
+            return Err(GraphError::Parallelism { step: step.name.clone(), parallelism: p, max });
+        }
+        if step.kind == StepKind::Keyed && !after_key_by {
+            return Err(GraphError::NotKeyed { step: step.name.clone() });
+        }
+        if after_key_by {
+            // Start the keyed stage.
+            let p = step.parallelism.unwrap_or(cfg.default_parallelism.clamp(1, max));
+            stages.push(std::mem::replace(
+                &mut current,
+                Stage { steps: Vec::new(), parallelism: p, input: Partitioning::KeyGroups { max_parallelism: cfg.max_parallelism } },
+            ));
+        } else if let Some(p) = step.parallelism
+            && p != current.parallelism
+        {
+            if current.steps.is_empty() && stages.is_empty() {
+                // First stage: its parallelism is whatever its first step asks for.
+                current.parallelism = p;
+            } else {
+                stages.push(std::mem::replace(&mut current, Stage { steps: Vec::new(), parallelism: p, input: Partitioning::Rebalance }));
+            }
+        }
+        current.steps.push(step.clone());
+        after_key_by = step.kind == StepKind::KeyBy;
+    }
+    stages.push(current);
+    stages.retain(|s| !s.steps.is_empty());
+    // The source is a single task: a first stage wider than 1 is fed by rebalance.
+    if let Some(first) = stages.first_mut()
+        && first.parallelism > 1
+        && first.input == Partitioning::Forward
+    {
+        first.input = Partitioning::Rebalance;
+    }
+    Ok(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::operator::OperatorError;
+
+    fn step(name: &str, kind: StepKind, parallelism: Option<usize>) -> Step {
+        let factory: OperatorFactory = Arc::new(|| Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() }));
+        Step { name: name.into(), kind, parallelism, factory }
+    }
+
+    fn graph(steps: Vec<Step>) -> JobGraph {
+        JobGraph {
+            name: "t".into(),
+            source: SourceSpec::Collection { elements: vec![] },
+            steps,
+            sink: SinkSpec::Discard,
+            dead_letter: SinkSpec::Discard,
+            config: JobConfig { default_parallelism: 4, ..Default::default() },
+        }
+    }
+
+    fn shape(stages: &[Stage]) -> Vec<(Vec<String>, usize, Partitioning)> {
+        stages.iter().map(|s| (s.steps.iter().map(|x| x.name.clone()).collect(), s.parallelism, s.input)).collect()
+    }
+
+    #[test]
+    fn stateless_steps_fuse_into_one_ordered_stage() {
+        let g = graph(vec![step("map", StepKind::Stateless, None), step("filter", StepKind::Stateless, None)]);
+        assert_eq!(shape(&plan(&g).unwrap()), vec![(vec!["map".into(), "filter".into()], 1, Partitioning::Forward)]);
+    }
+
+    #[test]
+    fn key_by_splits_and_the_keyed_stage_takes_the_default_parallelism() {
+        let g = graph(vec![
+            step("map", StepKind::Stateless, None),
+            step("key_by", StepKind::KeyBy, None),
+            step("count", StepKind::Keyed, None),
+            step("map2", StepKind::Stateless, None),
+        ]);
+        let kg = Partitioning::KeyGroups { max_parallelism: 128 };
+        assert_eq!(
+            shape(&plan(&g).unwrap()),
+            vec![
+                (vec!["map".into(), "key_by".into()], 1, Partitioning::Forward),
+                (vec!["count".into(), "map2".into()], 4, kg),
+            ]
+        );
+    }
+
+    #[test]
+    fn another_parallelism_starts_a_rebalanced_stage() {
+        let g = graph(vec![
+            step("a", StepKind::Stateless, Some(2)),
+            step("b", StepKind::Stateless, None),
+            step("c", StepKind::Stateless, Some(3)),
+        ]);
+        assert_eq!(
+            shape(&plan(&g).unwrap()),
+            vec![(vec!["a".into(), "b".into()], 2, Partitioning::Rebalance), (vec!["c".into()], 3, Partitioning::Rebalance)]
+        );
+    }
+
+    #[test]
+    fn keyed_steps_need_key_by_right_before() {
+        let g = graph(vec![step("count", StepKind::Keyed, None)]);
+        assert!(matches!(plan(&g), Err(GraphError::NotKeyed { .. })));
+        let g = graph(vec![step("key_by", StepKind::KeyBy, None), step("m", StepKind::Stateless, None), step("count", StepKind::Keyed, None)]);
+        assert!(matches!(plan(&g), Err(GraphError::NotKeyed { .. })));
+        let g = graph(vec![step("m", StepKind::Stateless, Some(0))]);
+        assert!(matches!(plan(&g), Err(GraphError::Parallelism { .. })));
+    }
+}

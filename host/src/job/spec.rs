@@ -1,0 +1,516 @@
+//! The job file's schema, and its validation into a [`JobSpec`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_norway::Value;
+
+use super::{JobError, Lines};
+use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
+use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
+use crate::plugin::{FunctionKind, SandboxLimits};
+
+/// `plugin.function`, as written in a pipeline step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FnRef {
+    pub plugin: String,
+    pub function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySpec {
+    Field(String),
+    Function(FnRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepSpec {
+    Map(FnRef),
+    Filter(FnRef),
+    FlatMap(FnRef),
+    KeyBy(KeySpec),
+    Count,
+    Sum(String),
+    Min(String),
+    Max(String),
+}
+
+/// A validated job file. Paths are resolved against the job file's folder.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub file: PathBuf,
+    lines: Lines,
+    pub name: String,
+    pub parallelism: Option<usize>,
+    pub max_parallelism: Option<u16>,
+    pub batch_size: Option<usize>,
+    pub limits: SandboxLimits,
+    /// Alias and file of each plugin, in file order.
+    pub plugins: Vec<(String, PathBuf)>,
+    pub source: SourceSpec,
+    /// Steps with their parallelism (if set).
+    pub pipeline: Vec<(StepSpec, Option<usize>)>,
+    pub sink: SinkSpec,
+    pub dead_letter: SinkSpec,
+}
+
+const TOP_KEYS: &[&str] = &["name", "parallelism", "max_parallelism", "batch_size", "limits", "plugins", "source", "pipeline", "sink", "dead_letter"];
+const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max";
+
+/// Validation context: the file, its line index, and where relative paths start.
+struct Ctx<'a> {
+    file: &'a Path,
+    base: &'a Path,
+    lines: Lines,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> JobError {
+        JobError { file: self.file.to_path_buf(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn map<'v>(&self, v: &'v Value, key: &str, allowed: &[&str]) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
+        let Value::Mapping(m) = v else {
+            return Err(self.err(key, format!("expected a mapping with keys {}, found {}", allowed.join(", "), describe(v))));
+        };
+        let mut out = Vec::new();
+        for (k, val) in m {
+            let Some(k) = k.as_str() else {
+                return Err(self.err(key, format!("keys must be strings, found {}", describe(k))));
+            };
+            if !allowed.contains(&k) {
+                let child = join(key, k);
+                return Err(self.err(&child, format!("unknown key; expected one of: {}", allowed.join(", "))));
+            }
+            out.push((k, val));
+        }
+        Ok(out)
+    }
+
+    fn string(&self, v: &Value, key: &str) -> Result<String, JobError> {
+        match v {
+            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            Value::String(_) => Err(self.err(key, "must not be empty")),
+            other => Err(self.err(key, format!("expected a string, found {}", describe(other)))),
+        }
+    }
+
+    fn number(&self, v: &Value, key: &str, min: u64, max: u64) -> Result<u64, JobError> {
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.err(key, format!("expected a whole number from {min} to {max}, found {}", describe(v)))),
+        }
+    }
+
+    fn format(&self, v: Option<&Value>, key: &str) -> Result<LineFormat, JobError> {
+        match v.map(|v| self.string(v, key)).transpose()?.as_deref() {
+            None | Some("text") | Some("raw") => Ok(LineFormat::Text),
+            Some("json") => Ok(LineFormat::Json),
+            Some(other) => Err(self.err(key, format!("unknown format `{other}`; expected text or json"))),
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+fn get<'v>(entries: &[(&str, &'v Value)], key: &str) -> Option<&'v Value> {
+    entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, JobError> {
+    let doc: Value = serde_norway::from_str(text).map_err(|e| JobError {
+        file: file.to_path_buf(),
+        line: e.location().map(|l| l.line()),
+        key: String::new(),
+        message: format!("not valid YAML: {e}"),
+    })?;
+    let ctx = Ctx { file, base, lines: Lines::index(text) };
+    let top = ctx.map(&doc, "", TOP_KEYS)?;
+    let required = |key: &str| get(&top, key).ok_or_else(|| ctx.err("", format!("missing the required key `{key}`")));
+
+    let name = ctx.string(required("name")?, "name")?;
+    let parallelism = get(&top, "parallelism").map(|v| ctx.number(v, "parallelism", 1, 1024)).transpose()?.map(|n| n as usize);
+    let max_parallelism = get(&top, "max_parallelism").map(|v| ctx.number(v, "max_parallelism", 1, 32768)).transpose()?.map(|n| n as u16);
+    let batch_size = get(&top, "batch_size").map(|v| ctx.number(v, "batch_size", 1, 1 << 20)).transpose()?.map(|n| n as usize);
+    let limits = match get(&top, "limits") {
+        Some(v) => parse_limits(&ctx, v)?,
+        None => SandboxLimits::default(),
+    };
+    let mut plugins = Vec::new();
+    if let Some(v) = get(&top, "plugins") {
+        let Value::Mapping(m) = v else {
+            return Err(ctx.err("plugins", format!("expected a mapping of plugin name to .wasm file, found {}", describe(v))));
+        };
+        for (k, p) in m {
+            let alias = k.as_str().ok_or_else(|| ctx.err("plugins", "plugin names must be strings"))?;
+            let key = format!("plugins.{alias}");
+            if !valid_name(alias) {
+                return Err(ctx.err(&key, "a plugin name may use letters, digits, `-` and `_` only"));
+            }
+            plugins.push((alias.to_string(), ctx.path(&ctx.string(p, &key)?)));
+        }
+    }
+    let source = parse_source(&ctx, required("source")?)?;
+    let mut pipeline = Vec::new();
+    if let Some(v) = get(&top, "pipeline") {
+        let Value::Sequence(steps) = v else {
+            return Err(ctx.err("pipeline", format!("expected a list of steps ({STEP_KINDS}), found {}", describe(v))));
+        };
+        for (i, step) in steps.iter().enumerate() {
+            pipeline.push(parse_step(&ctx, step, &format!("pipeline[{i}]"), &plugins)?);
+        }
+    }
+    let sink = parse_sink(&ctx, required("sink")?, "sink")?;
+    let dead_letter = match get(&top, "dead_letter") {
+        Some(v) => parse_sink(&ctx, v, "dead_letter")?,
+        None => SinkSpec::PrintStderr,
+    };
+    Ok(JobSpec {
+        file: file.to_path_buf(),
+        lines: ctx.lines,
+        name,
+        parallelism,
+        max_parallelism,
+        batch_size,
+        limits,
+        plugins,
+        source,
+        pipeline,
+        sink,
+        dead_letter,
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
+    let mut limits = SandboxLimits::default();
+    for (k, val) in ctx.map(v, "limits", &["memory_mb", "call_timeout_ms", "recycle_after_records"])? {
+        let key = join("limits", k);
+        match k {
+            "memory_mb" => limits.memory_bytes = (ctx.number(val, &key, 1, 4096)? as usize) << 20,
+            "call_timeout_ms" => limits.call_timeout = Duration::from_millis(ctx.number(val, &key, 1, 3_600_000)?),
+            _ => limits.recycle_after_records = ctx.number(val, &key, 1, u64::MAX)?,
+        }
+    }
+    Ok(limits)
+}
+
+fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
+    let connector = connector(ctx, v, "source", "collection, file or socket")?;
+    match connector.as_str() {
+        "collection" => {
+            let entries = ctx.map(v, "source", &["connector", "elements"])?;
+            let Some(Value::Sequence(items)) = get(&entries, "elements") else {
+                return Err(ctx.err("source.elements", "the collection connector needs `elements`, a list of values"));
+            };
+            let mut elements = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let encoded = rmp_serde::to_vec_named(item)
+                    .map_err(|e| ctx.err(&format!("source.elements[{i}]"), format!("cannot encode the value: {e}")))?;
+                elements.push(encoded);
+            }
+            Ok(SourceSpec::Collection { elements })
+        }
+        "file" | "filesystem" => {
+            let entries = ctx.map(v, "source", &["connector", "path", "format"])?;
+            let path = get(&entries, "path").ok_or_else(|| ctx.err("source", "the file connector needs `path`, a file or a folder"))?;
+            let path = ctx.path(&ctx.string(path, "source.path")?);
+            if !path.exists() {
+                return Err(ctx.err("source.path", format!("{} does not exist", path.display())));
+            }
+            Ok(SourceSpec::File { path, format: ctx.format(get(&entries, "format"), "source.format")? })
+        }
+        "socket" => {
+            let entries = ctx.map(v, "source", &["connector", "hostname", "port"])?;
+            let host = match get(&entries, "hostname") {
+                Some(h) => ctx.string(h, "source.hostname")?,
+                None => "localhost".to_string(),
+            };
+            let port = get(&entries, "port").ok_or_else(|| ctx.err("source", "the socket connector needs `port`"))?;
+            let port = ctx.number(port, "source.port", 1, 65535)? as u16;
+            Ok(SourceSpec::Socket { host, port })
+        }
+        other => Err(ctx.err("source.connector", format!("unknown source connector `{other}`; expected collection, file or socket"))),
+    }
+}
+
+fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
+    let connector = connector(ctx, v, key, "print or file")?;
+    match connector.as_str() {
+        "print" => {
+            let entries = ctx.map(v, key, &["connector", "stream"])?;
+            match get(&entries, "stream").map(|s| ctx.string(s, &join(key, "stream"))).transpose()?.as_deref() {
+                None | Some("stdout") => Ok(SinkSpec::Print),
+                Some("stderr") => Ok(SinkSpec::PrintStderr),
+                Some(other) => Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr"))),
+            }
+        }
+        "file" | "filesystem" => {
+            let entries = ctx.map(v, key, &["connector", "path", "format"])?;
+            let path = get(&entries, "path").ok_or_else(|| ctx.err(key, "the file connector needs `path`, the output file"))?;
+            let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
+            Ok(SinkSpec::File { path, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
+        }
+        "blackhole" | "discard" => {
+            ctx.map(v, key, &["connector"])?;
+            Ok(SinkSpec::Discard)
+        }
+        other => Err(ctx.err(&join(key, "connector"), format!("unknown sink connector `{other}`; expected print, file or blackhole"))),
+    }
+}
+
+fn connector(ctx: &Ctx, v: &Value, key: &str, expected: &str) -> Result<String, JobError> {
+    let Value::Mapping(m) = v else {
+        return Err(ctx.err(key, format!("expected a mapping with a `connector` ({expected}), found {}", describe(v))));
+    };
+    match m.get("connector") {
+        Some(c) => ctx.string(c, &join(key, "connector")),
+        None => Err(ctx.err(key, format!("missing `connector` ({expected})"))),
+    }
+}
+
+fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<(StepSpec, Option<usize>), JobError> {
+    // `- count` (a bare word) or `- map: upper.upper` (a one-key mapping).
+    let (kind, arg) = match v {
+        Value::String(s) => (s.as_str(), &Value::Null),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, a) = m.iter().next().ok_or_else(|| ctx.err(key, "empty step"))?;
+            (k.as_str().ok_or_else(|| ctx.err(key, "a step's kind must be a string"))?, a)
+        }
+        _ => return Err(ctx.err(key, format!("a step is one of {STEP_KINDS}, e.g. `- map: plugin.function`, found {}", describe(v)))),
+    };
+    let key = join(key, kind);
+    let key = key.as_str();
+    let fn_step = |make: fn(FnRef) -> StepSpec| -> Result<(StepSpec, Option<usize>), JobError> {
+        let (f, p) = parse_fn(ctx, arg, key, plugins)?;
+        Ok((make(f), p))
+    };
+    let field = |what: &str| -> Result<String, JobError> {
+        ctx.string(arg, key).map_err(|_| ctx.err(key, format!("{what} needs the name of a numeric field, e.g. `{what}: amount`")))
+    };
+    Ok(match kind {
+        "map" => fn_step(StepSpec::Map)?,
+        "filter" => fn_step(StepSpec::Filter)?,
+        "flat_map" => fn_step(StepSpec::FlatMap)?,
+        "key_by" => match arg {
+            Value::String(f) => (StepSpec::KeyBy(KeySpec::Field(f.clone())), None),
+            Value::Mapping(_) => {
+                let entries = ctx.map(arg, key, &["field", "function"])?;
+                match (get(&entries, "field"), get(&entries, "function")) {
+                    (Some(f), None) => (StepSpec::KeyBy(KeySpec::Field(ctx.string(f, &join(key, "field"))?)), None),
+                    (None, Some(f)) => {
+                        let (f, _) = parse_fn(ctx, f, &join(key, "function"), plugins)?;
+                        (StepSpec::KeyBy(KeySpec::Function(f)), None)
+                    }
+                    _ => return Err(ctx.err(key, "key_by takes either `field` or `function`")),
+                }
+            }
+            _ => return Err(ctx.err(key, "key_by needs a field name (`key_by: user`) or `{function: plugin.function}`")),
+        },
+        "count" => match arg {
+            Value::Null => (StepSpec::Count, None),
+            Value::Mapping(m) if m.is_empty() => (StepSpec::Count, None),
+            other => return Err(ctx.err(key, format!("count takes no arguments, found {}", describe(other)))),
+        },
+        "sum" => (StepSpec::Sum(field("sum")?), None),
+        "min" => (StepSpec::Min(field("min")?), None),
+        "max" => (StepSpec::Max(field("max")?), None),
+        other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
+    })
+}
+
+/// `plugin.function` or `{function: plugin.function, parallelism: n}`.
+fn parse_fn(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<(FnRef, Option<usize>), JobError> {
+    let (text, parallelism) = match v {
+        Value::String(s) => (s.clone(), None),
+        Value::Mapping(_) => {
+            let entries = ctx.map(v, key, &["function", "parallelism"])?;
+            let f = get(&entries, "function").ok_or_else(|| ctx.err(key, "missing `function: plugin.function`"))?;
+            let p = get(&entries, "parallelism").map(|p| ctx.number(p, &join(key, "parallelism"), 1, 1024)).transpose()?;
+            (ctx.string(f, &join(key, "function"))?, p.map(|p| p as usize))
+        }
+        other => return Err(ctx.err(key, format!("expected `plugin.function`, found {}", describe(other)))),
+    };
+    let Some((plugin, function)) = text.split_once('.') else {
+        return Err(ctx.err(key, format!("`{text}` should be `plugin.function`, e.g. `upper.upper`")));
+    };
+    if !plugins.iter().any(|(alias, _)| alias == plugin) {
+        let declared = if plugins.is_empty() { "none".to_string() } else { plugins.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", ") };
+        return Err(ctx.err(key, format!("plugin `{plugin}` is not declared under `plugins` (declared: {declared})")));
+    }
+    Ok((FnRef { plugin: plugin.to_string(), function: function.to_string() }, parallelism))
+}
+
+impl JobSpec {
+    fn err(&self, key: &str, message: impl Into<String>) -> JobError {
+        JobError { file: self.file.clone(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
+    }
+
+    /// An environment with this job's settings, its plugins loaded and its pipeline built.
+    /// Everything a plugin can get wrong (missing file, not a plugin, wrong ABI, unknown
+    /// function, wrong kind) is reported here, before any record flows.
+    pub fn build(&self) -> Result<StreamEnvironment, JobError> {
+        self.build_in(StreamEnvironment::new())
+    }
+
+    /// [`JobSpec::build`] into a given environment (to set its cache directory, say).
+    pub fn build_in(&self, env: StreamEnvironment) -> Result<StreamEnvironment, JobError> {
+        if let Some(p) = self.parallelism {
+            env.set_parallelism(p);
+        }
+        if let Some(p) = self.max_parallelism {
+            env.set_max_parallelism(p);
+        }
+        if let Some(b) = self.batch_size {
+            env.set_batch_size(b);
+        }
+        env.set_limits(self.limits);
+        env.set_dead_letter(self.dead_letter.clone());
+
+        let mut loaded: Vec<(&str, PluginRef)> = Vec::new();
+        for (alias, path) in &self.plugins {
+            let key = format!("plugins.{alias}");
+            if !path.is_file() {
+                return Err(self.err(
+                    &key,
+                    format!("{} not found; build it first (`weir plugin build <plugin folder>`, or `just plugins` in the Weir repository)", path.display()),
+                ));
+            }
+            let plugin = env.load_plugin(path).map_err(|e| match e {
+                EnvError::Plugin { source, .. } => self.err(&key, format!("{}: {source}", path.display())),
+                other => self.err(&key, other.to_string()),
+            })?;
+            loaded.push((alias, plugin));
+        }
+        let function = |f: &FnRef, kinds: &[FunctionKind], key: &str| -> Result<crate::env::Function, JobError> {
+            let plugin = loaded.iter().find(|(a, _)| *a == f.plugin).map(|(_, p)| p).ok_or_else(|| self.err(key, "plugin not declared"))?;
+            plugin.plugin().function(&f.function, kinds).map_err(|e| self.err(key, e.to_string()))?;
+            Ok(plugin.function(&f.function))
+        };
+
+        let mut stream = env.from_source(self.source.clone());
+        for (i, (step, parallelism)) in self.pipeline.iter().enumerate() {
+            let key = format!("pipeline[{i}].{}", step_kind(step));
+            stream = match step {
+                StepSpec::Map(f) => stream.map(function(f, &[FunctionKind::Map], &key)?),
+                StepSpec::Filter(f) => stream.filter(function(f, &[FunctionKind::Filter], &key)?),
+                StepSpec::FlatMap(f) => stream.flat_map(function(f, &[FunctionKind::FlatMap], &key)?),
+                StepSpec::KeyBy(KeySpec::Field(field)) => stream.key_by(KeySelector::Field(field.clone())).into_stream(),
+                StepSpec::KeyBy(KeySpec::Function(f)) => {
+                    stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
+                }
+                StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) => {
+                    let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
+                    if !after_key_by {
+                        return Err(self.err(&key, format!("{} needs a keyed stream: put `key_by` right before it", step_kind(step))));
+                    }
+                    let keyed = crate::env::KeyedStream::from_keyed(stream);
+                    match step {
+                        StepSpec::Sum(f) => keyed.sum(f),
+                        StepSpec::Min(f) => keyed.min(f),
+                        StepSpec::Max(f) => keyed.max(f),
+                        _ => keyed.count(),
+                    }
+                }
+            };
+            if let Some(p) = parallelism {
+                stream = stream.set_parallelism(*p);
+            }
+        }
+        stream.sink_to(self.sink.clone());
+        Ok(env)
+    }
+}
+
+fn step_kind(step: &StepSpec) -> &'static str {
+    match step {
+        StepSpec::Map(_) => "map",
+        StepSpec::Filter(_) => "filter",
+        StepSpec::FlatMap(_) => "flat_map",
+        StepSpec::KeyBy(_) => "key_by",
+        StepSpec::Count => "count",
+        StepSpec::Sum(_) => "sum",
+        StepSpec::Min(_) => "min",
+        StepSpec::Max(_) => "max",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<JobSpec, JobError> {
+        parse(text, Path::new("job.yaml"), Path::new("."))
+    }
+
+    const OK: &str = "name: t\nplugins:\n  up: up.wasm\nsource:\n  connector: collection\n  elements: [a, 1, {x: 2}]\npipeline:\n  - map: up.upper\n  - key_by: x\n  - count\n  - filter: {function: up.keep, parallelism: 2}\nsink:\n  connector: print\n";
+
+    #[test]
+    fn parses_a_full_job() {
+        let spec = parse_str(OK).unwrap();
+        assert_eq!(spec.name, "t");
+        assert_eq!(spec.plugins, vec![("up".to_string(), PathBuf::from("./up.wasm"))]);
+        let steps: Vec<_> = spec.pipeline.iter().map(|(s, p)| (s.clone(), *p)).collect();
+        assert_eq!(steps[0], (StepSpec::Map(FnRef { plugin: "up".into(), function: "upper".into() }), None));
+        assert_eq!(steps[1], (StepSpec::KeyBy(KeySpec::Field("x".into())), None));
+        assert_eq!(steps[2], (StepSpec::Count, None));
+        assert_eq!(steps[3].1, Some(2));
+        let SourceSpec::Collection { elements } = spec.source else { panic!("not a collection") };
+        assert_eq!(elements.len(), 3);
+        assert_eq!(crate::record::display_value(&elements[2]), r#"{"x":2}"#);
+    }
+
+    fn error(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        assert_eq!(
+            error(&OK.replace("  - map: up.upper", "  - map: upp.upper")),
+            "job.yaml:8: pipeline[0].map: plugin `upp` is not declared under `plugins` (declared: up)"
+        );
+        assert_eq!(
+            error(&OK.replace("  connector: collection", "  connector: kafkaa")),
+            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file or socket"
+        );
+        assert_eq!(
+            error(&OK.replace("  - count", "  - cont")),
+            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max"
+        );
+        assert_eq!(error(&OK.replace("  connector: print", "  connector: print\n  colour: red")), "job.yaml:14: sink.colour: unknown key; expected one of: connector, stream");
+        assert_eq!(error(&OK.replace("name: t\n", "")), "job.yaml: missing the required key `name`");
+        assert!(error(&OK.replace("  - map: up.upper", "  - map: upper")).contains("should be `plugin.function`"));
+        assert!(error("name: [\n").starts_with("job.yaml:2: not valid YAML"), "{}", error("name: [\n"));
+        assert!(error(&OK.replace("name: t", "name: t\nparalelism: 2")).starts_with("job.yaml:2: paralelism: unknown key"));
+        assert!(error(&OK.replace("parallelism: 2", "parallelism: 0")).contains("pipeline[3].filter.parallelism: expected a whole number from 1 to 1024"));
+    }
+
+    #[test]
+    fn a_missing_input_file_is_reported_at_its_key() {
+        let text = "name: t\nsource:\n  connector: file\n  path: no/such/file.txt\nsink:\n  connector: print\n";
+        assert_eq!(error(text), "job.yaml:4: source.path: ./no/such/file.txt does not exist");
+    }
+}

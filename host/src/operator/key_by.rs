@@ -1,0 +1,82 @@
+//! `key_by`: attach a key to every record, from a field or a Wasm key selector.
+//!
+//! The key travels with the record as MessagePack bytes; the exchange after this operator
+//! routes on it (see `runtime::partition`), and keyed operators group by it.
+
+use super::{DeadLetters, Operator, OperatorError};
+use crate::plugin::Transformer;
+use crate::record::{self, Batch};
+use crate::runtime::{DeadLetter, Payload};
+
+/// Where keys come from.
+pub enum KeySource {
+    /// The value of a field of map records.
+    Field(String),
+    /// A key-selector plugin function: one output row per input row, the key.
+    Selector(Transformer),
+}
+
+pub struct KeyByOperator {
+    name: String,
+    source: KeySource,
+}
+
+impl KeyByOperator {
+    pub fn new(name: String, source: KeySource) -> Self {
+        Self { name, source }
+    }
+
+    fn dead(&self, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
+        DeadLetter {
+            operator: self.name.clone(),
+            kind: kind.to_string(),
+            error,
+            origin: None,
+            payload: Payload::Record(input.value(i).to_vec()),
+            key: None,
+        }
+    }
+}
+
+impl Operator for KeyByOperator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        match &mut self.source {
+            KeySource::Field(field) => {
+                let field = field.clone();
+                for i in 0..input.len() {
+                    match record::field(input.value(i), &field) {
+                        Ok(key) => out.push_keyed(input.value(i), Some(&key)),
+                        Err(e) => dead.push(self.dead(&input, i, "missing-field", e.to_string())),
+                    }
+                }
+            }
+            KeySource::Selector(selector) => {
+                let outcome = selector
+                    .apply(&input)
+                    .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+                let failures = outcome.failures;
+                let mut j = 0;
+                let mut failed = failures.iter().peekable();
+                for (i, &n) in outcome.counts.iter().enumerate() {
+                    if let Some(f) = failed.next_if(|f| f.index == i) {
+                        dead.push(self.dead(&input, i, f.kind.as_str(), f.message.clone()));
+                        continue;
+                    }
+                    if n != 1 {
+                        let msg = format!("a key selector must return exactly one key per record, it returned {n}");
+                        dead.push(self.dead(&input, i, "error", msg));
+                        j += n as usize;
+                        continue;
+                    }
+                    out.push_keyed(input.value(i), Some(outcome.rows.value(j)));
+                    j += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,67 @@
+//! Operators: the pieces a job is made of, each owning its input, output and state.
+//!
+//! An [`Operator`] sees whole batches (never single records: every Wasm call is batched).
+//! Stateless operators (map, filter, flat_map, key selection) are fused into one task by
+//! the runtime; keyed operators run after a key-group exchange. Records that fail go to
+//! [`DeadLetters`], never silently away. Hooks for watermarks and checkpoint barriers join
+//! the trait with the issues that bring them.
+
+mod key_by;
+mod native;
+mod rolling;
+mod transform;
+
+use thiserror::Error;
+
+pub use key_by::{KeyByOperator, KeySource};
+pub use native::NativeMap;
+pub use rolling::{RollingAggregate, RollingKind};
+pub use transform::{TransformKind, TransformOperator};
+
+use crate::record::Batch;
+use crate::runtime::DeadLetter;
+
+/// An error that stops the job (as opposed to a failed record, which is a dead letter).
+#[derive(Debug, Error)]
+pub enum OperatorError {
+    #[error("{operator}: {source}")]
+    Plugin { operator: String, source: crate::plugin::PluginError },
+    #[error("{operator}: {message}")]
+    Failed { operator: String, message: String },
+}
+
+/// Failed records of one batch, collected by operators and shipped by the task.
+#[derive(Debug, Default)]
+pub struct DeadLetters(pub Vec<DeadLetter>);
+
+impl DeadLetters {
+    pub fn push(&mut self, d: DeadLetter) {
+        self.0.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One operator of a task.
+pub trait Operator: Send {
+    /// Name in logs, metrics and dead letters, e.g. `map[0] upper@0.1.0.upper`.
+    fn name(&self) -> &str;
+
+    /// Process one batch, appending results to `out` and failures to `dead`.
+    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError>;
+
+    /// The input has ended: emit anything held back.
+    fn finish(&mut self, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Makes one operator per parallel instance. Factories are what the job graph holds, so the
+/// graph knows nothing of plugins: only of named, parallelizable operators.
+pub type OperatorFactory = std::sync::Arc<dyn Fn() -> Result<Box<dyn Operator>, OperatorError> + Send + Sync>;

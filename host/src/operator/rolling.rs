@@ -1,0 +1,227 @@
+//! Keyed rolling aggregations built into the host: `count`, `sum`, `min`, `max`.
+//!
+//! As in Flink's `KeyedStream.sum/min/max`, every input record updates its key's aggregate
+//! and emits the updated value at once (a changelog, not a final result). For `sum`, `min`
+//! and `max` the emitted record is the key's first record with the aggregated field
+//! replaced, as Flink's aggregators do; `count` emits `{"key": .., "count": n}`.
+//!
+//! State is in memory for now, per parallel instance; keyed state in sled (and so
+//! checkpoints) replaces the map without changing this operator's contract.
+
+use std::collections::HashMap;
+
+use rmpv::Value;
+
+use super::{DeadLetters, Operator, OperatorError};
+use crate::record::{self, Batch};
+use crate::runtime::{DeadLetter, Payload};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollingKind {
+    Count,
+    Sum(String),
+    Min(String),
+    Max(String),
+}
+
+impl RollingKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RollingKind::Count => "count",
+            RollingKind::Sum(_) => "sum",
+            RollingKind::Min(_) => "min",
+            RollingKind::Max(_) => "max",
+        }
+    }
+}
+
+pub struct RollingAggregate {
+    name: String,
+    kind: RollingKind,
+    counts: HashMap<Vec<u8>, u64>,
+    records: HashMap<Vec<u8>, Value>,
+}
+
+impl RollingAggregate {
+    pub fn new(name: String, kind: RollingKind) -> Self {
+        Self { name, kind, counts: HashMap::new(), records: HashMap::new() }
+    }
+
+    /// Fold one record into its key's aggregate; the new aggregate, encoded.
+    fn update(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, (String, String)> {
+        let field = match &self.kind {
+            RollingKind::Count => {
+                let n = self.counts.entry(key.to_vec()).or_insert(0);
+                *n += 1;
+                let key_value = record::decode(key).map_err(|e| ("malformed-input".into(), e.to_string()))?;
+                return Ok(record::encode(&Value::Map(vec![
+                    (Value::from("key"), key_value),
+                    (Value::from("count"), Value::from(*n)),
+                ])));
+            }
+            RollingKind::Sum(f) | RollingKind::Min(f) | RollingKind::Max(f) => f.clone(),
+        };
+        let incoming = record::decode(value).map_err(|e| ("malformed-input".into(), e.to_string()))?;
+        let missing = || ("missing-field".to_string(), format!("record has no field `{field}` to {}", self.kind.as_str()));
+        let x = field_of(&incoming, &field).ok_or_else(missing)?;
+        let x = Number::of(x).ok_or_else(|| ("error".to_string(), format!("field `{field}` is {x}, not a number")))?;
+        let Some(acc) = self.records.get_mut(key) else {
+            // The key's first record is its aggregate as it is.
+            let encoded = record::encode(&incoming);
+            self.records.insert(key.to_vec(), incoming);
+            return Ok(encoded);
+        };
+        let slot = field_mut(acc, &field).ok_or_else(missing)?;
+        let current = Number::of(slot).unwrap_or(x);
+        *slot = match &self.kind {
+            RollingKind::Sum(_) => current.add(x),
+            RollingKind::Min(_) => current.min(x),
+            RollingKind::Max(_) => current.max(x),
+            RollingKind::Count => current,
+        }
+        .into_value();
+        Ok(record::encode(acc))
+    }
+}
+
+impl Operator for RollingAggregate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        for i in 0..input.len() {
+            let Some(key) = input.key(i) else {
+                return Err(OperatorError::Failed {
+                    operator: self.name.clone(),
+                    message: "got a record without a key; a rolling aggregation must follow key_by".into(),
+                });
+            };
+            match self.update(key, input.value(i)) {
+                Ok(v) => out.push(&v),
+                Err((kind, error)) => dead.push(DeadLetter {
+                    operator: self.name.clone(),
+                    kind,
+                    error,
+                    origin: None,
+                    payload: Payload::Record(input.value(i).to_vec()),
+                    key: Some(key.to_vec()),
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn field_of<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+    v.as_map()?.iter().find(|(k, _)| k.as_str() == Some(field)).map(|(_, v)| v)
+}
+
+fn field_mut<'a>(v: &'a mut Value, field: &str) -> Option<&'a mut Value> {
+    match v {
+        Value::Map(entries) => entries.iter_mut().find(|(k, _)| k.as_str() == Some(field)).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// A number as aggregations see it: integers stay integers until a float or an overflow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl Number {
+    fn of(v: &Value) -> Option<Self> {
+        match v {
+            Value::Integer(i) => i.as_i64().map(Number::Int).or_else(|| i.as_f64().map(Number::Float)),
+            Value::F32(f) => Some(Number::Float(f64::from(*f))),
+            Value::F64(f) => Some(Number::Float(*f)),
+            _ => None,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int),
+            _ => Number::Float(self.as_f64() + other.as_f64()),
+        }
+    }
+
+    fn min(self, other: Self) -> Self {
+        if other.as_f64() < self.as_f64() { other } else { self }
+    }
+
+    fn max(self, other: Self) -> Self {
+        if other.as_f64() > self.as_f64() { other } else { self }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Number::Int(i) => Value::from(i),
+            Number::Float(f) => Value::from(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(json: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        record::json_to_msgpack(json.as_bytes(), &mut out).unwrap();
+        out
+    }
+
+    fn run(kind: RollingKind, rows: &[(&str, &str)]) -> (Vec<String>, DeadLetters) {
+        let mut op = RollingAggregate::new("agg".into(), kind);
+        let mut input = Batch::new();
+        for (k, v) in rows {
+            input.push_keyed(&rec(v), Some(&record::encode_str(k)));
+        }
+        let (mut out, mut dead) = (Batch::new(), DeadLetters::default());
+        op.process(input, &mut out, &mut dead).unwrap();
+        (out.iter().map(|(v, _)| record::display_value(v)).collect(), dead)
+    }
+
+    #[test]
+    fn count_emits_a_running_count_per_key() {
+        let (out, _) = run(RollingKind::Count, &[("a", "1"), ("b", "1"), ("a", "1")]);
+        assert_eq!(out, [r#"{"key":"a","count":1}"#, r#"{"key":"b","count":1}"#, r#"{"key":"a","count":2}"#]);
+    }
+
+    #[test]
+    fn sum_keeps_the_first_record_and_sums_the_field() {
+        let rows = [("a", r#"{"w":"a","n":2,"t":1}"#), ("a", r#"{"w":"a","n":3,"t":2}"#), ("a", r#"{"w":"a","n":0.5,"t":3}"#)];
+        let (out, _) = run(RollingKind::Sum("n".into()), &rows);
+        assert_eq!(out, [r#"{"w":"a","n":2,"t":1}"#, r#"{"w":"a","n":5,"t":1}"#, r#"{"w":"a","n":5.5,"t":1}"#]);
+    }
+
+    #[test]
+    fn min_and_max() {
+        let rows = [("a", r#"{"n":2}"#), ("a", r#"{"n":-3}"#), ("a", r#"{"n":7}"#)];
+        assert_eq!(run(RollingKind::Min("n".into()), &rows).0, [r#"{"n":2}"#, r#"{"n":-3}"#, r#"{"n":-3}"#]);
+        assert_eq!(run(RollingKind::Max("n".into()), &rows).0, [r#"{"n":2}"#, r#"{"n":2}"#, r#"{"n":7}"#]);
+    }
+
+    #[test]
+    fn a_record_without_the_field_is_a_dead_letter_and_the_rest_goes_on() {
+        let rows = [("a", r#"{"n":1}"#), ("a", r#"{"m":1}"#), ("a", r#"{"n":"x"}"#), ("a", r#"{"n":1}"#)];
+        let (out, dead) = run(RollingKind::Sum("n".into()), &rows);
+        assert_eq!(out, [r#"{"n":1}"#, r#"{"n":2}"#]);
+        assert_eq!(dead.0.iter().map(|d| d.kind.as_str()).collect::<Vec<_>>(), ["missing-field", "error"]);
+    }
+
+    #[test]
+    fn integer_overflow_turns_into_a_float() {
+        assert_eq!(Number::Int(i64::MAX).add(Number::Int(1)), Number::Float(i64::MAX as f64 + 1.0));
+    }
+}

@@ -1,0 +1,14 @@
+//! Host bindings generated from the `weir:plugin` WIT package (`wit/` at the repository root).
+//!
+//! The host binds the `plugin` world, which includes every plugin kind, but links and loads
+//! interfaces one by one: a component exports only the kinds it implements, and imports
+//! only what it uses.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use exports::weir::plugin::describe::GuestIndices as DescribeIndices;
+pub use exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
+pub use weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding};

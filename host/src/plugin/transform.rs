@@ -1,0 +1,334 @@
+//! Calling a transform function (map, filter, flat-map, key selector) on batches.
+//!
+//! A [`Transformer`] owns one instance and turns its failures into per-row outcomes:
+//! - a row the function rejects (`row-error`) fails alone; the rest of the call stands;
+//! - a call that traps, times out or hits the memory cap poisons the instance: it is
+//!   dropped, and the batch is retried **row by row** on fresh instances, so only the guilty
+//!   rows fail and every other row is emitted exactly once, in order;
+//! - rows the host cannot convert to the function's encoding fail before the call.
+//!
+//! Instances are also recycled between batches after `recycle_after_records` rows, or when
+//! their linear memory passes half the cap (the componentize-py runtime's memory grows with
+//! every record). Recycling happens only between calls, so it cannot lose or repeat a row.
+
+use std::fmt;
+
+use super::bindings::{FunctionInfo, RowEncoding, TransformOutput, WitBatch};
+use super::instance::Instance;
+use super::limits::MemoryLimitExceeded;
+use super::{Plugin, PluginError};
+use crate::record::{self, Batch};
+
+/// Why a row failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The function returned an error for the row.
+    Error,
+    /// The function trapped (a panic, an exception that escaped the SDK, a bug).
+    Trap,
+    /// The call ran past `limits.call_timeout_ms`.
+    Timeout,
+    /// The instance grew past `limits.memory_mb`.
+    MemoryLimit,
+    /// The row could not be converted to or from the function's row encoding.
+    Encoding,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Error => "error",
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::MemoryLimit => "memory-limit",
+            FailureKind::Encoding => "encoding",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed input row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFailure {
+    /// Index of the row in the input batch.
+    pub index: usize,
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// The result of applying a function to a batch.
+#[derive(Debug, Default)]
+pub struct TransformOutcome {
+    /// All output rows (MessagePack), in input order.
+    pub rows: Batch,
+    /// `counts[i]`: output rows produced by input row `i` (0 for failed rows).
+    pub counts: Vec<u32>,
+    pub failures: Vec<RowFailure>,
+    /// Instances dropped after a trap or timeout during this call.
+    pub instances_rebuilt: u32,
+}
+
+/// A whole call that failed.
+struct CallFailure {
+    kind: FailureKind,
+    message: String,
+    /// The instance is poisoned and must be dropped.
+    poisoned: bool,
+}
+
+/// One operator instance's handle on a transform function.
+pub struct Transformer {
+    plugin: Plugin,
+    function: FunctionInfo,
+    instance: Option<Instance>,
+    rows_since_instantiation: u64,
+    label: String,
+    /// The argument buffer, reused across calls.
+    arg: WitBatch,
+}
+
+impl Transformer {
+    pub(super) fn new(plugin: Plugin, function: FunctionInfo) -> Self {
+        let label = format!("{}.{}", plugin.label(), function.name);
+        Self {
+            plugin,
+            function,
+            instance: None,
+            rows_since_instantiation: 0,
+            label,
+            arg: WitBatch { data: Vec::new(), offsets: Vec::new() },
+        }
+    }
+
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    pub fn function(&self) -> &FunctionInfo {
+        &self.function
+    }
+
+    /// Apply the function to every row of `input` (MessagePack rows). Never fails as a whole:
+    /// what goes wrong is reported per row in [`TransformOutcome::failures`], except an
+    /// instance that cannot even be created.
+    pub fn apply(&mut self, input: &Batch) -> Result<TransformOutcome, PluginError> {
+        let mut outcome = TransformOutcome { counts: vec![0; input.len()], ..Default::default() };
+        if input.is_empty() {
+            return Ok(outcome);
+        }
+        let converted;
+        let (wire, wire_rows): (&Batch, Vec<usize>) = match self.function.encoding {
+            RowEncoding::Msgpack => (input, (0..input.len()).collect()),
+            RowEncoding::Json => {
+                let (json, rows) = to_json(input, &mut outcome.failures);
+                converted = json;
+                (&converted, rows)
+            }
+        };
+        if !wire_rows.is_empty() {
+            match self.call(wire)? {
+                Ok(out) => self.accept(&wire_rows, out, &mut outcome),
+                Err(failure) => {
+                    if failure.poisoned {
+                        outcome.instances_rebuilt += 1;
+                    }
+                    if wire_rows.len() == 1 {
+                        outcome.failures.push(RowFailure { index: wire_rows[0], kind: failure.kind, message: failure.message });
+                    } else {
+                        tracing::debug!(function = %self.label, rows = wire_rows.len(), error = %failure.message, "batch call failed; retrying row by row");
+                        self.retry_rows_one_by_one(wire, &wire_rows, &mut outcome)?;
+                    }
+                }
+            }
+        }
+        outcome.failures.sort_by_key(|f| f.index);
+        self.maybe_recycle(input.len());
+        Ok(outcome)
+    }
+
+    /// Rows of `wire` (in the function's encoding), each on its own, after a failed call.
+    fn retry_rows_one_by_one(&mut self, wire: &Batch, wire_rows: &[usize], outcome: &mut TransformOutcome) -> Result<(), PluginError> {
+        for (pos, &index) in wire_rows.iter().enumerate() {
+            let mut single = Batch::with_capacity(1, wire.value(pos).len());
+            single.push(wire.value(pos));
+            match self.call(&single)? {
+                Ok(out) => self.accept(&[index], out, outcome),
+                Err(failure) => {
+                    if failure.poisoned {
+                        outcome.instances_rebuilt += 1;
+                    }
+                    outcome.failures.push(RowFailure { index, kind: failure.kind, message: failure.message });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge a successful call's output for the input rows `rows` into `outcome`.
+    fn accept(&self, rows: &[usize], out: TransformOutput, outcome: &mut TransformOutcome) {
+        let produced = match Batch::from_parts(out.rows.data, out.rows.offsets) {
+            Ok(b) => b,
+            Err(e) => return self.fail_all(rows, &format!("the plugin returned a {e}"), outcome),
+        };
+        let total: u64 = out.counts.iter().map(|&c| u64::from(c)).sum();
+        if out.counts.len() != rows.len() || total != produced.len() as u64 {
+            let msg = format!(
+                "the plugin returned {} counts summing to {total} for {} input rows and {} output rows",
+                out.counts.len(),
+                rows.len(),
+                produced.len()
+            );
+            return self.fail_all(rows, &msg, outcome);
+        }
+        if out.errors.is_empty() && self.function.encoding == RowEncoding::Msgpack && outcome.rows.is_empty() {
+            // The common case: take the plugin's output buffer as it is, no per-row copy.
+            for (&index, &n) in rows.iter().zip(&out.counts) {
+                outcome.counts[index] = n;
+            }
+            outcome.rows = produced;
+            return;
+        }
+        let mut failed = vec![false; rows.len()];
+        for e in out.errors {
+            match rows.get(e.index as usize) {
+                Some(&index) => {
+                    failed[e.index as usize] = true;
+                    outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message: e.message });
+                }
+                None => tracing::warn!(function = %self.label, index = e.index, "plugin reported an error for a row it was not given"),
+            }
+        }
+        let mut next = 0usize;
+        for (pos, &index) in rows.iter().enumerate() {
+            let n = out.counts[pos] as usize;
+            let produced_rows = next..next + n;
+            next += n;
+            if failed[pos] {
+                continue;
+            }
+            let start = outcome.rows.len();
+            let mut ok = true;
+            for j in produced_rows {
+                if let Err(e) = self.push_output(produced.value(j), &mut outcome.rows) {
+                    ok = false;
+                    outcome.failures.push(RowFailure { index, kind: FailureKind::Encoding, message: format!("output row: {e}") });
+                    break;
+                }
+            }
+            if ok {
+                outcome.counts[index] = u32::try_from(n).unwrap_or(u32::MAX);
+            } else {
+                truncate_rows(&mut outcome.rows, start);
+            }
+        }
+    }
+
+    fn fail_all(&self, rows: &[usize], message: &str, outcome: &mut TransformOutcome) {
+        for &index in rows {
+            outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message: message.to_string() });
+        }
+    }
+
+    fn push_output(&self, row: &[u8], out: &mut Batch) -> Result<(), record::RecordError> {
+        match self.function.encoding {
+            RowEncoding::Msgpack => {
+                out.push(row);
+                Ok(())
+            }
+            RowEncoding::Json => out.push_with(|buf| record::json_to_msgpack(row, buf)),
+        }
+    }
+
+    /// One call on the current instance (created if needed). The outer `Result` is an
+    /// instance that cannot be created; the inner one a call that failed.
+    fn call(&mut self, wire: &Batch) -> Result<Result<TransformOutput, CallFailure>, PluginError> {
+        let inner = &self.plugin.inner;
+        let instance = match self.instance.as_mut() {
+            Some(i) => i,
+            None => {
+                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label)?;
+                self.rows_since_instantiation = 0;
+                self.instance.insert(i)
+            }
+        };
+        let Some(transform) = instance.transform.as_ref() else {
+            return Err(PluginError::MissingInterface("transform"));
+        };
+        let (data, offsets) = wire.parts();
+        // The WIT record owns its lists: refill one reused buffer rather than allocating.
+        self.arg.data.clear();
+        self.arg.data.extend_from_slice(data);
+        self.arg.offsets.clear();
+        self.arg.offsets.extend_from_slice(offsets);
+        instance.store.set_epoch_deadline(inner.limits.deadline_ticks());
+        let result = transform.call_apply(&mut instance.store, &self.function.name, &self.arg);
+        Ok(match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(message)) => Err(CallFailure { kind: FailureKind::Error, message, poisoned: false }),
+            Err(trap) => {
+                self.instance = None;
+                Err(classify(&trap, inner.limits.call_timeout))
+            }
+        })
+    }
+
+    fn maybe_recycle(&mut self, rows: usize) {
+        self.rows_since_instantiation += rows as u64;
+        let Some(instance) = &self.instance else { return };
+        let limits = self.plugin.limits();
+        let memory_high = instance.memory_in_use() > limits.memory_bytes / 2;
+        if self.rows_since_instantiation >= limits.recycle_after_records || memory_high {
+            tracing::debug!(
+                function = %self.label, rows = self.rows_since_instantiation,
+                memory = instance.memory_in_use(), "recycling plugin instance"
+            );
+            self.instance = None;
+        }
+    }
+}
+
+/// The input as JSON rows, and which input row each JSON row is; rows that cannot be
+/// converted fail here.
+fn to_json(input: &Batch, failures: &mut Vec<RowFailure>) -> (Batch, Vec<usize>) {
+    let mut json = Batch::with_capacity(input.len(), input.byte_len() * 2);
+    let mut rows = Vec::with_capacity(input.len());
+    for i in 0..input.len() {
+        match json.push_with(|buf| record::msgpack_to_json(input.value(i), buf)) {
+            Ok(()) => rows.push(i),
+            Err(e) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message: e.to_string() }),
+        }
+    }
+    (json, rows)
+}
+
+fn truncate_rows(batch: &mut Batch, keep: usize) {
+    if batch.len() == keep {
+        return;
+    }
+    let mut kept = Batch::with_capacity(keep, batch.byte_len());
+    (0..keep).for_each(|i| kept.push(batch.value(i)));
+    *batch = kept;
+}
+
+fn classify(err: &wasmtime::Error, timeout: std::time::Duration) -> CallFailure {
+    let kind = if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        FailureKind::Timeout
+    } else if err.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        FailureKind::MemoryLimit
+    } else {
+        FailureKind::Trap
+    };
+    let message = match kind {
+        FailureKind::Timeout => format!(
+            "the call ran longer than the time limit of {} ms and was interrupted; raise `limits.call_timeout_ms` if the function is just slow",
+            timeout.as_millis()
+        ),
+        _ => format!("{err:#}"),
+    };
+    CallFailure { kind, message, poisoned: true }
+}

@@ -1,0 +1,93 @@
+//! Dead letters: records that failed, with why, so that nothing is lost silently.
+//!
+//! A record goes here when a plugin rejects it, traps or times out on it, when it cannot be
+//! decoded (a malformed input line), or when a host operator cannot read it (a missing key
+//! field). The shape follows fluvio's `SmartModuleRuntimeError`: where it failed, what kind of
+//! failure, the error text, and the record itself.
+
+use serde::Serialize;
+
+use crate::record;
+
+/// One failed record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The operator it failed in, e.g. `map[0] upper@0.1.0.upper` or `source file`.
+    pub operator: String,
+    /// `error`, `trap`, `timeout`, `memory-limit`, `encoding`, `malformed-input`, `missing-field`.
+    pub kind: String,
+    pub error: String,
+    /// Where the record came from when the source knows (e.g. `access.log:17`).
+    pub origin: Option<String>,
+    pub payload: Payload,
+    pub key: Option<Vec<u8>>,
+}
+
+/// The failed record's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A MessagePack record value.
+    Record(Vec<u8>),
+    /// Raw input that never became a record (a line that is not valid JSON).
+    Raw(Vec<u8>),
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    operator: &'a str,
+    kind: &'a str,
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
+}
+
+impl DeadLetter {
+    /// The dead letter as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        let (record, raw) = match &self.payload {
+            Payload::Record(v) => (Some(record::json_of(v)), None),
+            Payload::Raw(bytes) => (None, Some(String::from_utf8_lossy(bytes).into_owned())),
+        };
+        let line = Line {
+            operator: &self.operator,
+            kind: &self.kind,
+            error: &self.error,
+            origin: self.origin.as_deref(),
+            key: self.key.as_deref().map(record::json_of),
+            record,
+            raw,
+        };
+        serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize dead letter: {e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_line_has_the_record_and_the_error() {
+        let d = DeadLetter {
+            operator: "map[0] hostile@0.1.0.trap".into(),
+            kind: "trap".into(),
+            error: "boom".into(),
+            origin: None,
+            payload: Payload::Record(record::encode_str("boom!")),
+            key: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&d.to_json_line()).unwrap();
+        assert_eq!(v["record"], "boom!");
+        assert_eq!(v["kind"], "trap");
+        assert!(v.get("raw").is_none());
+        let raw = DeadLetter { payload: Payload::Raw(b"{oops".to_vec()), origin: Some("in.jsonl:3".into()), ..d };
+        let v: serde_json::Value = serde_json::from_str(&raw.to_json_line()).unwrap();
+        assert_eq!(v["raw"], "{oops");
+        assert_eq!(v["origin"], "in.jsonl:3");
+    }
+}

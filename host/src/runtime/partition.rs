@@ -1,0 +1,169 @@
+//! Where a task's output batches go: forward, rebalance, or by key group.
+//!
+//! Keys map to **key groups** (`hash(key) % max_parallelism`, 128 by default) and key
+//! groups to parallel instances in contiguous ranges, as in Flink
+//! (`KeyGroupRangeAssignment`), so that state can later be rescaled by moving whole key
+//! groups between instances.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::record::Batch;
+
+/// Default number of key groups: the upper bound of a keyed operator's parallelism.
+pub const DEFAULT_MAX_PARALLELISM: u16 = 128;
+
+/// The key group of a key (its MessagePack bytes).
+pub fn key_group(key: &[u8], max_parallelism: u16) -> u16 {
+    // xxh3 is stable across platforms and releases, unlike std's SipHash keys.
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(max_parallelism.max(1))) as u16
+}
+
+/// The parallel instance that owns a key group (Flink's `computeOperatorIndexForKeyGroup`).
+pub fn instance_for_key_group(key_group: u16, parallelism: usize, max_parallelism: u16) -> usize {
+    usize::from(key_group) * parallelism / usize::from(max_parallelism.max(1))
+}
+
+/// How records are spread over the next operator's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// Instance `i` sends to instance `i` (same parallelism); order is kept.
+    Forward,
+    /// Whole batches round-robin over the instances.
+    Rebalance,
+    /// Each record to the instance owning its key's key group.
+    KeyGroups { max_parallelism: u16 },
+}
+
+/// The downstream side of a channel closed: the job is shutting down.
+#[derive(Debug)]
+pub struct Disconnected;
+
+/// One task's output: senders to every downstream instance, and the time spent blocked on
+/// full channels (backpressure).
+pub struct Output {
+    senders: Vec<mpsc::Sender<Batch>>,
+    partitioning: Partitioning,
+    /// This task's index among its siblings (for `Forward`).
+    index: usize,
+    next: usize,
+    pub blocked: Duration,
+}
+
+impl Output {
+    pub fn new(senders: Vec<mpsc::Sender<Batch>>, partitioning: Partitioning, index: usize) -> Self {
+        Self { senders, partitioning, index, next: index, blocked: Duration::ZERO }
+    }
+
+    /// Send a batch from a blocking (non-async) task.
+    pub fn send_blocking(&mut self, batch: Batch) -> Result<(), Disconnected> {
+        for (target, b) in self.route(batch) {
+            let sender = &self.senders[target];
+            match sender.try_send(b) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => return Err(Disconnected),
+                Err(TrySendError::Full(b)) => {
+                    let started = Instant::now();
+                    sender.blocking_send(b).map_err(|_| Disconnected)?;
+                    self.blocked += started.elapsed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Send a batch from an async task.
+    pub async fn send(&mut self, batch: Batch) -> Result<(), Disconnected> {
+        for (target, b) in self.route(batch) {
+            let sender = &self.senders[target];
+            match sender.try_send(b) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => return Err(Disconnected),
+                Err(TrySendError::Full(b)) => {
+                    let started = Instant::now();
+                    sender.send(b).await.map_err(|_| Disconnected)?;
+                    self.blocked += started.elapsed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Split a batch into (target instance, batch) pairs.
+    fn route(&mut self, batch: Batch) -> Vec<(usize, Batch)> {
+        if batch.is_empty() || self.senders.is_empty() {
+            return Vec::new();
+        }
+        let n = self.senders.len();
+        match self.partitioning {
+            Partitioning::Forward => vec![(self.index % n, batch)],
+            Partitioning::Rebalance => {
+                let target = self.next % n;
+                self.next = self.next.wrapping_add(1);
+                vec![(target, batch)]
+            }
+            Partitioning::KeyGroups { .. } if n == 1 => vec![(0, batch)],
+            Partitioning::KeyGroups { max_parallelism } => {
+                let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
+                for (value, key) in batch.iter() {
+                    let target = key.map_or(0, |k| instance_for_key_group(key_group(k, max_parallelism), n, max_parallelism));
+                    parts[target].push_keyed(value, key);
+                }
+                parts.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn key_groups_map_to_valid_instances_in_contiguous_ranges(
+            key in proptest::collection::vec(any::<u8>(), 0..32),
+            parallelism in 1usize..=128,
+        ) {
+            let kg = key_group(&key, DEFAULT_MAX_PARALLELISM);
+            prop_assert!(kg < DEFAULT_MAX_PARALLELISM);
+            let i = instance_for_key_group(kg, parallelism, DEFAULT_MAX_PARALLELISM);
+            prop_assert!(i < parallelism);
+            // Contiguity: the next key group is owned by the same or the next instance.
+            if kg + 1 < DEFAULT_MAX_PARALLELISM {
+                let j = instance_for_key_group(kg + 1, parallelism, DEFAULT_MAX_PARALLELISM);
+                prop_assert!(j == i || j == i + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn key_routing_sends_each_key_to_one_instance_and_keeps_order_per_key() {
+        let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel::<Batch>(16)).unzip();
+        let mut out = Output::new(txs, Partitioning::KeyGroups { max_parallelism: 128 }, 0);
+        let mut batch = Batch::new();
+        for i in 0..300u32 {
+            let key = format!("k{}", i % 7);
+            batch.push_keyed(&i.to_be_bytes(), Some(key.as_bytes()));
+        }
+        out.send_blocking(batch).unwrap();
+        let mut seen: std::collections::HashMap<Vec<u8>, (usize, u32)> = Default::default();
+        let mut total = 0;
+        for (target, rx) in rxs.iter_mut().enumerate() {
+            while let Ok(b) = rx.try_recv() {
+                for (v, k) in b.iter() {
+                    let n = u32::from_be_bytes(v.try_into().unwrap());
+                    let e = seen.entry(k.unwrap().to_vec()).or_insert((target, n));
+                    assert_eq!(e.0, target, "a key went to two instances");
+                    assert!(n >= e.1, "order per key broken");
+                    e.1 = n;
+                    total += 1;
+                }
+            }
+        }
+        assert_eq!(total, 300);
+        assert_eq!(seen.len(), 7);
+    }
+}
