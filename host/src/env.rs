@@ -331,6 +331,19 @@ impl DataStream {
         self.push(step_name, StepKind::Stateless, factory)
     }
 
+    /// A map by a native closure over raw MessagePack rows: it reads the input row and
+    /// appends exactly one output row to the buffer (an `Err` sends the row to the
+    /// dead-letter output). For hand-tuned native steps and baselines.
+    pub fn map_native_raw<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(&[u8], &mut Vec<u8>) -> Result<(), String> + Clone + Send + Sync + 'static,
+    {
+        let step_name = format!("map[{}] native {name}", self.steps.len());
+        let op_name = step_name.clone();
+        let factory: OperatorFactory = Arc::new(move || Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        self.push(step_name, StepKind::Stateless, factory)
+    }
+
     /// Partition by key: records with the same key go to the same parallel instance of
     /// the keyed step that follows.
     pub fn key_by(self, selector: impl Into<KeySelector>) -> KeyedStream {

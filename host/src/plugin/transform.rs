@@ -328,7 +328,12 @@ fn classify(err: &wasmtime::Error, timeout: std::time::Duration) -> CallFailure 
             "the call ran longer than the time limit of {} ms and was interrupted; raise `limits.call_timeout_ms` if the function is just slow",
             timeout.as_millis()
         ),
-        _ => format!("{err:#}"),
+        FailureKind::MemoryLimit => err.root_cause().to_string(),
+        _ => {
+            // The backtrace is for plugin authors (debug log); the dead letter gets the cause.
+            tracing::debug!(error = %format!("{err:?}"), "plugin trapped");
+            format!("the plugin trapped: {} (a panic, an uncaught exception or a bug in the plugin)", err.root_cause())
+        }
     };
     CallFailure { kind, message, poisoned: true }
 }
