@@ -1,0 +1,65 @@
+# Weir tasks. On a fresh machine: `cargo install just`, then `just demo` or `just test`.
+# Every recipe installs what it needs (Rust wasm target, the Python SDK venv) by itself.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+weir := "cargo run --quiet --release -p weir --"
+componentize_py := "componentize-py==0.25.1"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install the tool chain: the wasm32-wasip2 target and the Python SDK venv (idempotent).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    stamp="{{venv}}/.weir-setup"
+    want="{{componentize_py}} pytest sdk/python"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        python3 -m venv "{{venv}}"
+        "{{venv}}/bin/pip" install --quiet --disable-pip-version-check "{{componentize_py}}" pytest
+        "{{venv}}/bin/pip" install --quiet --disable-pip-version-check -e sdk/python
+        echo "$want" > "$stamp"
+    fi
+
+# Build the weir binary.
+build:
+    cargo build --release -p weir
+
+# Build every plugin under plugins/ into plugins/<dir>/<dir>.wasm with `weir plugin build`.
+plugins: setup build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for dir in plugins/*/; do
+        dir=${dir%/}; name=$(basename "$dir"); out="$dir/$name.wasm"
+        if [ -f "$dir/app.py" ]; then
+            # componentize-py takes seconds: rebuild only when the plugin or the SDK changed.
+            newer=$(find "$dir" sdk/python/weir wit -name '*.py' -newer "$out" -o -name '*.wit' -newer "$out" 2>/dev/null | head -1 || true)
+            if [ -f "$out" ] && [ -z "$newer" ]; then continue; fi
+        fi
+        {{weir}} plugin build "$dir"
+    done
+
+# The first program (Flink's classic), with a Rust and with a Python map plugin.
+demo: plugins
+    @echo "== first program, map in Rust (examples/first-program/job.yaml)"
+    @{{weir}} run examples/first-program/job.yaml
+    @echo "== first program, map in Python (examples/first-program/job-python.yaml)"
+    @{{weir}} run examples/first-program/job-python.yaml
+
+# Every test: Rust unit and integration tests, and the Python SDK's tests.
+test: plugins
+    cargo test --release --workspace
+    {{venv}}/bin/python -m pytest -q sdk/python plugins/upper-python
+
+# Throughput and latency figures (JSON on stdout).
+bench: plugins
+    cargo bench -p weir --bench pipeline
+
+# Format and lint.
+lint:
+    cargo fmt --all --check
+    cargo clippy --release --workspace --all-targets -- -D warnings
