@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::env::StreamEnvironment;
-use crate::plugin::{ABI_VERSION, PluginRuntime, SandboxLimits, default_cache_dir, kind_name};
+use crate::plugin::{ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, default_cache_dir, kind_name};
 
 /// The WIT package plugins are built against, embedded so `weir plugin build` works anywhere.
 pub const PLUGIN_WIT: &str = include_str!("../../wit/plugin.wit");
@@ -116,7 +116,11 @@ fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {
     println!("sha256:   {}", plugin.sha256());
     println!("functions:");
     for f in &info.functions {
-        println!("  {:<24} {:<18} {:?}", f.name, kind_name(f.kind), f.encoding);
+        let encoding = match f.encoding {
+            RowEncoding::Msgpack => "msgpack rows",
+            RowEncoding::Json => "json rows",
+        };
+        println!("  {:<24} {:<18} {encoding}", f.name, kind_name(f.kind));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, DescribeIndices, PluginInfo, TransformIndices};
 use super::limits::{MemoryLimiter, SandboxLimits};
+use super::stderr::StderrTail;
 use super::{Exports, PluginError, PluginRuntime};
 
 /// What a plugin's store holds.
@@ -17,6 +18,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    stderr: StderrTail,
     /// `name@version` of the plugin, for its log lines.
     label: String,
 }
@@ -76,10 +78,12 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(runtime: &PluginRuntime, pre: &InstancePre<HostState>, indices: &Indices, limits: SandboxLimits, label: &str) -> Result<Self, PluginError> {
+        let stderr = StderrTail::default();
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
+            stderr,
             label: label.to_string(),
         };
         let mut store = Store::new(runtime.engine(), state);
@@ -94,6 +98,11 @@ impl Instance {
             None => None,
         };
         Ok(Self { store, describe, transform })
+    }
+
+    /// What the plugin wrote to stderr since the last call of this.
+    pub fn take_stderr(&self) -> String {
+        self.store.data().stderr.take()
     }
 
     /// Bytes of linear memory the instance holds.

@@ -15,6 +15,7 @@ mod bindings;
 mod cache;
 mod instance;
 mod limits;
+mod stderr;
 mod transform;
 
 use std::path::{Path, PathBuf};

@@ -267,12 +267,20 @@ impl Transformer {
         self.arg.offsets.extend_from_slice(offsets);
         instance.store.set_epoch_deadline(inner.limits.deadline_ticks());
         let result = transform.call_apply(&mut instance.store, &self.function.name, &self.arg);
+        let stderr = instance.take_stderr();
+        if result.is_ok() && !stderr.is_empty() {
+            tracing::debug!(function = %self.label, "plugin stderr: {}", stderr.trim_end());
+        }
         Ok(match result {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(message)) => Err(CallFailure { kind: FailureKind::Error, message, poisoned: false }),
             Err(trap) => {
                 self.instance = None;
-                Err(classify(&trap, inner.limits.call_timeout))
+                let mut failure = classify(&trap, inner.limits.call_timeout);
+                if let Some(said) = super::stderr::summarize(&stderr) {
+                    failure.message = format!("{}; the plugin wrote to stderr: {said}", failure.message);
+                }
+                Err(failure)
             }
         })
     }
