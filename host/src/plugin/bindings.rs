@@ -9,6 +9,6 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::weir::plugin::describe::GuestIndices as DescribeIndices;
-pub use exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
-pub use weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
+pub use self::exports::weir::plugin::describe::GuestIndices as DescribeIndices;
+pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
+pub use self::weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
