@@ -261,10 +261,12 @@ fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
     match connector.as_str() {
         "print" => {
             let entries = ctx.map(v, key, &["connector", "stream"])?;
-            match get(&entries, "stream").map(|s| ctx.string(s, &join(key, "stream"))).transpose()?.as_deref() {
-                None | Some("stdout") => Ok(SinkSpec::Print),
-                Some("stderr") => Ok(SinkSpec::PrintStderr),
-                Some(other) => Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr"))),
+            // Dead letters print to stderr unless told otherwise, apart from the records.
+            let default = if key == "dead_letter" { "stderr" } else { "stdout" };
+            match get(&entries, "stream").map(|s| ctx.string(s, &join(key, "stream"))).transpose()?.as_deref().unwrap_or(default) {
+                "stdout" => Ok(SinkSpec::Print),
+                "stderr" => Ok(SinkSpec::PrintStderr),
+                other => Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr"))),
             }
         }
         "file" | "filesystem" => {

@@ -48,13 +48,23 @@ struct Line<'a> {
 }
 
 impl DeadLetter {
+    /// The dead letter as a record (a MessagePack map), for the dead-letter sink: sinks
+    /// write it as one JSON object per line whatever their format.
+    pub fn to_record(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(&self.line()).unwrap_or_else(|e| crate::record::encode_str(&format!("cannot encode a dead letter: {e}")))
+    }
+
     /// The dead letter as one line of JSON.
     pub fn to_json_line(&self) -> String {
+        serde_json::to_string(&self.line()).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize dead letter: {e}\"}}"))
+    }
+
+    fn line(&self) -> Line<'_> {
         let (record, raw) = match &self.payload {
             Payload::Record(v) => (Some(record::json_of(v)), None),
             Payload::Raw(bytes) => (None, Some(String::from_utf8_lossy(bytes).into_owned())),
         };
-        let line = Line {
+        Line {
             operator: &self.operator,
             kind: &self.kind,
             error: &self.error,
@@ -62,8 +72,7 @@ impl DeadLetter {
             key: self.key.as_deref().map(record::json_of),
             record,
             raw,
-        };
-        serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize dead letter: {e}\"}}"))
+        }
     }
 }
 
@@ -85,6 +94,7 @@ mod tests {
         assert_eq!(v["record"], "boom!");
         assert_eq!(v["kind"], "trap");
         assert!(v.get("raw").is_none());
+        assert_eq!(record::display_value(&d.to_record()), d.to_json_line());
         let raw = DeadLetter { payload: Payload::Raw(b"{oops".to_vec()), origin: Some("in.jsonl:3".into()), ..d };
         let v: serde_json::Value = serde_json::from_str(&raw.to_json_line()).unwrap();
         assert_eq!(v["raw"], "{oops");
