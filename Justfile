@@ -4,7 +4,10 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv"
-weir := "cargo run --quiet --release -p weir --"
+# One build of the whole workspace (all targets) for everything: building `-p weir` alone
+# would unify features differently and compile wasmtime a second time.
+target_dir := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
+weir := target_dir / "release" / "weir"
 componentize_py := "componentize-py==0.25.1"
 
 # List the recipes.
@@ -25,9 +28,9 @@ setup:
         echo "$want" > "$stamp"
     fi
 
-# Build the weir binary.
+# Build the workspace: the weir binary, the libraries, tests, examples and benches.
 build:
-    cargo build --release -p weir
+    cargo build --release --workspace --all-targets
 
 # Build every plugin under plugins/ into plugins/<dir>/<dir>.wasm with `weir plugin build`.
 plugins: setup build
@@ -57,7 +60,7 @@ test: plugins
 
 # Throughput and latency figures (JSON on stdout).
 bench: plugins
-    cargo bench -p weir --bench pipeline
+    cargo bench --workspace --bench pipeline
 
 # Format and lint.
 lint:

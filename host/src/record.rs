@@ -173,6 +173,17 @@ impl Batch {
         self.keys = Some(Box::new(keys));
     }
 
+    /// Keep the first `rows` rows.
+    pub fn truncate(&mut self, rows: usize) {
+        if rows < self.len() {
+            self.data.truncate(self.offsets[rows] as usize);
+            self.offsets.truncate(rows + 1);
+            if let Some(keys) = self.keys.as_mut() {
+                keys.truncate(rows);
+            }
+        }
+    }
+
     pub fn clear(&mut self) {
         self.data.clear();
         self.offsets.truncate(1);
@@ -321,6 +332,8 @@ mod tests {
         let (data, offsets) = b.clone().into_parts();
         assert_eq!(offsets, vec![0, 1, 1, 4]);
         assert_eq!(Batch::from_parts(data, offsets).unwrap(), b);
+        b.truncate(1);
+        assert_eq!(b.parts(), (&b"a"[..], &[0u32, 1][..]));
     }
 
     #[test]

@@ -26,15 +26,17 @@ impl KeyByOperator {
         Self { name, source }
     }
 
-    fn dead(&self, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
-        DeadLetter {
-            operator: self.name.clone(),
-            kind: kind.to_string(),
-            error,
-            origin: None,
-            payload: Payload::Record(input.value(i).to_vec()),
-            key: None,
-        }
+}
+
+/// A record that got no key.
+fn unkeyed(operator: &str, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
+    DeadLetter {
+        operator: operator.to_string(),
+        kind: kind.to_string(),
+        error,
+        origin: None,
+        payload: Payload::Record(input.value(i).to_vec()),
+        key: None,
     }
 }
 
@@ -46,11 +48,10 @@ impl Operator for KeyByOperator {
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
         match &mut self.source {
             KeySource::Field(field) => {
-                let field = field.clone();
                 for i in 0..input.len() {
-                    match record::field(input.value(i), &field) {
+                    match record::field(input.value(i), field) {
                         Ok(key) => out.push_keyed(input.value(i), Some(&key)),
-                        Err(e) => dead.push(self.dead(&input, i, "missing-field", e.to_string())),
+                        Err(e) => dead.push(unkeyed(&self.name, &input, i, "missing-field", e.to_string())),
                     }
                 }
             }
@@ -63,12 +64,12 @@ impl Operator for KeyByOperator {
                 let mut failed = failures.iter().peekable();
                 for (i, &n) in outcome.counts.iter().enumerate() {
                     if let Some(f) = failed.next_if(|f| f.index == i) {
-                        dead.push(self.dead(&input, i, f.kind.as_str(), f.message.clone()));
+                        dead.push(unkeyed(&self.name, &input, i, f.kind.as_str(), f.message.clone()));
                         continue;
                     }
                     if n != 1 {
                         let msg = format!("a key selector must return exactly one key per record, it returned {n}");
-                        dead.push(self.dead(&input, i, "error", msg));
+                        dead.push(unkeyed(&self.name, &input, i, "error", msg));
                         j += n as usize;
                         continue;
                     }

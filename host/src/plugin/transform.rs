@@ -223,7 +223,7 @@ impl Transformer {
             if ok {
                 outcome.counts[index] = u32::try_from(n).unwrap_or(u32::MAX);
             } else {
-                truncate_rows(&mut outcome.rows, start);
+                outcome.rows.truncate(start);
             }
         }
     }
@@ -312,15 +312,6 @@ fn to_json(input: &Batch, failures: &mut Vec<RowFailure>) -> (Batch, Vec<usize>)
         }
     }
     (json, rows)
-}
-
-fn truncate_rows(batch: &mut Batch, keep: usize) {
-    if batch.len() == keep {
-        return;
-    }
-    let mut kept = Batch::with_capacity(keep, batch.byte_len());
-    (0..keep).for_each(|i| kept.push(batch.value(i)));
-    *batch = kept;
 }
 
 fn classify(err: &wasmtime::Error, timeout: std::time::Duration) -> CallFailure {

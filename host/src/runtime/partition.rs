@@ -73,23 +73,6 @@ impl Output {
         Ok(())
     }
 
-    /// Send a batch from an async task.
-    pub async fn send(&mut self, batch: Batch) -> Result<(), Disconnected> {
-        for (target, b) in self.route(batch) {
-            let sender = &self.senders[target];
-            match sender.try_send(b) {
-                Ok(()) => {}
-                Err(TrySendError::Closed(_)) => return Err(Disconnected),
-                Err(TrySendError::Full(b)) => {
-                    let started = Instant::now();
-                    sender.send(b).await.map_err(|_| Disconnected)?;
-                    self.blocked += started.elapsed();
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Split a batch into (target instance, batch) pairs.
     fn route(&mut self, batch: Batch) -> Vec<(usize, Batch)> {
         if batch.is_empty() || self.senders.is_empty() {

@@ -3,6 +3,10 @@
 //!
 //! It exports the same interfaces as a real plugin (an identity map named `identity`), so
 //! the only thing wrong with it is the version.
+//!
+//! Only meaningful as a component: on other targets the crate is empty (its exports' names
+//! are not valid native symbol names).
+#![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
     world: "transform-plugin",
