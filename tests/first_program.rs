@@ -69,3 +69,27 @@ fn the_builder_api_runs_the_python_plugin_too() {
     let expected: Vec<&str> = EXPECTED.lines().collect();
     assert_eq!(run_with_builder("upper-python"), expected);
 }
+
+#[test]
+fn the_builder_api_writes_text_and_json_files() {
+    let dir = common::temp_dir();
+    for (format, file, expected) in [
+        (weir::connectors::LineFormat::Text, "out.txt", EXPECTED.to_string()),
+        (
+            weir::connectors::LineFormat::Json,
+            "out.jsonl",
+            EXPECTED.lines().map(|l| format!("\"{l}\"\n")).collect(),
+        ),
+    ] {
+        let env = StreamEnvironment::new();
+        env.set_cache_dir(shared_cache_dir());
+        let upper = env.load_plugin(plugin("upper-rust")).expect("load the upper plugin");
+        let path = dir.path().join("sub").join(file);
+        env.from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"])
+            .map(upper.function("upper"))
+            .write_to_file(&path, format);
+        env.execute("First Program to a file").expect("the job runs");
+        let written = std::fs::read_to_string(&path).expect("the sink wrote the file");
+        assert_eq!(written, expected, "{format:?}");
+    }
+}

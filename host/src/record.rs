@@ -167,12 +167,6 @@ impl Batch {
         self.offsets.push(offset(self.data.len()));
     }
 
-    /// Attach one key per row (from a key selector), replacing any keys.
-    pub fn set_keys(&mut self, keys: Batch) {
-        assert_eq!(keys.len(), self.len(), "one key per row");
-        self.keys = Some(Box::new(keys));
-    }
-
     /// Keep the first `rows` rows.
     pub fn truncate(&mut self, rows: usize) {
         if rows < self.len() {

@@ -25,7 +25,6 @@ use tokio::sync::mpsc;
 use crate::record::Batch;
 use crate::runtime::{DeadLetter, Disconnected, Output, Payload};
 
-pub use file_source::list_input_files;
 
 /// Line formats of the file source and sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
