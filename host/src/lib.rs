@@ -10,6 +10,8 @@
 //! - [`graph`]: the logical job graph and its physical plan.
 //! - [`runtime`]: tasks, channels, partitioning, dead letters.
 //! - [`connectors`]: sources and sinks.
+//! - [`time`]: event time from records, watermark generation and combination.
+//! - [`window`]: window assignment, session merging, firing and lateness, built-in aggregates.
 //! - [`env`]: the builder API (`StreamEnvironment`, `DataStream`), like Flink's DataStream API.
 //! - [`job`]: job files (YAML), validated with errors that name file, line and key.
 
@@ -22,3 +24,5 @@ pub mod operator;
 pub mod plugin;
 pub mod record;
 pub mod runtime;
+pub mod time;
+pub mod window;
