@@ -94,11 +94,12 @@ fn run_job(path: &Path, cache_dir: PathBuf, summary: bool) -> Result<()> {
     );
     if summary {
         eprintln!(
-            "job `{}` finished: {} records in, {} out, {} dead letters, {:.1} ms (backpressure {:.1} ms)",
+            "job `{}` finished: {} records in, {} out, {} dead letters, {} late, {:.1} ms (backpressure {:.1} ms)",
             report.name,
             report.records_in,
             report.records_out,
             report.dead_letters,
+            report.late_records,
             report.elapsed.as_secs_f64() * 1e3,
             report.backpressure.as_secs_f64() * 1e3
         );

@@ -27,12 +27,25 @@ pub enum RecordError {
 /// A batch of records: values in one flat buffer, row `i` at `data[offsets[i]..offsets[i+1]]`.
 ///
 /// Invariant: `offsets` is non-empty, starts at 0, never decreases, and ends at `data.len()`;
-/// `keys`, when present, has exactly `len()` rows.
+/// `keys` and `timestamps`, when present, have exactly `len()` rows.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Batch {
     data: Vec<u8>,
     offsets: Vec<u32>,
     keys: Option<Box<Batch>>,
+    /// Event time per row in ms, [`NO_TIMESTAMP`] for rows without one.
+    timestamps: Option<Vec<i64>>,
+}
+
+/// The event time of a record that has none (Flink's `Long.MIN_VALUE`).
+pub const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// What travels with a record value: its key (after `key_by`) and its event time (after
+/// `assign_timestamps`). Operators pass it on with every output row of an input row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowMeta<'a> {
+    pub key: Option<&'a [u8]>,
+    pub timestamp: Option<i64>,
 }
 
 impl Default for Batch {
@@ -57,7 +70,7 @@ impl Batch {
     pub fn with_capacity(rows: usize, bytes: usize) -> Self {
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
-        Self { data: Vec::with_capacity(bytes), offsets, keys: None }
+        Self { data: Vec::with_capacity(bytes), offsets, keys: None, timestamps: None }
     }
 
     /// A batch from the flat parts of a plugin's output.
@@ -75,7 +88,7 @@ impl Batch {
                 data.len()
             ));
         }
-        Ok(Self { data, offsets, keys: None })
+        Ok(Self { data, offsets, keys: None, timestamps: None })
     }
 
     /// The flat parts, to hand to a plugin.
@@ -112,19 +125,48 @@ impl Batch {
         self.keys.is_some()
     }
 
+    /// The event time of row `i`, if it has one.
+    pub fn timestamp(&self, i: usize) -> Option<i64> {
+        self.timestamps.as_ref().map(|t| t[i]).filter(|&t| t != NO_TIMESTAMP)
+    }
+
+    /// Key and event time of row `i`.
+    pub fn meta(&self, i: usize) -> RowMeta<'_> {
+        RowMeta { key: self.key(i), timestamp: self.timestamp(i) }
+    }
+
+    /// Whether any row carries a key or an event time (so rows cannot be moved as bare values).
+    pub fn has_meta(&self) -> bool {
+        self.keys.is_some() || self.timestamps.is_some()
+    }
+
     /// Values and keys, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
         (0..self.len()).map(|i| (self.value(i), self.key(i)))
     }
 
-    /// Append an unkeyed record. Pushing unkeyed records into a keyed batch is a bug.
+    /// Append a record without key or event time. Doing so into a batch with either is a bug.
     pub fn push(&mut self, value: &[u8]) {
-        debug_assert!(self.keys.is_none(), "push without a key into a keyed batch");
+        debug_assert!(!self.has_meta(), "push without key or time into a batch with them");
         self.push_value(value);
     }
 
+    /// Append a record with its key and event time, keeping the columns aligned.
+    pub fn push_record(&mut self, value: &[u8], meta: RowMeta<'_>) {
+        let rows = self.len();
+        match meta.timestamp {
+            Some(t) => self.timestamps.get_or_insert_with(|| vec![NO_TIMESTAMP; rows]).push(t),
+            None => {
+                if let Some(ts) = self.timestamps.as_mut() {
+                    ts.push(NO_TIMESTAMP);
+                }
+            }
+        }
+        self.push_keyed(value, meta.key);
+    }
+
     /// Append a record with its key (or none), keeping keys aligned with values.
-    pub fn push_keyed(&mut self, value: &[u8], key: Option<&[u8]>) {
+    fn push_keyed(&mut self, value: &[u8], key: Option<&[u8]>) {
         match key {
             Some(k) => {
                 let rows = self.len();
@@ -148,7 +190,7 @@ impl Batch {
     /// Append a value whose bytes are written by `write` straight into the buffer (no
     /// temporary allocation), e.g. an encoder writing MessagePack.
     pub fn push_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
-        debug_assert!(self.keys.is_none(), "push_with into a keyed batch");
+        debug_assert!(!self.has_meta(), "push_with into a batch with keys or times");
         let start = self.data.len();
         match write(&mut self.data) {
             Ok(()) => {
@@ -175,6 +217,9 @@ impl Batch {
             if let Some(keys) = self.keys.as_mut() {
                 keys.truncate(rows);
             }
+            if let Some(ts) = self.timestamps.as_mut() {
+                ts.truncate(rows);
+            }
         }
     }
 
@@ -182,6 +227,7 @@ impl Batch {
         self.data.clear();
         self.offsets.truncate(1);
         self.keys = None;
+        self.timestamps = None;
     }
 }
 
@@ -339,14 +385,17 @@ mod tests {
     }
 
     #[test]
-    fn keys_stay_aligned() {
+    fn keys_and_times_stay_aligned() {
         let mut b = Batch::new();
-        b.push_keyed(b"x", None);
-        b.push_keyed(b"y", Some(b"k"));
-        b.push_keyed(b"z", None);
+        b.push_record(b"x", RowMeta::default());
+        b.push_record(b"y", RowMeta { key: Some(b"k"), timestamp: None });
+        b.push_record(b"z", RowMeta { key: None, timestamp: Some(7) });
         assert_eq!(b.key(0), Some(&b""[..]));
         assert_eq!(b.key(1), Some(&b"k"[..]));
         assert_eq!(b.key(2), Some(&b""[..]));
+        assert_eq!((b.timestamp(0), b.timestamp(1), b.timestamp(2)), (None, None, Some(7)));
+        b.truncate(2);
+        assert_eq!(b.meta(1), RowMeta { key: Some(b"k"), timestamp: None });
     }
 
     #[test]

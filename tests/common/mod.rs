@@ -192,12 +192,15 @@ impl Run {
             records_in: get("records in"),
             records_out: get("out"),
             dead_letters: get("dead letters"),
+            late: numbers.get("late").copied().unwrap_or(0),
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
+    /// Records sent to the late-data output (0 when the line has no such counter).
+    pub late: u64,
     pub records_in: u64,
     pub records_out: u64,
     pub dead_letters: u64,

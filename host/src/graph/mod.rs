@@ -72,6 +72,9 @@ pub struct JobGraph {
     pub steps: Vec<Step>,
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
+    /// Where records too late for their windows go (Flink's late-data side output);
+    /// without one they are dead letters of kind `late`.
+    pub late_data: Option<SinkSpec>,
     pub config: JobConfig,
 }
 
@@ -159,6 +162,7 @@ mod tests {
             steps,
             sink: SinkSpec::Discard,
             dead_letter: SinkSpec::Discard,
+            late_data: None,
             config: JobConfig { default_parallelism: 4, ..Default::default() },
         }
     }

@@ -20,12 +20,14 @@
 
 mod locate;
 mod spec;
+mod time;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::Lines;
 pub use spec::{FnRef, JobSpec, KeySpec, StepSpec};
+pub use time::{WindowSpec, parse_duration_ms};
 
 /// An error in a job file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::time::WindowSpec;
 use super::{JobError, Lines};
 use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
@@ -33,6 +34,9 @@ pub enum StepSpec {
     Sum(String),
     Min(String),
     Max(String),
+    /// Event time from a field, with a bound on out-of-orderness (ms).
+    AssignTimestamps { field: String, max_out_of_orderness_ms: i64 },
+    Window(WindowSpec),
 }
 
 /// A validated job file. Paths are resolved against the job file's folder.
@@ -52,20 +56,22 @@ pub struct JobSpec {
     pub pipeline: Vec<(StepSpec, Option<usize>)>,
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
+    pub late_data: Option<SinkSpec>,
 }
 
-const TOP_KEYS: &[&str] = &["name", "parallelism", "max_parallelism", "batch_size", "limits", "plugins", "source", "pipeline", "sink", "dead_letter"];
-const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max";
+const TOP_KEYS: &[&str] =
+    &["name", "parallelism", "max_parallelism", "batch_size", "limits", "plugins", "source", "pipeline", "sink", "dead_letter", "late_data"];
+const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window";
 
 /// Validation context: the file, its line index, and where relative paths start.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a Path,
     base: &'a Path,
     lines: Lines,
 }
 
 impl Ctx<'_> {
-    fn err(&self, key: &str, message: impl Into<String>) -> JobError {
+    pub(super) fn err(&self, key: &str, message: impl Into<String>) -> JobError {
         JobError { file: self.file.to_path_buf(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
     }
 
@@ -74,7 +80,7 @@ impl Ctx<'_> {
         if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
     }
 
-    fn map<'v>(&self, v: &'v Value, key: &str, allowed: &[&str]) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
+    pub(super) fn map<'v>(&self, v: &'v Value, key: &str, allowed: &[&str]) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
         let Value::Mapping(m) = v else {
             return Err(self.err(key, format!("expected a mapping with keys {}, found {}", allowed.join(", "), describe(v))));
         };
@@ -92,7 +98,7 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    fn string(&self, v: &Value, key: &str) -> Result<String, JobError> {
+    pub(super) fn string(&self, v: &Value, key: &str) -> Result<String, JobError> {
         match v {
             Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
             Value::String(_) => Err(self.err(key, "must not be empty")),
@@ -100,7 +106,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn number(&self, v: &Value, key: &str, min: u64, max: u64) -> Result<u64, JobError> {
+    pub(super) fn number(&self, v: &Value, key: &str, min: u64, max: u64) -> Result<u64, JobError> {
         match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(self.err(key, format!("expected a whole number from {min} to {max}, found {}", describe(v)))),
@@ -116,11 +122,11 @@ impl Ctx<'_> {
     }
 }
 
-fn join(parent: &str, key: &str) -> String {
+pub(super) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
-fn describe(v: &Value) -> String {
+pub(super) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "nothing".into(),
         Value::Bool(b) => format!("the boolean {b}"),
@@ -132,7 +138,7 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn get<'v>(entries: &[(&str, &'v Value)], key: &str) -> Option<&'v Value> {
+pub(super) fn get<'v>(entries: &[(&str, &'v Value)], key: &str) -> Option<&'v Value> {
     entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
@@ -184,6 +190,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         Some(v) => parse_sink(&ctx, v, "dead_letter")?,
         None => SinkSpec::PrintStderr,
     };
+    let late_data = get(&top, "late_data").map(|v| parse_sink(&ctx, v, "late_data")).transpose()?;
     Ok(JobSpec {
         file: file.to_path_buf(),
         lines: ctx.lines,
@@ -197,6 +204,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         pipeline,
         sink,
         dead_letter,
+        late_data,
     })
 }
 
@@ -339,6 +347,11 @@ fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) ->
         "sum" => (StepSpec::Sum(field("sum")?), None),
         "min" => (StepSpec::Min(field("min")?), None),
         "max" => (StepSpec::Max(field("max")?), None),
+        "assign_timestamps" => {
+            let (field, bound) = super::time::parse_assign_timestamps(ctx, arg, key)?;
+            (StepSpec::AssignTimestamps { field, max_out_of_orderness_ms: bound }, None)
+        }
+        "window" => (StepSpec::Window(super::time::parse_window(ctx, arg, key)?), None),
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
 }
@@ -366,7 +379,7 @@ fn parse_fn(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> R
 }
 
 impl JobSpec {
-    fn err(&self, key: &str, message: impl Into<String>) -> JobError {
+    pub(super) fn err(&self, key: &str, message: impl Into<String>) -> JobError {
         JobError { file: self.file.clone(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
     }
 
@@ -390,6 +403,9 @@ impl JobSpec {
         }
         env.set_limits(self.limits);
         env.set_dead_letter(self.dead_letter.clone());
+        if let Some(late) = &self.late_data {
+            env.set_late_data(late.clone());
+        }
 
         let mut loaded: Vec<(&str, PluginRef)> = Vec::new();
         for (alias, path) in &self.plugins {
@@ -423,12 +439,26 @@ impl JobSpec {
                 StepSpec::KeyBy(KeySpec::Function(f)) => {
                     stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
                 }
-                StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) => {
+                StepSpec::AssignTimestamps { field, max_out_of_orderness_ms } => {
+                    stream.assign_timestamps(field, std::time::Duration::from_millis(u64::try_from(*max_out_of_orderness_ms).unwrap_or(0)))
+                }
+                StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) | StepSpec::Window(_) => {
                     let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
                     if !after_key_by {
                         return Err(self.err(&key, format!("{} needs a keyed stream: put `key_by` right before it", step_kind(step))));
                     }
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
+                    if let StepSpec::Window(w) = step {
+                        if !self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps { .. })) {
+                            return Err(self.err(&key, "an event-time window needs `assign_timestamps` earlier in the pipeline"));
+                        }
+                        let lateness = std::time::Duration::from_millis(u64::try_from(w.allowed_lateness_ms).unwrap_or(0));
+                        stream = keyed.window(w.assigner.clone()).allowed_lateness(lateness).aggregate(w.aggregate.clone());
+                        if let Some(p) = parallelism {
+                            stream = stream.set_parallelism(*p);
+                        }
+                        continue;
+                    }
                     match step {
                         StepSpec::Sum(f) => keyed.sum(f),
                         StepSpec::Min(f) => keyed.min(f),
@@ -456,6 +486,8 @@ fn step_kind(step: &StepSpec) -> &'static str {
         StepSpec::Sum(_) => "sum",
         StepSpec::Min(_) => "min",
         StepSpec::Max(_) => "max",
+        StepSpec::AssignTimestamps { .. } => "assign_timestamps",
+        StepSpec::Window(_) => "window",
     }
 }
 
@@ -500,7 +532,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),
-            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max"
+            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window"
         );
         assert_eq!(error(&OK.replace("  connector: print", "  connector: print\n  colour: red")), "job.yaml:14: sink.colour: unknown key; expected one of: connector, stream");
         assert_eq!(error(&OK.replace("name: t\n", "")), "job.yaml: missing the required key `name`");

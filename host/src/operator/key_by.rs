@@ -5,7 +5,7 @@
 
 use super::{DeadLetters, Operator, OperatorError};
 use crate::plugin::Transformer;
-use crate::record::{self, Batch};
+use crate::record::{self, Batch, RowMeta};
 use crate::runtime::{DeadLetter, Payload};
 
 /// Where keys come from.
@@ -50,7 +50,7 @@ impl Operator for KeyByOperator {
             KeySource::Field(field) => {
                 for i in 0..input.len() {
                     match record::field(input.value(i), field) {
-                        Ok(key) => out.push_keyed(input.value(i), Some(&key)),
+                        Ok(key) => out.push_record(input.value(i), RowMeta { key: Some(&key), ..input.meta(i) }),
                         Err(e) => dead.push(unkeyed(&self.name, &input, i, "missing-field", e.to_string())),
                     }
                 }
@@ -73,7 +73,7 @@ impl Operator for KeyByOperator {
                         j += n as usize;
                         continue;
                     }
-                    out.push_keyed(input.value(i), Some(outcome.rows.value(j)));
+                    out.push_record(input.value(i), RowMeta { key: Some(outcome.rows.value(j)), ..input.meta(i) });
                     j += 1;
                 }
             }

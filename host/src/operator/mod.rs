@@ -3,20 +3,24 @@
 //! An [`Operator`] sees whole batches (never single records: every Wasm call is batched).
 //! Stateless operators (map, filter, flat_map, key selection) are fused into one task by
 //! the runtime; keyed operators run after a key-group exchange. Records that fail go to
-//! [`DeadLetters`], never silently away. Hooks for watermarks and checkpoint barriers join
-//! the trait with the issues that bring them.
+//! [`DeadLetters`], never silently away. Event time reaches operators as watermarks
+//! ([`Operator::on_watermark`]); checkpoint barriers will join the trait with their issue.
 
 mod key_by;
 mod native;
 mod rolling;
+mod timestamps;
 mod transform;
+mod window;
 
 use thiserror::Error;
 
 pub use key_by::{KeyByOperator, KeySource};
 pub use native::NativeMap;
 pub use rolling::{RollingAggregate, RollingKind};
+pub use timestamps::TimestampAssigner;
 pub use transform::{TransformKind, TransformOperator};
+pub use window::{WindowAggregate, WindowOperator};
 
 use crate::record::Batch;
 use crate::runtime::DeadLetter;
@@ -56,7 +60,20 @@ pub trait Operator: Send {
     /// Process one batch, appending results to `out` and failures to `dead`.
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError>;
 
-    /// The input has ended: emit anything held back.
+    /// Event time reached `watermark` at this operator's input: release into `out` what
+    /// is now due (windows that fire), and return the watermark to pass on: the same by
+    /// default, `None` for an operator that makes event time itself (a timestamp assigner).
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<Option<i64>, OperatorError> {
+        Ok(Some(watermark))
+    }
+
+    /// A watermark this operator generated from the last batch (timestamp assigners),
+    /// sent on after that batch's records.
+    fn take_watermark(&mut self) -> Option<i64> {
+        None
+    }
+
+    /// The input has ended (after the final watermark): emit anything held back.
     fn finish(&mut self, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<(), OperatorError> {
         Ok(())
     }

@@ -43,12 +43,12 @@ impl Operator for NativeMap {
     }
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
-        let keyed = input.has_keys();
+        let keyed = input.has_meta();
         let mut buf = Vec::new();
         for i in 0..input.len() {
             let result = if keyed {
                 buf.clear();
-                (self.f)(input.value(i), &mut buf).map(|()| out.push_keyed(&buf, input.key(i)))
+                (self.f)(input.value(i), &mut buf).map(|()| out.push_record(&buf, input.meta(i)))
             } else {
                 out.push_with(|o| (self.f)(input.value(i), o))
             };

@@ -185,7 +185,7 @@ mod tests {
         let mut op = RollingAggregate::new("agg".into(), kind);
         let mut input = Batch::new();
         for (k, v) in rows {
-            input.push_keyed(&rec(v), Some(&record::encode_str(k)));
+            input.push_record(&rec(v), record::RowMeta { key: Some(&record::encode_str(k)), timestamp: None });
         }
         let (mut out, mut dead) = (Batch::new(), DeadLetters::default());
         op.process(input, &mut out, &mut dead).unwrap();

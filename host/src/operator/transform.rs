@@ -64,14 +64,14 @@ impl Operator for TransformOperator {
                 key: input.key(f.index).map(<[u8]>::to_vec),
             });
         }
-        if out.is_empty() && !input.has_keys() {
+        if out.is_empty() && !input.has_meta() {
             *out = outcome.rows;
             return Ok(());
         }
         let mut j = 0;
         for (i, &n) in outcome.counts.iter().enumerate() {
             for _ in 0..n {
-                out.push_keyed(outcome.rows.value(j), input.key(i));
+                out.push_record(outcome.rows.value(j), input.meta(i));
                 j += 1;
             }
         }

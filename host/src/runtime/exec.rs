@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use super::partition::{Output, Partitioning};
-use super::DeadLetter;
+use super::partition::{Message, Output, Partitioning};
+use super::{DeadLetter, Payload};
+
+/// The dead-letter kind of records too late for their windows.
+pub const LATE: &str = "late";
 use crate::connectors::{self, ConnectorError, SourceContext, SourceSpec};
 use crate::graph::{self, GraphError, JobGraph};
 use crate::operator::{DeadLetters, Operator, OperatorError};
 use crate::record::Batch;
+use crate::time::{END_OF_TIME, TimeSignal, WatermarkTracker};
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -47,6 +51,8 @@ pub struct JobReport {
     /// Records the sink received.
     pub records_out: u64,
     pub dead_letters: u64,
+    /// Records sent to the late-data output.
+    pub late_records: u64,
     pub elapsed: Duration,
     /// Time tasks spent blocked on full channels, summed over tasks.
     pub backpressure: Duration,
@@ -58,6 +64,7 @@ struct TaskStats {
     records_in: u64,
     records_out: u64,
     dead_letters: u64,
+    late_records: u64,
     backpressure: Duration,
 }
 
@@ -74,41 +81,60 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
     let mut sink = connectors::open_sink(&graph.sink)?;
     let mut dead_sink = connectors::open_sink(&graph.dead_letter)?;
 
+    let mut late_sink = graph.late_data.as_ref().map(connectors::open_sink).transpose()?;
+
     let (dead_tx, mut dead_rx) = mpsc::channel::<Vec<DeadLetter>>(cap);
     tasks.spawn_blocking(move || -> TaskResult {
         let mut stats = TaskStats::default();
         while let Some(letters) = dead_rx.blocking_recv() {
-            stats.dead_letters += letters.len() as u64;
+            let (mut dead, mut late) = (Batch::new(), Batch::new());
             for d in &letters {
                 tracing::debug!(operator = %d.operator, kind = %d.kind, error = %d.error, "dead letter");
+                match (&d.payload, late_sink.is_some() && d.kind == LATE) {
+                    // Late records are data: the late-data output gets the records themselves.
+                    (Payload::Record(v), true) => {
+                        stats.late_records += 1;
+                        late.push(v);
+                    }
+                    _ => {
+                        stats.dead_letters += 1;
+                        dead.push(&d.to_record());
+                    }
+                }
             }
-            let mut batch = Batch::new();
-            for d in &letters {
-                batch.push(&d.to_record());
+            dead_sink.write(&dead)?;
+            if let Some(sink) = late_sink.as_mut() {
+                sink.write(&late)?;
             }
-            dead_sink.write(&batch)?;
         }
         dead_sink.finish()?;
+        if let Some(sink) = late_sink.as_mut() {
+            sink.finish()?;
+        }
         Ok(stats)
     });
 
     // The sink: a single task fed by every instance of the last stage.
-    let (sink_tx, mut sink_rx) = mpsc::channel::<Batch>(cap);
+    let (sink_tx, mut sink_rx) = mpsc::channel::<Message>(cap);
     tasks.spawn_blocking(move || -> TaskResult {
         let mut stats = TaskStats::default();
-        while let Some(batch) = sink_rx.blocking_recv() {
-            stats.records_out += batch.len() as u64;
-            sink.write(&batch)?;
+        while let Some(message) = sink_rx.blocking_recv() {
+            if let Message::Data(batch) = message {
+                stats.records_out += batch.len() as u64;
+                sink.write(&batch)?;
+            }
         }
         sink.finish()?;
         Ok(stats)
     });
 
     // Stages from last to first, so each knows the senders of the one after it.
-    let mut downstream: Vec<mpsc::Sender<Batch>> = vec![sink_tx];
+    let mut downstream: Vec<mpsc::Sender<Message>> = vec![sink_tx];
     let mut downstream_input = Partitioning::Rebalance;
-    for stage in stages.iter().rev() {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Batch>(cap)).unzip();
+    for (k, stage) in stages.iter().enumerate().rev() {
+        // Instances sending into this stage: the previous stage's, or the single source.
+        let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
         for (index, rx) in rxs.into_iter().enumerate() {
             let operators = stage
                 .steps
@@ -117,7 +143,8 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
                 .collect::<Result<Vec<_>, _>>()?;
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
-            tasks.spawn_blocking(move || run_stage_instance(rx, operators, output, dead));
+            let mut instance = StageInstance { operators, output, dead, letters: DeadLetters::default() };
+            tasks.spawn_blocking(move || instance.run(rx, inputs));
         }
         downstream = txs;
         downstream_input = stage.input;
@@ -142,6 +169,7 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
                 report.records_in += s.records_in;
                 report.records_out += s.records_out;
                 report.dead_letters += s.dead_letters;
+                report.late_records += s.late_records;
                 report.backpressure += s.backpressure;
             }
             Err(e) => {
@@ -159,28 +187,75 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
     }
 }
 
-/// One parallel instance of a stage: its fused operators, batch by batch.
-fn run_stage_instance(
-    mut input: mpsc::Receiver<Batch>,
-    mut operators: Vec<Box<dyn Operator>>,
-    mut output: Output,
+/// One parallel instance of a stage: its fused operators, and where their output goes.
+struct StageInstance {
+    operators: Vec<Box<dyn Operator>>,
+    output: Output,
     dead: mpsc::Sender<Vec<DeadLetter>>,
-) -> TaskResult {
-    let mut stats = TaskStats::default();
-    let mut letters = DeadLetters::default();
-    while let Some(batch) = input.blocking_recv() {
-        let out = run_chain(&mut operators, 0, batch, &mut letters)?;
-        ship(&mut output, &dead, out, &mut letters)?;
+    letters: DeadLetters,
+}
+
+impl StageInstance {
+    /// Batches and watermarks from `inputs` upstream instances, until they all end.
+    fn run(&mut self, mut input: mpsc::Receiver<Message>, inputs: usize) -> TaskResult {
+        let mut event_time = WatermarkTracker::new(inputs);
+        while let Some(message) = input.blocking_recv() {
+            match message {
+                Message::Data(batch) => {
+                    let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
+                    self.ship(out)?;
+                    // Watermarks that operators made from this batch follow its records.
+                    for i in 0..self.operators.len() {
+                        if let Some(w) = self.operators[i].take_watermark() {
+                            self.advance(i + 1, w)?;
+                        }
+                    }
+                }
+                Message::Watermark { from, watermark } => {
+                    for signal in event_time.on_signal(from, TimeSignal::Watermark(watermark)) {
+                        if let TimeSignal::Watermark(w) = signal {
+                            self.advance(0, w)?;
+                        }
+                    }
+                }
+            }
+        }
+        // End of input: event time ends (every window fires), then operators flush.
+        self.advance(0, END_OF_TIME)?;
+        for i in 0..self.operators.len() {
+            let mut held = Batch::new();
+            self.operators[i].finish(&mut held, &mut self.letters)?;
+            let out = run_chain(&mut self.operators, i + 1, held, &mut self.letters)?;
+            self.ship(out)?;
+        }
+        Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
     }
-    // End of input: each operator flushes what it holds through the operators after it.
-    for i in 0..operators.len() {
-        let mut held = Batch::new();
-        operators[i].finish(&mut held, &mut letters)?;
-        let out = run_chain(&mut operators, i + 1, held, &mut letters)?;
-        ship(&mut output, &dead, out, &mut letters)?;
+
+    /// Event time reached `watermark` at `operators[from]`: each operator releases what is
+    /// due (flowing through the operators after it), then passes the watermark on, unless
+    /// it makes event time itself; what comes out of the last one goes downstream.
+    fn advance(&mut self, from: usize, watermark: i64) -> Result<(), RuntimeError> {
+        let mut current = Some(watermark);
+        for i in from..self.operators.len() {
+            let Some(w) = current else { return Ok(()) };
+            let mut released = Batch::new();
+            current = self.operators[i].on_watermark(w, &mut released, &mut self.letters)?;
+            let out = run_chain(&mut self.operators, i + 1, released, &mut self.letters)?;
+            self.ship(out)?;
+        }
+        if let Some(w) = current {
+            self.output.broadcast_watermark(w).map_err(ConnectorError::from)?;
+        }
+        Ok(())
     }
-    stats.backpressure = output.blocked;
-    Ok(stats)
+
+    fn ship(&mut self, batch: Batch) -> Result<(), RuntimeError> {
+        if !self.letters.is_empty() {
+            self.dead.blocking_send(std::mem::take(&mut self.letters.0)).map_err(|_| ConnectorError::Disconnected)?;
+        }
+        self.output.send_blocking(batch).map_err(ConnectorError::from)?;
+        Ok(())
+    }
 }
 
 /// Pass a batch through `operators[from..]`.
@@ -194,12 +269,4 @@ fn run_chain(operators: &mut [Box<dyn Operator>], from: usize, mut batch: Batch,
         batch = out;
     }
     Ok(batch)
-}
-
-fn ship(output: &mut Output, dead: &mpsc::Sender<Vec<DeadLetter>>, batch: Batch, letters: &mut DeadLetters) -> Result<(), RuntimeError> {
-    if !letters.is_empty() {
-        dead.blocking_send(std::mem::take(&mut letters.0)).map_err(|_| ConnectorError::Disconnected)?;
-    }
-    output.send_blocking(batch).map_err(ConnectorError::from)?;
-    Ok(())
 }

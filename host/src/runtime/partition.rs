@@ -40,10 +40,20 @@ pub enum Partitioning {
 #[derive(Debug)]
 pub struct Disconnected;
 
+/// What travels in a channel, in order: data, and event-time progress. End of stream is
+/// the channel's closure, which comes after everything sent before it.
+#[derive(Debug)]
+pub enum Message {
+    Data(Batch),
+    /// Event time at the sending instance `from` (its index among its siblings) reached
+    /// `watermark`: it will send no record with an earlier timestamp.
+    Watermark { from: usize, watermark: i64 },
+}
+
 /// One task's output: senders to every downstream instance, and the time spent blocked on
 /// full channels (backpressure).
 pub struct Output {
-    senders: Vec<mpsc::Sender<Batch>>,
+    senders: Vec<mpsc::Sender<Message>>,
     partitioning: Partitioning,
     /// This task's index among its siblings (for `Forward`).
     index: usize,
@@ -52,25 +62,39 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(senders: Vec<mpsc::Sender<Batch>>, partitioning: Partitioning, index: usize) -> Self {
+    pub fn new(senders: Vec<mpsc::Sender<Message>>, partitioning: Partitioning, index: usize) -> Self {
         Self { senders, partitioning, index, next: index, blocked: Duration::ZERO }
     }
 
     /// Send a batch from a blocking (non-async) task.
     pub fn send_blocking(&mut self, batch: Batch) -> Result<(), Disconnected> {
         for (target, b) in self.route(batch) {
-            let sender = &self.senders[target];
-            match sender.try_send(b) {
-                Ok(()) => {}
-                Err(TrySendError::Closed(_)) => return Err(Disconnected),
-                Err(TrySendError::Full(b)) => {
-                    let started = Instant::now();
-                    sender.blocking_send(b).map_err(|_| Disconnected)?;
-                    self.blocked += started.elapsed();
-                }
-            }
+            self.send_to(target, Message::Data(b))?;
         }
         Ok(())
+    }
+
+    /// Send a watermark to every downstream instance: event time is per channel, whatever
+    /// the partitioning of the data.
+    pub fn broadcast_watermark(&mut self, watermark: i64) -> Result<(), Disconnected> {
+        for target in 0..self.senders.len() {
+            self.send_to(target, Message::Watermark { from: self.index, watermark })?;
+        }
+        Ok(())
+    }
+
+    fn send_to(&mut self, target: usize, message: Message) -> Result<(), Disconnected> {
+        let sender = &self.senders[target];
+        match sender.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(Disconnected),
+            Err(TrySendError::Full(m)) => {
+                let started = Instant::now();
+                sender.blocking_send(m).map_err(|_| Disconnected)?;
+                self.blocked += started.elapsed();
+                Ok(())
+            }
+        }
     }
 
     /// Split a batch into (target instance, batch) pairs.
@@ -89,9 +113,10 @@ impl Output {
             Partitioning::KeyGroups { .. } if n == 1 => vec![(0, batch)],
             Partitioning::KeyGroups { max_parallelism } => {
                 let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
-                for (value, key) in batch.iter() {
-                    let target = key.map_or(0, |k| instance_for_key_group(key_group(k, max_parallelism), n, max_parallelism));
-                    parts[target].push_keyed(value, key);
+                for i in 0..batch.len() {
+                    let meta = batch.meta(i);
+                    let target = meta.key.map_or(0, |k| instance_for_key_group(key_group(k, max_parallelism), n, max_parallelism));
+                    parts[target].push_record(batch.value(i), meta);
                 }
                 parts.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).collect()
             }
@@ -124,18 +149,18 @@ mod tests {
 
     #[test]
     fn key_routing_sends_each_key_to_one_instance_and_keeps_order_per_key() {
-        let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel::<Batch>(16)).unzip();
+        let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel::<Message>(16)).unzip();
         let mut out = Output::new(txs, Partitioning::KeyGroups { max_parallelism: 128 }, 0);
         let mut batch = Batch::new();
         for i in 0..300u32 {
             let key = format!("k{}", i % 7);
-            batch.push_keyed(&i.to_be_bytes(), Some(key.as_bytes()));
+            batch.push_record(&i.to_be_bytes(), crate::record::RowMeta { key: Some(key.as_bytes()), timestamp: Some(i64::from(i)) });
         }
         out.send_blocking(batch).unwrap();
         let mut seen: std::collections::HashMap<Vec<u8>, (usize, u32)> = Default::default();
         let mut total = 0;
         for (target, rx) in rxs.iter_mut().enumerate() {
-            while let Ok(b) = rx.try_recv() {
+            while let Ok(Message::Data(b)) = rx.try_recv() {
                 for (v, k) in b.iter() {
                     let n = u32::from_be_bytes(v.try_into().unwrap());
                     let e = seen.entry(k.unwrap().to_vec()).or_insert((target, n));

@@ -35,6 +35,10 @@ use crate::operator::{
 use crate::plugin::{FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits, default_cache_dir};
 use crate::runtime::{JobReport, RuntimeError};
 
+mod windowed;
+
+pub use windowed::WindowedStream;
+
 #[derive(Debug, Error)]
 pub enum EnvError {
     #[error("plugin {path}: {source}")]
@@ -64,6 +68,7 @@ struct EnvState {
     runtime: Option<Arc<PluginRuntime>>,
     plugins: HashMap<PathBuf, Plugin>,
     dead_letter: SinkSpec,
+    late_data: Option<SinkSpec>,
     pipelines: Vec<(SourceSpec, Vec<Step>, SinkSpec)>,
     errors: Vec<String>,
 }
@@ -84,6 +89,7 @@ impl StreamEnvironment {
                 runtime: None,
                 plugins: HashMap::new(),
                 dead_letter: SinkSpec::PrintStderr,
+                late_data: None,
                 pipelines: Vec::new(),
                 errors: Vec::new(),
             })),
@@ -127,6 +133,13 @@ impl StreamEnvironment {
     /// Where failed records go (default: stderr, one JSON line each).
     pub fn set_dead_letter(&self, sink: SinkSpec) -> &Self {
         self.state().dead_letter = sink;
+        self
+    }
+
+    /// Where records too late for their windows go (Flink's late-data side output). Without
+    /// it they are dead letters of kind `late`.
+    pub fn set_late_data(&self, sink: SinkSpec) -> &Self {
+        self.state().late_data = Some(sink);
         self
     }
 
@@ -203,6 +216,7 @@ impl StreamEnvironment {
             steps,
             sink,
             dead_letter: state.dead_letter.clone(),
+            late_data: state.late_data.clone(),
             config: state.config.clone(),
         })
     }
@@ -270,17 +284,17 @@ pub struct DataStream {
     env: StreamEnvironment,
     source: SourceSpec,
     steps: Vec<Step>,
-    keyed: bool,
+    pub(crate) keyed: bool,
 }
 
 impl DataStream {
-    fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
+    pub(crate) fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
         self.keyed = kind == StepKind::KeyBy;
         self.steps.push(Step { name, kind, parallelism: None, factory });
         self
     }
 
-    fn fail(self, message: String) -> Self {
+    pub(crate) fn fail(self, message: String) -> Self {
         self.env.state().errors.push(message);
         self
     }
@@ -341,6 +355,18 @@ impl DataStream {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move || Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        self.push(step_name, StepKind::Stateless, factory)
+    }
+
+    /// Event time from `field` (epoch ms, or an RFC 3339 string) and watermarks that allow
+    /// records to arrive up to `max_out_of_orderness` late (Flink's
+    /// `forBoundedOutOfOrderness`). Records without a readable time go to the dead letters.
+    pub fn assign_timestamps(self, field: &str, max_out_of_orderness: std::time::Duration) -> Self {
+        let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
+        let (op_name, field) = (step_name.clone(), field.to_string());
+        let factory: OperatorFactory = Arc::new(move || {
+            Ok(Box::new(crate::operator::TimestampAssigner::new(op_name.clone(), &field, max_out_of_orderness)) as Box<dyn Operator>)
+        });
         self.push(step_name, StepKind::Stateless, factory)
     }
 
@@ -433,6 +459,12 @@ impl KeyedStream {
         let factory: OperatorFactory =
             Arc::new(move || Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>));
         stream.push(step_name, StepKind::Keyed, factory)
+    }
+
+    /// Windows of event time per key (tumbling, sliding or session), aggregated by the
+    /// step that follows: `count()`, `sum(field)`, ... (Flink's `keyBy(..).window(..)`).
+    pub fn window(self, assigner: crate::window::WindowAssigner) -> WindowedStream {
+        WindowedStream::new(self.stream, assigner)
     }
 
     /// A running count per key: emits `{"key": k, "count": n}` for every record.
