@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
+pub use self::exports::weir::plugin::aggregate::GuestIndices as AggregateIndices;
 pub use self::exports::weir::plugin::describe::GuestIndices as DescribeIndices;
 pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
 pub use self::weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding};

@@ -8,7 +8,7 @@ use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, DescribeIndices, PluginInfo, TransformIndices};
+use super::bindings::{self, AggregateIndices, DescribeIndices, PluginInfo, TransformIndices};
 use super::limits::{MemoryLimiter, SandboxLimits};
 use super::stderr::StderrTail;
 use super::{Exports, PluginError, PluginRuntime};
@@ -57,6 +57,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 pub struct Indices {
     describe: DescribeIndices,
     transform: Option<TransformIndices>,
+    aggregate: Option<AggregateIndices>,
 }
 
 impl Indices {
@@ -65,6 +66,7 @@ impl Indices {
         Ok(Self {
             describe: DescribeIndices::new(pre).map_err(bad)?,
             transform: if exports.transform { Some(TransformIndices::new(pre).map_err(bad)?) } else { None },
+            aggregate: if exports.aggregate { Some(AggregateIndices::new(pre).map_err(bad)?) } else { None },
         })
     }
 }
@@ -74,6 +76,7 @@ pub struct Instance {
     pub store: Store<HostState>,
     describe: bindings::exports::weir::plugin::describe::Guest,
     pub transform: Option<bindings::exports::weir::plugin::transform::Guest>,
+    pub aggregate: Option<bindings::exports::weir::plugin::aggregate::Guest>,
 }
 
 impl Instance {
@@ -97,7 +100,11 @@ impl Instance {
             Some(t) => Some(t.load(&mut store, &instance).map_err(fail)?),
             None => None,
         };
-        Ok(Self { store, describe, transform })
+        let aggregate = match &indices.aggregate {
+            Some(a) => Some(a.load(&mut store, &instance).map_err(fail)?),
+            None => None,
+        };
+        Ok(Self { store, describe, transform, aggregate })
     }
 
     /// What the plugin wrote to stderr since the last call of this.

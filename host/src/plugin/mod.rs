@@ -7,12 +7,14 @@
 //!
 //! [`PluginRuntime::load`] turns a `.wasm` file into a [`Plugin`]: compiled (or loaded from
 //! the cache), its ABI checked, pre-instantiated, and described. Operators then create their
-//! own [`Transformer`]s from it: each owns a `Store` and an instance, never shared across
+//! own [`Transformer`]s (and [`Aggregator`]s for UDAFs) from it: each owns a `Store` and an instance, never shared across
 //! threads. This module knows nothing of channels or the dataflow graph.
 
 mod abi;
+mod aggregate;
 mod bindings;
 mod cache;
+mod call;
 mod instance;
 mod limits;
 mod stderr;
@@ -28,6 +30,7 @@ use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Config, Engine, OptLevel};
 
 pub use abi::{ABI_VERSION, Exports};
+pub use aggregate::{AddOutcome, AggregateError, Aggregator};
 pub use bindings::{FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
 pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};
@@ -245,6 +248,15 @@ impl Plugin {
             return Err(PluginError::MissingInterface("transform"));
         }
         Ok(Transformer::new(self.clone(), f))
+    }
+
+    /// A new aggregator for the UDAF `name` (a function of kind `aggregate`).
+    pub fn aggregator(&self, name: &str) -> Result<Aggregator, PluginError> {
+        let f = self.function(name, &[FunctionKind::Aggregate])?.clone();
+        if !self.inner.exports.aggregate {
+            return Err(PluginError::MissingInterface("aggregate"));
+        }
+        Ok(Aggregator::new(self.clone(), f))
     }
 }
 
