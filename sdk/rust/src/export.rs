@@ -1,4 +1,5 @@
-//! The component export: wit-bindgen glue from the `transform-plugin` world to the dispatcher.
+//! The component export: wit-bindgen glue from the `transform-aggregate-plugin` world to the
+//! transform and aggregate dispatchers.
 //!
 //! Compiled only for `wasm32`, so a plugin crate builds and unit-tests natively without
 //! wit-bindgen. The bindings are generated once, here, from the repository's `wit/` package;
@@ -11,22 +12,30 @@
 
 use std::marker::PhantomData;
 
+use crate::aggregate as udaf;
 use crate::dispatch;
 use crate::function::{FunctionKind, Plugin, SDK};
+use bindings::exports::weir::plugin::{aggregate, describe, transform};
+use bindings::weir::plugin::types;
 
-/// The wit-bindgen bindings of `weir:plugin/transform-plugin`.
+/// The wit-bindgen bindings of `weir:plugin/transform-aggregate-plugin`.
+///
+/// Every plugin built with this SDK exports `describe`, `transform` and `aggregate`, whether
+/// it has functions of both kinds or not: the host calls a function through the interface
+/// its `describe` kind names, and an interface with no functions behind it answers "unknown
+/// function". One world rather than one per combination because wit-bindgen's
+/// `pub_export_macro` exports its per-interface macros at the crate root, so two worlds
+/// sharing `describe` cannot be generated in one crate. (The `plugin` world would also import
+/// `state` and `timers`, which only process functions need and the host does not link.)
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "transform-plugin",
+        world: "transform-aggregate-plugin",
         path: "../../wit",
         pub_export_macro: true,
-        export_macro_name: "__weir_export_transform_plugin",
+        export_macro_name: "__weir_export_plugin",
     });
 }
-
-use bindings::exports::weir::plugin::{describe, transform};
-use bindings::weir::plugin::types;
 
 /// Connects a crate's `static PLUGIN` to the export (implemented by `weir::plugin!`).
 #[doc(hidden)]
@@ -51,19 +60,21 @@ fn wit_kind(kind: FunctionKind) -> types::FunctionKind {
 impl<P: Exported> describe::Guest for Component<P> {
     fn describe() -> types::PluginInfo {
         let plugin = P::plugin();
+        let transforms = plugin.functions().iter().map(|f| types::FunctionInfo {
+            name: f.name().to_string(),
+            kind: wit_kind(f.kind()),
+            encoding: types::RowEncoding::Msgpack,
+        });
+        let aggregates = plugin.aggregates().iter().map(|f| types::FunctionInfo {
+            name: f.name().to_string(),
+            kind: types::FunctionKind::Aggregate,
+            encoding: types::RowEncoding::Msgpack,
+        });
         types::PluginInfo {
             name: plugin.name().to_string(),
             version: plugin.version().to_string(),
             sdk: SDK.to_string(),
-            functions: plugin
-                .functions()
-                .iter()
-                .map(|f| types::FunctionInfo {
-                    name: f.name().to_string(),
-                    kind: wit_kind(f.kind()),
-                    encoding: types::RowEncoding::Msgpack,
-                })
-                .collect(),
+            functions: transforms.chain(aggregates).collect(),
         }
     }
 }
@@ -84,5 +95,27 @@ impl<P: Exported> transform::Guest for Component<P> {
                 .map(|e| types::RowError { index: e.index, message: e.message })
                 .collect(),
         })
+    }
+}
+
+impl<P: Exported> aggregate::Guest for Component<P> {
+    fn create_accumulator(name: String) -> Result<Vec<u8>, String> {
+        udaf::create_accumulator(P::plugin(), &name).map_err(|e| e.to_string())
+    }
+
+    fn add(name: String, accumulator: Vec<u8>, values: types::Batch) -> Result<Vec<u8>, String> {
+        udaf::add(P::plugin(), &name, &accumulator, &values.data, &values.offsets).map_err(|e| e.to_string())
+    }
+
+    fn retract(name: String, accumulator: Vec<u8>, values: types::Batch) -> Result<Vec<u8>, String> {
+        udaf::retract(P::plugin(), &name, &accumulator, &values.data, &values.offsets).map_err(|e| e.to_string())
+    }
+
+    fn merge(name: String, a: Vec<u8>, b: Vec<u8>) -> Result<Vec<u8>, String> {
+        udaf::merge_accumulators(P::plugin(), &name, &a, &b).map_err(|e| e.to_string())
+    }
+
+    fn get_result(name: String, accumulator: Vec<u8>) -> Result<Vec<u8>, String> {
+        udaf::get_result(P::plugin(), &name, &accumulator).map_err(|e| e.to_string())
     }
 }

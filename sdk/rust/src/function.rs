@@ -7,6 +7,7 @@
 //! `static` with no start-up work inside the component, and the hot loop makes one
 //! indirect call per row with no boxing.
 
+use crate::aggregate::AggregateFunction;
 use crate::batch::RowWriter;
 
 /// The SDK string reported by `describe`, e.g. `weir-sdk-rust 0.1.0`.
@@ -92,7 +93,7 @@ impl std::fmt::Debug for Function {
     }
 }
 
-/// A plugin: its name, version and function table. `weir::plugin!` defines one as the
+/// A plugin: its name, version, function table and aggregate (UDAF) table. `weir::plugin!` defines one as the
 /// `static PLUGIN` of your crate; the component export and [`crate::testing::Harness`] both
 /// serve it.
 #[derive(Debug)]
@@ -100,6 +101,7 @@ pub struct Plugin {
     name: &'static str,
     version: &'static str,
     functions: &'static [Function],
+    aggregates: &'static [AggregateFunction],
 }
 
 impl Plugin {
@@ -109,7 +111,27 @@ impl Plugin {
         version: &'static str,
         functions: &'static [Function],
     ) -> Self {
-        Plugin { name, version, functions }
+        Plugin { name, version, functions, aggregates: &[] }
+    }
+
+    /// A plugin with UDAFs too (what `weir::plugin!` expands to when it lists `aggregates`).
+    pub const fn with_aggregates(
+        name: &'static str,
+        version: &'static str,
+        functions: &'static [Function],
+        aggregates: &'static [AggregateFunction],
+    ) -> Self {
+        Plugin { name, version, functions, aggregates }
+    }
+
+    /// Every aggregate function, in the order `plugin!` listed them.
+    pub fn aggregates(&self) -> &'static [AggregateFunction] {
+        self.aggregates
+    }
+
+    /// The aggregate function called `name`, if the plugin has one.
+    pub fn aggregate(&self, name: &str) -> Option<&'static AggregateFunction> {
+        self.aggregates.iter().find(|f| f.name() == name)
     }
 
     /// Plugin name, e.g. `upper`.

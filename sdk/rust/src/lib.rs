@@ -83,8 +83,15 @@
 //!
 //! `weir::plugin! { name: "...", version: "x.y.z", functions: [path, ...] }` defines
 //! `pub static PLUGIN: weir::Plugin` (the function table) and, when compiling for `wasm32`,
-//! the component exports `describe` and `transform` of the `transform-plugin` world. Invoke
-//! it once per crate.
+//! the component exports `describe`, `transform` and `aggregate` (the
+//! `transform-aggregate-plugin` world). Invoke it once per crate.
+//!
+//! # Aggregates (UDAFs)
+//!
+//! Implement [`Aggregate`] on an accumulator type (`Default + Serialize + Deserialize`) and
+//! list it as `aggregates: [name: Type, ...]` in [`plugin!`] (`functions:` may then be left
+//! out). See [`Aggregate`] for an example and
+//! [`testing::Harness::aggregate`] for tests.
 //!
 //! # Rows
 //!
@@ -96,6 +103,7 @@
 // tests); this makes the same paths resolve in the library itself.
 extern crate self as weir_sdk;
 
+mod aggregate;
 mod batch;
 mod dispatch;
 #[cfg(target_arch = "wasm32")]
@@ -104,6 +112,7 @@ mod function;
 pub mod log;
 pub mod testing;
 
+pub use aggregate::{Aggregate, AggregateError, AggregateFunction};
 pub use batch::RowWriter;
 pub use dispatch::{ApplyError, RowError, TransformOutput, apply};
 pub use function::{Function, FunctionKind, Plugin, RowInvoker, SDK};
@@ -171,7 +180,8 @@ pub use weir_sdk_macros::key_selector;
 /// ```
 pub use weir_sdk_macros::timestamp_assigner;
 
-/// Declares the plugin: `weir::plugin! { name: "upper", version: "0.1.0", functions: [upper] }`.
+/// Declares the plugin: `weir::plugin! { name: "upper", version: "0.1.0", functions: [upper] }`,
+/// with UDAFs `weir::plugin! { ..., functions: [...], aggregates: [avg: Avg] }`.
 ///
 /// Defines `pub static PLUGIN: weir::Plugin` and, for `wasm32`, the component exports. See
 /// the [crate docs](crate#plugin) for details.

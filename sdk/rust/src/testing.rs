@@ -41,6 +41,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::aggregate::{self, AggregateError};
 use crate::dispatch::{self, ApplyError, TransformOutput};
 use crate::function::Plugin;
 
@@ -53,6 +54,13 @@ pub enum HarnessError {
     /// The whole call failed, as it would in the host.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// An aggregate call failed, as it would in the host (the host would then retry the
+    /// values one by one).
+    #[error(transparent)]
+    Aggregate(#[from] AggregateError),
+    /// An aggregate's result did not decode as the type the test asked for.
+    #[error("the result of `{function}` does not decode as {ty}: {message}")]
+    DecodeResult { function: String, ty: &'static str, message: String },
     /// An output row did not decode as the type the test asked for.
     #[error("output row {output} (from input row {input}) does not decode as {ty}: {message}")]
     Decode {
@@ -90,18 +98,86 @@ impl Harness {
         name: &str,
         rows: impl IntoIterator<Item = I>,
     ) -> Result<TransformOutput, HarnessError> {
-        let mut data = Vec::new();
-        let mut offsets = vec![0u32];
-        for (index, row) in rows.into_iter().enumerate() {
-            rmp_serde::encode::write_named(&mut data, &row)
-                .map_err(|e| HarnessError::Encode { index, message: e.to_string() })?;
-            let end = u32::try_from(data.len()).map_err(|_| HarnessError::Encode {
-                index,
-                message: "the batch exceeds 4 GiB".into(),
-            })?;
-            offsets.push(end);
-        }
+        let (data, offsets) = encode_batch(rows)?;
         Ok(dispatch::apply(self.plugin, name, &data, &offsets)?)
+    }
+
+    /// A new accumulator of the aggregate `name` (its MessagePack bytes, as the host holds it).
+    pub fn create_accumulator(&self, name: &str) -> Result<Vec<u8>, HarnessError> {
+        Ok(aggregate::create_accumulator(self.plugin, name)?)
+    }
+
+    /// `values` folded into `accumulator` as one batch, as the host's `add` call does.
+    pub fn add<I: Serialize>(
+        &self,
+        name: &str,
+        accumulator: &[u8],
+        values: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<u8>, HarnessError> {
+        let (data, offsets) = encode_batch(values)?;
+        Ok(aggregate::add(self.plugin, name, accumulator, &data, &offsets)?)
+    }
+
+    /// `values` taken back out of `accumulator` (an error unless the aggregate supports it).
+    pub fn retract<I: Serialize>(
+        &self,
+        name: &str,
+        accumulator: &[u8],
+        values: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<u8>, HarnessError> {
+        let (data, offsets) = encode_batch(values)?;
+        Ok(aggregate::retract(self.plugin, name, accumulator, &data, &offsets)?)
+    }
+
+    /// Two accumulators merged into one.
+    pub fn merge(&self, name: &str, a: &[u8], b: &[u8]) -> Result<Vec<u8>, HarnessError> {
+        Ok(aggregate::merge_accumulators(self.plugin, name, a, b)?)
+    }
+
+    /// The result of `accumulator`, decoded as `O`.
+    pub fn result<O: DeserializeOwned>(&self, name: &str, accumulator: &[u8]) -> Result<O, HarnessError> {
+        let row = aggregate::get_result(self.plugin, name, accumulator)?;
+        rmp_serde::from_slice(&row).map_err(|e| HarnessError::DecodeResult {
+            function: name.to_string(),
+            ty: std::any::type_name::<O>(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The result of the aggregate `name` over `values` (create, add as one batch, result).
+    /// Panics on any error.
+    #[track_caller]
+    pub fn aggregate<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        values: impl IntoIterator<Item = I>,
+    ) -> O {
+        let run = || {
+            let acc = self.create_accumulator(name)?;
+            let acc = self.add(name, &acc, values)?;
+            self.result(name, &acc)
+        };
+        run().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The result of `name` over each group of `values` aggregated separately and then
+    /// merged, as session windows do. Panics on any error.
+    #[track_caller]
+    pub fn aggregate_merged<I: Serialize, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        groups: impl IntoIterator<Item = impl IntoIterator<Item = I>>,
+    ) -> O {
+        let run = || {
+            let mut merged = self.create_accumulator(name)?;
+            for group in groups {
+                let acc = self.create_accumulator(name)?;
+                let acc = self.add(name, &acc, group)?;
+                merged = self.merge(name, &merged, &acc)?;
+            }
+            self.result(name, &merged)
+        };
+        run().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Applies function `name` to `rows`; for each input row, its output rows or its error.
@@ -194,4 +270,22 @@ impl Harness {
             })
             .collect()
     }
+}
+
+/// `rows` as one MessagePack batch (structs as maps), as the host sends them.
+fn encode_batch<I: Serialize>(
+    rows: impl IntoIterator<Item = I>,
+) -> Result<(Vec<u8>, Vec<u32>), HarnessError> {
+    let mut data = Vec::new();
+    let mut offsets = vec![0u32];
+    for (index, row) in rows.into_iter().enumerate() {
+        rmp_serde::encode::write_named(&mut data, &row)
+            .map_err(|e| HarnessError::Encode { index, message: e.to_string() })?;
+        let end = u32::try_from(data.len()).map_err(|_| HarnessError::Encode {
+            index,
+            message: "the batch exceeds 4 GiB".into(),
+        })?;
+        offsets.push(end);
+    }
+    Ok((data, offsets))
 }

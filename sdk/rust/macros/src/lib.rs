@@ -69,7 +69,7 @@ pub fn timestamp_assigner(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_function(Kind::TimestampAssigner, attr, item)
 }
 
-/// `plugin! { name: "...", version: "...", functions: [a, b, module::c] }`
+/// `plugin! { name: "...", version: "...", functions: [a, b, module::c], aggregates: [avg: Avg] }`
 #[proc_macro]
 pub fn plugin(input: TokenStream) -> TokenStream {
     let spec = syn::parse_macro_input!(input as PluginSpec);
@@ -228,6 +228,21 @@ struct PluginSpec {
     name: LitStr,
     version: LitStr,
     functions: Vec<Path>,
+    aggregates: Vec<AggregateEntry>,
+}
+
+/// `name: Type` in `aggregates: [...]`: the UDAF's name and its accumulator type.
+struct AggregateEntry {
+    name: Ident,
+    ty: Type,
+}
+
+impl Parse for AggregateEntry {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        Ok(AggregateEntry { name, ty: input.parse()? })
+    }
 }
 
 impl Parse for PluginSpec {
@@ -235,6 +250,7 @@ impl Parse for PluginSpec {
         let mut name = None;
         let mut version = None;
         let mut functions = None;
+        let mut aggregates = None;
         while !input.is_empty() {
             let key: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
@@ -247,13 +263,19 @@ impl Parse for PluginSpec {
                     let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
                     functions = Some(paths.into_iter().collect::<Vec<_>>());
                 }
-                "name" | "version" | "functions" => {
+                "aggregates" if aggregates.is_none() => {
+                    let content;
+                    bracketed!(content in input);
+                    let entries = Punctuated::<AggregateEntry, Token![,]>::parse_terminated(&content)?;
+                    aggregates = Some(entries.into_iter().collect::<Vec<_>>());
+                }
+                "name" | "version" | "functions" | "aggregates" => {
                     return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
                 }
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown key `{key}`; expected `name`, `version` or `functions`"),
+                        format!("unknown key `{key}`; expected `name`, `version`, `functions` or `aggregates`"),
                     ));
                 }
             }
@@ -265,7 +287,12 @@ impl Parse for PluginSpec {
         Ok(PluginSpec {
             name: name.ok_or_else(|| missing("name"))?,
             version: version.ok_or_else(|| missing("version"))?,
-            functions: functions.ok_or_else(|| missing("functions"))?,
+            functions: match (functions, &aggregates) {
+                (Some(functions), _) => functions,
+                (None, Some(_)) => Vec::new(),
+                (None, None) => return Err(missing("functions")),
+            },
+            aggregates: aggregates.unwrap_or_default(),
         })
     }
 }
@@ -281,7 +308,7 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
     if !is_semver(&spec.version.value()) {
         return Err(syn::Error::new(spec.version.span(), "the version must be semver, e.g. \"1.2.0\""));
     }
-    if spec.functions.is_empty() {
+    if spec.functions.is_empty() && spec.aggregates.is_empty() {
         return Err(syn::Error::new(Span::call_site(), "a plugin needs at least one function"));
     }
     let mut seen = std::collections::HashSet::new();
@@ -303,15 +330,33 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
         descriptors.push(descriptor);
     }
 
+    let mut aggregates = Vec::with_capacity(spec.aggregates.len());
+    for entry in &spec.aggregates {
+        if !seen.insert(entry.name.to_string()) {
+            return Err(syn::Error::new(
+                entry.name.span(),
+                format!("function `{}` is listed twice (names must be unique in a plugin)", entry.name),
+            ));
+        }
+        let name = LitStr::new(&entry.name.to_string(), entry.name.span());
+        let ty = &entry.ty;
+        aggregates.push((name, ty));
+    }
+
     let sdk = sdk_path();
     let plugin_name = &spec.name;
     let version = &spec.version;
+    let aggregate_names = aggregates.iter().map(|(name, _)| name);
+    let aggregate_types = aggregates.iter().map(|(_, ty)| ty);
     Ok(quote! {
-        /// This crate's Weir plugin: its name, version and function table (what `describe`
-        /// reports and `apply` dispatches over). Pass it to `weir::testing::Harness::new`.
+        /// This crate's Weir plugin: its name, version, function and aggregate tables (what
+        /// `describe` reports and the exports dispatch over). Pass it to
+        /// `weir::testing::Harness::new`.
         pub static PLUGIN: #sdk::Plugin = {
             const FUNCTIONS: &[#sdk::Function] = &[#(#descriptors),*];
-            #sdk::Plugin::new(#plugin_name, #version, FUNCTIONS)
+            const AGGREGATES: &[#sdk::AggregateFunction] =
+                &[#(#sdk::AggregateFunction::of::<#aggregate_types>(#aggregate_names)),*];
+            #sdk::Plugin::with_aggregates(#plugin_name, #version, FUNCTIONS, AGGREGATES)
         };
 
         #[cfg(target_arch = "wasm32")]
@@ -323,7 +368,7 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
                 }
             }
             type __WeirComponent = #sdk::__private::Component<__WeirPlugin>;
-            #sdk::__private::bindings::__weir_export_transform_plugin!(
+            #sdk::__private::bindings::__weir_export_plugin!(
                 __WeirComponent with_types_in #sdk::__private::bindings
             );
         };
