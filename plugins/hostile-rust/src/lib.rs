@@ -3,6 +3,8 @@
 //! The host's failure handling is tested with these: a trap, a timeout or a memory cap must
 //! fail only the marked row (the host retries the batch row by row and rebuilds the
 //! instance), and every other row of the same batch must come out unchanged (identity).
+//! The aggregates `agg_trap` and `agg_spin` do the same for UDAFs: every other value must
+//! be folded into the accumulator exactly once.
 
 /// Panics (traps the instance) on a row containing `boom`.
 #[weir::map]
@@ -47,10 +49,67 @@ pub fn fail(s: String) -> Result<String, String> {
     if s.contains("bad") { Err("bad record".to_string()) } else { Ok(s) }
 }
 
+/// An aggregate that collects its values in order (so a test sees each one went in exactly
+/// once) and panics on a value containing `boom`. No retract.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct AggTrap {
+    values: Vec<String>,
+}
+
+impl weir::Aggregate for AggTrap {
+    type Input = String;
+    type Output = Vec<String>;
+
+    fn add(&mut self, value: String) {
+        if value.contains("boom") {
+            panic!("hostile plugin: aggregate trap on purpose for value {value:?}");
+        }
+        self.values.push(value);
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.values.extend(other.values);
+    }
+
+    fn result(&self) -> Vec<String> {
+        self.values.clone()
+    }
+}
+
+/// Like [`AggTrap`], but loops forever on a value containing `loop` (the time limit stops it).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct AggSpin {
+    values: Vec<String>,
+}
+
+impl weir::Aggregate for AggSpin {
+    type Input = String;
+    type Output = Vec<String>;
+
+    fn add(&mut self, value: String) {
+        if value.contains("loop") {
+            let mut counter = 0u64;
+            loop {
+                counter = std::hint::black_box(counter.wrapping_add(1));
+            }
+        }
+        self.values.push(value);
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.values.extend(other.values);
+    }
+
+    fn result(&self) -> Vec<String> {
+        self.values.clone()
+    }
+}
+
 weir::plugin! {
     name: "hostile",
     version: "0.1.0",
     functions: [trap, spin, hog, fail],
+    aggregates: [agg_trap: AggTrap, agg_spin: AggSpin],
 }
 
 #[cfg(test)]
@@ -73,6 +132,21 @@ mod tests {
             out,
             [Ok(vec!["ok".to_string()]), Err("bad record".to_string()), Ok(vec!["fine".to_string()])]
         );
+    }
+
+    #[test]
+    fn aggregates_collect_unmarked_values() {
+        let harness = Harness::new(&PLUGIN);
+        for name in ["agg_trap", "agg_spin"] {
+            let merged: Vec<String> = harness.aggregate_merged(name, [vec!["a", "b"], vec!["c"]]);
+            assert_eq!(merged, ["a", "b", "c"], "{name}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "aggregate trap on purpose")]
+    fn agg_trap_panics_on_boom() {
+        Harness::new(&PLUGIN).aggregate::<_, Vec<String>>("agg_trap", ["a", "boom"]);
     }
 
     #[test]

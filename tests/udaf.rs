@@ -1,0 +1,213 @@
+//! UDAFs (Wasm aggregate functions) through the host's plugin API, against real components:
+//! `plugins/stats-rust` (avg, weighted_avg, distinct_count, p95 and a map) and the hostile
+//! aggregates of `plugins/hostile-rust`. The window operator is not wired to UDAFs yet, so
+//! these drive `weir::plugin::Aggregator` directly, as that operator will.
+//!
+//! The failure cases check the contract the window operator relies on: a value that traps,
+//! times out or does not decode fails alone (its index comes back for the dead-letter
+//! output), and every other value of the batch is in the accumulator exactly once.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weir::plugin::{Aggregator, FailureKind, FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits};
+use weir::record::{self, Batch};
+
+fn runtime() -> Arc<PluginRuntime> {
+    PluginRuntime::new(common::shared_cache_dir()).expect("plugin runtime")
+}
+
+fn load(dir: &str, limits: SandboxLimits) -> Plugin {
+    runtime().load(&common::plugin(dir), limits).unwrap_or_else(|e| panic!("cannot load {dir}: {e}"))
+}
+
+fn stats() -> Plugin {
+    load("stats-rust", SandboxLimits::default())
+}
+
+/// JSON values as a batch of MessagePack rows, as the window operator will pass them.
+fn batch(values: &[Value]) -> Batch {
+    let mut batch = Batch::new();
+    for v in values {
+        let json = serde_json::to_vec(v).expect("JSON");
+        batch.push_with(|out| record::json_to_msgpack(&json, out)).expect("JSON converts to MessagePack");
+    }
+    batch
+}
+
+fn result(agg: &mut Aggregator, acc: &[u8]) -> Value {
+    let row = agg.get_result(acc).unwrap_or_else(|e| panic!("get_result: {e}"));
+    record::json_of(&row)
+}
+
+/// create + add (one batch, expecting no failures) + get_result.
+fn aggregate(agg: &mut Aggregator, values: &[Value]) -> Value {
+    let acc = agg.create().expect("create");
+    let out = agg.add(&acc, &batch(values)).expect("add");
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    result(agg, &out.accumulator)
+}
+
+#[test]
+fn describe_lists_aggregates_beside_the_map() {
+    let plugin = stats();
+    let kinds: Vec<(&str, FunctionKind)> = plugin.info().functions.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("latency_ms", FunctionKind::Map),
+            ("avg", FunctionKind::Aggregate),
+            ("weighted_avg", FunctionKind::Aggregate),
+            ("distinct_count", FunctionKind::Aggregate),
+            ("p95", FunctionKind::Aggregate),
+        ]
+    );
+    assert!(plugin.exports().aggregate && plugin.exports().transform);
+}
+
+#[test]
+fn each_stats_aggregate_computes_its_result() {
+    let plugin = stats();
+    let mut avg = plugin.aggregator("avg").expect("avg");
+    assert_eq!(aggregate(&mut avg, &[json!(1), json!(2.5), json!(5.5)]), json!(3.0));
+    assert_eq!(aggregate(&mut avg, &[]), Value::Null, "no values: no average");
+
+    let mut weighted = plugin.aggregator("weighted_avg").expect("weighted_avg");
+    let values = [json!({"value": 10.0, "weight": 1.0}), json!({"value": 20.0, "weight": 3.0})];
+    assert_eq!(aggregate(&mut weighted, &values), json!(17.5), "(10 * 1 + 20 * 3) / 4");
+
+    let mut distinct = plugin.aggregator("distinct_count").expect("distinct_count");
+    let urls = ["/a", "/b", "/a", "/c", "/b"].map(|u| json!(u));
+    assert_eq!(aggregate(&mut distinct, &urls), json!(3));
+
+    let mut p95 = plugin.aggregator("p95").expect("p95");
+    // Whole access-log records; 1..=40 ms: the nearest rank is ceil(0.95 * 40) = 38.
+    let lines: Vec<Value> = (1..=40).rev().map(|ms| json!({"url": "/", "latency_ms": ms})).collect();
+    assert_eq!(aggregate(&mut p95, &lines), json!(38.0));
+}
+
+#[test]
+fn merge_combines_partial_accumulators_like_session_windows() {
+    let plugin = stats();
+    let mut distinct = plugin.aggregator("distinct_count").expect("distinct_count");
+    let empty = distinct.create().expect("create");
+    let a = distinct.add(&empty, &batch(&[json!("x"), json!("y")])).expect("add").accumulator;
+    let b = distinct.add(&empty, &batch(&[json!("y"), json!("z")])).expect("add").accumulator;
+    let merged = distinct.merge(&a, &b).expect("merge");
+    assert_eq!(result(&mut distinct, &merged), json!(3));
+    // The inputs are untouched bytes: the host may keep using them.
+    assert_eq!(result(&mut distinct, &a), json!(2));
+
+    let mut avg = plugin.aggregator("avg").expect("avg");
+    let empty = avg.create().expect("create");
+    let a = avg.add(&empty, &batch(&[json!(1), json!(2)])).expect("add").accumulator;
+    let b = avg.add(&empty, &batch(&[json!(9)])).expect("add").accumulator;
+    let merged = avg.merge(&a, &b).expect("merge");
+    assert_eq!(result(&mut avg, &merged), json!(4.0));
+}
+
+#[test]
+fn retract_where_supported_and_per_value_errors_where_not() {
+    let plugin = stats();
+    let mut avg = plugin.aggregator("avg").expect("avg");
+    let acc = avg.create().expect("create");
+    let acc = avg.add(&acc, &batch(&[json!(1), json!(2), json!(9)])).expect("add").accumulator;
+    let out = avg.retract(&acc, &batch(&[json!(9)])).expect("retract");
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    assert_eq!(result(&mut avg, &out.accumulator), json!(1.5));
+
+    let mut distinct = plugin.aggregator("distinct_count").expect("distinct_count");
+    let acc = distinct.create().expect("create");
+    let acc = distinct.add(&acc, &batch(&[json!("a")])).expect("add").accumulator;
+    let out = distinct.retract(&acc, &batch(&[json!("a"), json!("b")])).expect("retract");
+    assert_eq!(out.failures.iter().map(|f| (f.index, f.kind)).collect::<Vec<_>>(), [(0, FailureKind::Error), (1, FailureKind::Error)]);
+    assert!(out.failures[0].message.contains("does not support retract"), "{}", out.failures[0].message);
+    assert_eq!(out.accumulator, acc, "nothing retracted");
+    assert_eq!(out.instances_rebuilt, 0, "an error is not a trap");
+}
+
+#[test]
+fn a_value_that_does_not_decode_fails_alone() {
+    let plugin = stats();
+    let mut avg = plugin.aggregator("avg").expect("avg");
+    let acc = avg.create().expect("create");
+    let out = avg.add(&acc, &batch(&[json!(1), json!("two"), json!(3), json!({"x": 1})])).expect("add");
+    let failed: Vec<(usize, FailureKind)> = out.failures.iter().map(|f| (f.index, f.kind)).collect();
+    assert_eq!(failed, [(1, FailureKind::Error), (3, FailureKind::Error)]);
+    assert!(out.failures[0].message.contains("f64"), "{}", out.failures[0].message);
+    assert_eq!(result(&mut avg, &out.accumulator), json!(2.0), "the mean of 1 and 3 only");
+}
+
+#[test]
+fn a_trapping_value_fails_alone_and_every_other_value_is_added_once() {
+    let plugin = load("hostile-rust", SandboxLimits::default());
+    let mut agg = plugin.aggregator("agg_trap").expect("agg_trap");
+    let acc = agg.create().expect("create");
+    let acc = agg.add(&acc, &batch(&[json!("before")])).expect("add").accumulator;
+    let values = ["a", "boom", "b", "c", "boom again", "d"].map(|v| json!(v));
+    let out = agg.add(&acc, &batch(&values)).expect("add");
+    let failed: Vec<(usize, FailureKind)> = out.failures.iter().map(|f| (f.index, f.kind)).collect();
+    assert_eq!(failed, [(1, FailureKind::Trap), (4, FailureKind::Trap)]);
+    assert!(out.failures[0].message.contains("aggregate trap on purpose"), "{}", out.failures[0].message);
+    assert_eq!(out.instances_rebuilt, 3, "the batch call and the two guilty values each poisoned an instance");
+    assert_eq!(result(&mut agg, &out.accumulator), json!(["before", "a", "b", "c", "d"]));
+
+    // The aggregator goes on with a fresh instance.
+    let out = agg.add(&out.accumulator, &batch(&[json!("e")])).expect("add");
+    assert!(out.failures.is_empty());
+    assert_eq!(result(&mut agg, &out.accumulator), json!(["before", "a", "b", "c", "d", "e"]));
+}
+
+#[test]
+fn a_value_that_runs_too_long_times_out_alone() {
+    let limits = SandboxLimits { call_timeout: Duration::from_millis(200), ..SandboxLimits::default() };
+    let plugin = load("hostile-rust", limits);
+    let mut agg = plugin.aggregator("agg_spin").expect("agg_spin");
+    let acc = agg.create().expect("create");
+    let out = agg.add(&acc, &batch(&["x", "loop", "y"].map(|v| json!(v)))).expect("add");
+    let failed: Vec<(usize, FailureKind)> = out.failures.iter().map(|f| (f.index, f.kind)).collect();
+    assert_eq!(failed, [(1, FailureKind::Timeout)]);
+    assert!(out.failures[0].message.contains("200 ms"), "{}", out.failures[0].message);
+    assert_eq!(result(&mut agg, &out.accumulator), json!(["x", "y"]));
+}
+
+#[test]
+fn recycling_between_batches_keeps_the_accumulator_exact() {
+    let limits = SandboxLimits { recycle_after_records: 3, ..SandboxLimits::default() };
+    let plugin = load("stats-rust", limits);
+    let mut distinct = plugin.aggregator("distinct_count").expect("distinct_count");
+    let mut acc = distinct.create().expect("create");
+    for i in 0..50 {
+        let values: Vec<Value> = (0..4).map(|j| json!(format!("v{}", (i * 4 + j) % 120))).collect();
+        let out = distinct.add(&acc, &batch(&values)).expect("add");
+        assert!(out.failures.is_empty());
+        acc = out.accumulator;
+    }
+    assert_eq!(result(&mut distinct, &acc), json!(120));
+}
+
+#[test]
+fn functions_are_checked_for_their_kind() {
+    let plugin = stats();
+    let err = plugin.aggregator("latency_ms").err().expect("a map is not an aggregate");
+    assert!(matches!(err, PluginError::WrongKind { .. }), "{err}");
+    assert_eq!(err.to_string(), "`stats.latency_ms` is a map function, but it is used as a aggregate");
+    let err = plugin.transformer("avg", &[FunctionKind::Map]).err().expect("an aggregate is not a map");
+    assert!(matches!(err, PluginError::WrongKind { .. }), "{err}");
+    let err = plugin.aggregator("median").err().expect("no such function");
+    assert!(err.to_string().contains("avg (aggregate)"), "{err}");
+
+    // The map beside the aggregates works as a transform.
+    let mut map = plugin.transformer("latency_ms", &[FunctionKind::Map]).expect("map");
+    let out = map.apply(&batch(&[json!({"url": "/", "latency_ms": 7})])).expect("apply");
+    assert!(out.failures.is_empty(), "{:?}", out.failures);
+    assert_eq!(record::json_of(out.rows.value(0)), json!(7.0));
+
+    // A plugin without aggregates.
+    let upper = load("upper-rust", SandboxLimits::default());
+    let name = upper.info().functions[0].name.clone();
+    assert!(matches!(upper.aggregator(&name), Err(PluginError::WrongKind { .. })));
+}
