@@ -55,3 +55,41 @@ pub(super) fn classify_trap(err: &wasmtime::Error, timeout: Duration, stderr: &s
     }
     CallFailure { kind, message, poisoned: true }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_millis(250);
+
+    #[test]
+    fn an_interrupt_is_a_timeout_naming_the_limit() {
+        let f = classify_trap(&wasmtime::Error::from(wasmtime::Trap::Interrupt), TIMEOUT, "");
+        assert_eq!(f.kind, FailureKind::Timeout);
+        assert!(f.poisoned);
+        assert!(f.message.contains("250 ms") && f.message.contains("call_timeout_ms"), "{}", f.message);
+    }
+
+    #[test]
+    fn the_memory_limiter_is_a_memory_limit() {
+        let err = wasmtime::Error::from(MemoryLimitExceeded { limit: 1 << 20, desired: 2 << 20 });
+        let f = classify_trap(&err, TIMEOUT, "");
+        assert_eq!(f.kind, FailureKind::MemoryLimit);
+        assert!(f.poisoned);
+    }
+
+    #[test]
+    fn other_traps_carry_what_the_plugin_wrote_to_stderr() {
+        let stderr = "thread '<unnamed>' panicked at src/lib.rs:3:9:\nboom on purpose\n";
+        let f = classify_trap(&wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached), TIMEOUT, stderr);
+        assert_eq!(f.kind, FailureKind::Trap);
+        assert!(f.poisoned);
+        assert!(f.message.contains("boom on purpose"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_instance() {
+        let f = CallFailure::refused("no".into());
+        assert_eq!((f.kind, f.poisoned, f.message.as_str()), (FailureKind::Error, false, "no"));
+    }
+}
