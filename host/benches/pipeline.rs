@@ -5,12 +5,13 @@
 //! Measures, against a native baseline in the same run:
 //! 1. throughput of collection source -> map `upper_name` -> discard on 1,000,000 records,
 //!    with the map as (a) a native Rust closure over raw rows, (b) the Rust Wasm plugin,
-//!    (c) the Python Wasm plugin (JSON rows, converted by the host);
+//!    (c) the Python Wasm plugin (python-marshal rows, converted by the host);
 //! 2. the Rust plugin's throughput at batch sizes 64, 256, 1024, 4096;
 //! 3. wall time of `weir run examples/first-program/job.yaml` (and `job-python.yaml`) with a
 //!    warm component cache;
-//! 4. the host's MessagePack<->JSON conversion cost per record and the plugin call cost per
-//!    record without the pipeline around it, to say where the Python variant's time goes;
+//! 4. the host's MessagePack<->marshal (and, for comparison, <->JSON) conversion cost per
+//!    record and the plugin call cost per record without the pipeline around it, to say where
+//!    the Python variant's time goes;
 //! 5. peak RSS of this process.
 //!
 //! Every variant is checked for correctness once, outside the timing: a wrong answer fails
@@ -293,6 +294,54 @@ fn conversion_costs(rows: &[Vec<u8>], people: &[Person]) -> BenchResult<serde_js
     }))
 }
 
+/// The host's per-record conversion cost for python-marshal plugins: rows to marshal, and a
+/// packed output list (what the Python SDK returns) back to MessagePack rows.
+fn marshal_conversion_costs(rows: &[Vec<u8>], people: &[Person]) -> BenchResult<serde_json::Value> {
+    use weir::record::marshal::{msgpack_to_marshal, packed_marshal_to_msgpack};
+    let n = rows.len().min(DIRECT_RECORDS);
+    let mut buf = Vec::with_capacity(256);
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for row in &rows[..n] {
+        buf.clear();
+        msgpack_to_marshal(row, &mut buf)?;
+        bytes += buf.len();
+    }
+    let to_marshal = started.elapsed();
+    // What the Python plugin returns: one packed marshal list per batch of outputs.
+    let mut packed_batches = Vec::new();
+    for chunk in people[..n].chunks(DEFAULT_BATCH) {
+        let mut packed = vec![b'['];
+        packed.extend_from_slice(&(chunk.len() as i32).to_le_bytes());
+        for p in chunk {
+            msgpack_to_marshal(&rmp_serde::to_vec_named(&expected(p))?, &mut packed)?;
+        }
+        packed_batches.push(packed);
+    }
+    let mut scratch = Vec::with_capacity(256);
+    let started = Instant::now();
+    let mut out_rows = 0usize;
+    for packed in &packed_batches {
+        let mut out = Batch::with_capacity(DEFAULT_BATCH, packed.len());
+        packed_marshal_to_msgpack(packed, &mut scratch, |r| {
+            out.push(r.expect("valid marshal"));
+        })?;
+        out_rows += out.len();
+    }
+    let from_marshal = started.elapsed();
+    if out_rows != n {
+        return Err(format!("marshal conversion: {out_rows} rows for {n}").into());
+    }
+    let per = |d: Duration| round(d.as_secs_f64() * 1e9 / n as f64, 1);
+    Ok(json!({
+        "records": n,
+        "msgpack_to_marshal_ns_per_record": per(to_marshal),
+        "packed_marshal_to_msgpack_ns_per_record": per(from_marshal),
+        "total_ns_per_record": per(to_marshal + from_marshal),
+        "input_marshal_bytes_per_record": round(bytes as f64 / n as f64, 1),
+    }))
+}
+
 /// The plugin call alone (Transformer::apply on ready batches, no source, channels or
 /// sink), and what creating an instance costs.
 fn direct_calls(plugin: &PluginRef, rows: &[Vec<u8>]) -> BenchResult<serde_json::Value> {
@@ -498,9 +547,15 @@ fn main() -> BenchResult<()> {
 
     eprintln!("where the time goes (no pipeline)");
     let conversion = conversion_costs(&rows, &people)?;
+    let marshal_conversion = marshal_conversion_costs(&rows, &people)?;
     let direct_native = direct_native(&rows)?;
     let direct_rust = direct_calls(&rust, &rows)?;
     let direct_python = direct_calls(&python, &rows)?;
+    eprintln!(
+        "  msgpack->marshal {} ns, packed marshal->msgpack {} ns per record",
+        marshal_conversion["msgpack_to_marshal_ns_per_record"],
+        marshal_conversion["packed_marshal_to_msgpack_ns_per_record"],
+    );
     eprintln!(
         "  msgpack->json {} ns, json->msgpack {} ns per record; map alone: native {} ns, rust {} ns, python {} ns per record",
         conversion["msgpack_to_json_ns_per_record"],
@@ -515,7 +570,7 @@ fn main() -> BenchResult<()> {
     let cli_python = cli_wall_time(&weir, &repo, "examples/first-program/job-python.yaml")?;
 
     let python_ns = 1e9 / python_rps;
-    let conv_ns = conversion["total_ns_per_record"].as_f64().unwrap_or(0.0);
+    let conv_ns = marshal_conversion["total_ns_per_record"].as_f64().unwrap_or(0.0);
     let report = json!({
         "bench": "pipeline",
         "machine": {
@@ -546,8 +601,9 @@ fn main() -> BenchResult<()> {
         },
         "batch_size_rust_wasm": batches,
         "breakdown": {
+            "marshal_conversion": marshal_conversion,
+            "marshal_conversion_share_of_python_pipeline": round(conv_ns / python_ns, 3),
             "json_conversion": conversion,
-            "json_conversion_share_of_python_pipeline": round(conv_ns / python_ns, 3),
             "direct_native": direct_native,
             "direct_call_rust_wasm": direct_rust,
             "direct_call_python_wasm": direct_python,

@@ -120,6 +120,7 @@ fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {
         let encoding = match f.encoding {
             RowEncoding::Msgpack => "msgpack rows",
             RowEncoding::Json => "json rows",
+            RowEncoding::PythonMarshal => "python-marshal rows",
         };
         println!("  {:<24} {:<18} {encoding}", f.name, kind_name(f.kind));
     }

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+pub mod marshal;
+
 use thiserror::Error;
 
 /// Errors reading a value out of a record.

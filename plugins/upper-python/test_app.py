@@ -35,7 +35,7 @@ def test_describe():
         "version": "0.1.0",
         "sdk": "weir-sdk-python 0.1.0",
         "functions": [
-            {"name": "upper", "kind": "map", "encoding": "json"},
-            {"name": "upper_name", "kind": "map", "encoding": "json"},
+            {"name": "upper", "kind": "map", "encoding": "python-marshal"},
+            {"name": "upper_name", "kind": "map", "encoding": "python-marshal"},
         ],
     }

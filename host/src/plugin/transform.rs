@@ -125,8 +125,18 @@ impl Transformer {
         let (wire, wire_rows): (&Batch, Vec<usize>) = match self.function.encoding {
             RowEncoding::Msgpack => (input, (0..input.len()).collect()),
             RowEncoding::Json => {
-                let (json, rows) = to_json(input, &mut outcome.failures);
+                let (json, rows) = convert_input(input, &mut outcome.failures, 2, |v, buf| {
+                    record::msgpack_to_json(v, buf).map_err(|e| e.to_string())
+                });
                 converted = json;
+                (&converted, rows)
+            }
+            RowEncoding::PythonMarshal => {
+                let (m, rows) = convert_input(input, &mut outcome.failures, 1, |v, buf| {
+                    record::marshal::msgpack_to_marshal(v, buf)
+                        .map_err(|e| format!("cannot convert the record to python-marshal: {e}"))
+                });
+                converted = m;
                 (&converted, rows)
             }
         };
@@ -171,8 +181,10 @@ impl Transformer {
 
     /// Merge a successful call's output for the input rows `rows` into `outcome`.
     fn accept(&self, rows: &[usize], out: TransformOutput, outcome: &mut TransformOutcome) {
-        let produced = match Batch::from_parts(out.rows.data, out.rows.offsets) {
-            Ok(b) => b,
+        // The output rows as MessagePack, and per output row why it could not be converted
+        // (`bad` is empty when every row converted).
+        let (produced, bad) = match self.convert_output(out.rows.data, out.rows.offsets) {
+            Ok(p) => p,
             Err(e) => return self.fail_all(rows, &format!("the plugin returned a {e}"), outcome),
         };
         let total: u64 = out.counts.iter().map(|&c| u64::from(c)).sum();
@@ -185,8 +197,8 @@ impl Transformer {
             );
             return self.fail_all(rows, &msg, outcome);
         }
-        if out.errors.is_empty() && self.function.encoding == RowEncoding::Msgpack && outcome.rows.is_empty() {
-            // The common case: take the plugin's output buffer as it is, no per-row copy.
+        if out.errors.is_empty() && bad.is_empty() && outcome.rows.is_empty() {
+            // The common case: take the (converted) output buffer as it is, no per-row copy.
             for (&index, &n) in rows.iter().zip(&out.counts) {
                 outcome.counts[index] = n;
             }
@@ -214,11 +226,12 @@ impl Transformer {
             let start = outcome.rows.len();
             let mut ok = true;
             for j in produced_rows {
-                if let Err(e) = self.push_output(produced.value(j), &mut outcome.rows) {
+                if let Some(Some(e)) = bad.get(j) {
                     ok = false;
                     outcome.failures.push(RowFailure { index, kind: FailureKind::Encoding, message: format!("output row: {e}") });
                     break;
                 }
+                outcome.rows.push(produced.value(j));
             }
             if ok {
                 outcome.counts[index] = u32::try_from(n).unwrap_or(u32::MAX);
@@ -234,13 +247,57 @@ impl Transformer {
         }
     }
 
-    fn push_output(&self, row: &[u8], out: &mut Batch) -> Result<(), record::RecordError> {
+    /// A plugin's output batch as MessagePack rows, plus why each row that could not be
+    /// converted failed (empty when all converted; a failed row is left empty in the batch).
+    /// `Err` for a malformed batch.
+    fn convert_output(&self, data: Vec<u8>, offsets: Vec<u32>) -> Result<(Batch, Vec<Option<String>>), String> {
+        let mut bad: Vec<Option<String>> = Vec::new();
+        let note = |bad: &mut Vec<Option<String>>, j: usize, e: String| {
+            bad.resize(j + 1, None);
+            bad[j] = Some(e);
+        };
         match self.function.encoding {
-            RowEncoding::Msgpack => {
-                out.push(row);
-                Ok(())
+            RowEncoding::Msgpack => Ok((Batch::from_parts(data, offsets)?, bad)),
+            RowEncoding::Json => {
+                let wire = Batch::from_parts(data, offsets)?;
+                let mut out = Batch::with_capacity(wire.len(), wire.byte_len());
+                for j in 0..wire.len() {
+                    if let Err(e) = out.push_with(|buf| record::json_to_msgpack(wire.value(j), buf)) {
+                        out.push(&[]);
+                        note(&mut bad, j, e.to_string());
+                    }
+                }
+                Ok((out, bad))
             }
-            RowEncoding::Json => out.push_with(|buf| record::json_to_msgpack(row, buf)),
+            RowEncoding::PythonMarshal if offsets.is_empty() => {
+                // Packed: one marshal list of all rows.
+                let mut out = Batch::with_capacity(0, data.len());
+                let mut scratch = Vec::with_capacity(256);
+                let mut j = 0;
+                record::marshal::packed_marshal_to_msgpack(&data, &mut scratch, |row| {
+                    match row {
+                        Ok(bytes) => out.push(bytes),
+                        Err(e) => {
+                            out.push(&[]);
+                            note(&mut bad, j, format!("cannot read python-marshal: {e}"));
+                        }
+                    }
+                    j += 1;
+                })
+                .map_err(|e| format!("malformed packed python-marshal batch: {e}"))?;
+                Ok((out, bad))
+            }
+            RowEncoding::PythonMarshal => {
+                let wire = Batch::from_parts(data, offsets)?;
+                let mut out = Batch::with_capacity(wire.len(), wire.byte_len());
+                for j in 0..wire.len() {
+                    if let Err(e) = out.push_with(|buf| record::marshal::marshal_to_msgpack(wire.value(j), buf)) {
+                        out.push(&[]);
+                        note(&mut bad, j, format!("cannot read python-marshal: {e}"));
+                    }
+                }
+                Ok((out, bad))
+            }
         }
     }
 
@@ -302,16 +359,23 @@ impl Transformer {
 
 /// The input as JSON rows, and which input row each JSON row is; rows that cannot be
 /// converted fail here.
-fn to_json(input: &Batch, failures: &mut Vec<RowFailure>) -> (Batch, Vec<usize>) {
-    let mut json = Batch::with_capacity(input.len(), input.byte_len() * 2);
+/// The rows of `input` converted to a function's encoding with `convert`, and the input
+/// index of each converted row; rows that do not convert fail here, before the call.
+fn convert_input(
+    input: &Batch,
+    failures: &mut Vec<RowFailure>,
+    size_factor: usize,
+    mut convert: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), String>,
+) -> (Batch, Vec<usize>) {
+    let mut converted = Batch::with_capacity(input.len(), input.byte_len() * size_factor);
     let mut rows = Vec::with_capacity(input.len());
     for i in 0..input.len() {
-        match json.push_with(|buf| record::msgpack_to_json(input.value(i), buf)) {
+        match converted.push_with(|buf| convert(input.value(i), buf)) {
             Ok(()) => rows.push(i),
-            Err(e) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message: e.to_string() }),
+            Err(message) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message }),
         }
     }
-    (json, rows)
+    (converted, rows)
 }
 
 fn classify(err: &wasmtime::Error, timeout: std::time::Duration) -> CallFailure {

@@ -87,8 +87,8 @@ def test_plugin_from_module_and_describe():
         "version": "0.2.0",
         "sdk": "weir-sdk-python 0.1.0",
         "functions": [
-            {"name": "a", "kind": "map", "encoding": "json"},
-            {"name": "b", "kind": "filter", "encoding": "json"},
+            {"name": "a", "kind": "map", "encoding": "python-marshal"},
+            {"name": "b", "kind": "filter", "encoding": "python-marshal"},
         ],
     }
     with pytest.raises(UnknownFunctionError, match="has no function 'c' \\(it has: a, b\\)"):

@@ -124,3 +124,18 @@ def join_rows(rows: List[str]) -> Tuple[bytes, List[int]]:
 def join_raw_rows(rows: List[bytes]) -> Tuple[bytes, List[int]]:
     """A flat batch from rows that are already bytes (a filter's kept input rows)."""
     return b"".join(rows), list(accumulate(map(len, rows), initial=0))
+
+
+# The codec interface `weir._dispatch` drives (shared with `weir._marshal_codec`).
+DECODE_FAILED = "invalid JSON input row: "
+ENCODE_FAILED = "cannot encode the output as JSON: "
+
+
+def decode_batch(data: bytes, offsets: Sequence[int]) -> List[Any]:
+    """Every row of a flat batch (see `decode_all`), or raise."""
+    return decode_all(split_rows(data, offsets))
+
+
+def encode_batch(values: List[Any]) -> Tuple[bytes, List[int]]:
+    """All values as a flat batch `(data, offsets)`, or raise (then encode row by row)."""
+    return join_rows(encode_rows(values))

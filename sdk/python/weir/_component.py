@@ -22,7 +22,7 @@ from wit_world.exports import transform as wit_transform
 from wit_world.imports import log as wit_log
 from wit_world.imports import types as wit_types
 
-from . import _dispatch, log
+from . import _dispatch, _marshal_codec, log
 from ._functions import Plugin, WeirError
 
 _KINDS = {
@@ -31,6 +31,10 @@ _KINDS = {
     "flat-map": wit_types.FunctionKind.FLAT_MAP,
     "key-selector": wit_types.FunctionKind.KEY_SELECTOR,
     "timestamp-assigner": wit_types.FunctionKind.TIMESTAMP_ASSIGNER,
+}
+_ENCODINGS = {
+    "json": wit_types.RowEncoding.JSON,
+    "python-marshal": wit_types.RowEncoding.PYTHON_MARSHAL,
 }
 _LEVELS = {
     "trace": wit_log.Level.TRACE,
@@ -58,7 +62,7 @@ def exports(module: ModuleType) -> Tuple[type, type]:
         version=info["version"],
         sdk=info["sdk"],
         functions=[
-            wit_types.FunctionInfo(name=f["name"], kind=_KINDS[f["kind"]], encoding=wit_types.RowEncoding.JSON)
+            wit_types.FunctionInfo(name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]])
             for f in info["functions"]
         ],
     )
@@ -71,7 +75,7 @@ def exports(module: ModuleType) -> Tuple[type, type]:
     class Transform:
         def apply(self, name: str, input: Any) -> Any:
             try:
-                out = _dispatch.apply_named(plugin, name, input.data, input.offsets)
+                out = _dispatch.apply_named(plugin, name, input.data, input.offsets, _marshal_codec)
             except WeirError as exc:
                 raise Err(str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - never trap: let the host retry row by row

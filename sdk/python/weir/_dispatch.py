@@ -1,10 +1,13 @@
-"""Apply one function to one flat JSON batch: the code path of `transform.apply`.
+"""Apply one function to one flat batch: the code path of `transform.apply`.
+
+The rows are in a *codec*'s encoding: `weir._marshal_codec` (python-marshal, what the
+component declares) or `weir._codec` (JSON, the default here for callers that pass none).
 
 The component glue (`weir._component`) and the local harness (`weir.testing`) both call
 `apply` here, so a test exercises exactly what runs inside the component.
 
 Each stage (decode, call, encode) first tries the whole batch through C-level loops
-(`json.loads` of one array, `list.extend(map(...))`, one C-encoder call); when one row fails, it records a
+(one decode of the whole batch, `list.extend(map(...))`, one encode of all outputs); when one row fails, it records a
 row error and resumes after that row, and the later stages skip the failed rows. A failed
 row never stops the others and never calls the user function twice.
 """
@@ -79,11 +82,14 @@ def _map_rows(fn: Callable[[Any], Any], items: List[Any], errors: RowErrors, wha
     return out
 
 
-def _decode(rows: List[bytes], errors: RowErrors) -> List[Any]:
+def _decode(codec: Any, data: bytes, offsets: Sequence[int], errors: RowErrors) -> List[Any]:
     try:
-        return _codec.decode_all(rows)
+        values = codec.decode_batch(data, offsets)
+        if len(values) == len(offsets) - 1:
+            return values
     except Exception:  # noqa: BLE001 - find the guilty rows one by one
-        return _map_rows(_codec.decode_row, rows, errors, "invalid JSON input row: ")
+        pass
+    return _map_rows(codec.decode_row, codec.split_rows(data, offsets), errors, codec.DECODE_FAILED)
 
 
 def _as_rows(result: Any) -> List[Any]:
@@ -105,19 +111,17 @@ def _check_timestamp(value: Any) -> Any:
     return value
 
 
-_ENCODE_FAILED = "cannot encode the output as JSON: "
-
-
-def _encode_all(values: List[Any]) -> Optional[List[str]]:
-    """All values encoded in one go, or None when any fails (encode row by row to find it)."""
+def _encode_all(codec: Any, values: List[Any]) -> Optional[Tuple[bytes, List[int]]]:
+    """All values as one output batch, or None when any fails (encode row by row to find it)."""
     try:
-        return _codec.encode_rows(values)
+        return codec.encode_batch(values)
     except Exception:  # noqa: BLE001
         return None
 
 
-def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
-    """Apply `function` to every row of the batch (`data`, `offsets`); see the module doc."""
+def apply(function: Function, data: bytes, offsets: Sequence[int], codec: Any = _codec) -> Output:
+    """Apply `function` to every row of the batch (`data`, `offsets`) in `codec`'s encoding
+    (`weir._codec`, JSON, or `weir._marshal_codec`); see the module doc."""
     n = len(offsets) - 1
     if n < 0 or offsets[0] != 0 or offsets[-1] != len(data):
         raise BatchError(
@@ -125,8 +129,7 @@ def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
             "at 0 and end at the data length (a host bug)"
         )
     errors: RowErrors = []
-    rows = _codec.split_rows(data, offsets)
-    values = _decode(rows, errors)
+    values = _decode(codec, data, offsets, errors)
     fn = function.fn
     kind = function.kind
 
@@ -135,21 +138,22 @@ def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
         if errors:
             keep = [k is not _FAILED and bool(k) for k in keep]
         counts = list(map(int, map(bool, keep)))
-        out_data, out_offsets = _codec.join_raw_rows(list(compress(rows, counts)))
+        rows = codec.split_rows(data, offsets)
+        out_data, out_offsets = codec.join_raw_rows(list(compress(rows, counts)))
 
     elif kind is Kind.FLAT_MAP:
         results = _map_rows(lambda v: _as_rows(fn(v)), values, errors, "")
-        flat = _encode_all(list(chain.from_iterable(results))) if not errors else None
-        if flat is not None:
+        batch = _encode_all(codec, list(chain.from_iterable(results))) if not errors else None
+        if batch is not None:
             counts = list(map(len, results))
+            out_data, out_offsets = batch
         else:
-            encode = _codec.encode_row
-            encoded = _map_rows(lambda outs: list(map(encode, outs)), results, errors, _ENCODE_FAILED)
+            encode = codec.encode_row
+            encoded = _map_rows(lambda outs: list(map(encode, outs)), results, errors, codec.ENCODE_FAILED)
             if errors:
                 encoded = [[] if e is _FAILED else e for e in encoded]
             counts = list(map(len, encoded))
-            flat = list(chain.from_iterable(encoded))
-        out_data, out_offsets = _codec.join_rows(flat)
+            out_data, out_offsets = codec.join_rows(list(chain.from_iterable(encoded)))
 
     else:  # map, key-selector, timestamp-assigner: one output per input
         if kind is Kind.TIMESTAMP_ASSIGNER:
@@ -157,21 +161,24 @@ def apply(function: Function, data: bytes, offsets: Sequence[int]) -> Output:
         else:
             call = fn
         results = _map_rows(call, values, errors, "")
-        encoded = _encode_all(results) if not errors else None
-        if encoded is None:
-            encoded = _map_rows(_codec.encode_row, results, errors, _ENCODE_FAILED)
-        if errors:
-            counts = [0 if e is _FAILED else 1 for e in encoded]
-            encoded = [e for e in encoded if e is not _FAILED]
-        else:
+        batch = _encode_all(codec, results) if not errors else None
+        if batch is not None:
             counts = [1] * n
-        out_data, out_offsets = _codec.join_rows(encoded)
+            out_data, out_offsets = batch
+        else:
+            encoded = _map_rows(codec.encode_row, results, errors, codec.ENCODE_FAILED)
+            if errors:
+                counts = [0 if e is _FAILED else 1 for e in encoded]
+                encoded = [e for e in encoded if e is not _FAILED]
+            else:
+                counts = [1] * n
+            out_data, out_offsets = codec.join_rows(encoded)
 
     if errors:
         errors.sort(key=lambda e: e[0])
     return Output(out_data, out_offsets, counts, errors)
 
 
-def apply_named(plugin: Plugin, name: str, data: bytes, offsets: Sequence[int]) -> Output:
+def apply_named(plugin: Plugin, name: str, data: bytes, offsets: Sequence[int], codec: Any = _codec) -> Output:
     """`transform.apply(name, batch)`: `UnknownFunctionError` when `plugin` has no `name`."""
-    return apply(plugin.function(name), data, offsets)
+    return apply(plugin.function(name), data, offsets, codec)

@@ -33,8 +33,9 @@ class Kind(str, enum.Enum):
     TIMESTAMP_ASSIGNER = "timestamp-assigner"
 
 
-#: The one row encoding the Python SDK declares (WIT `row-encoding.json`).
-ENCODING = "json"
+#: The one row encoding the Python SDK declares (WIT `row-encoding.python-marshal`; the
+#: component glue decodes it with `weir._marshal_codec`).
+ENCODING = "python-marshal"
 
 
 class WeirError(Exception):

@@ -1,6 +1,6 @@
 """Run decorated functions locally through the component's own batch path.
 
-`apply(fn, rows)` JSON-encodes `rows` into one flat buffer plus offsets (as the host
+`apply(fn, rows)` encodes `rows` (python-marshal) into one flat buffer plus offsets (as the host
 does), calls the same dispatcher the component calls, and decodes the output back::
 
     import weir.testing
@@ -19,7 +19,7 @@ from itertools import accumulate
 from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Union
 
-from . import _codec, _dispatch
+from . import _codec, _dispatch, _marshal_codec
 from ._functions import Plugin, spec_of
 
 __all__ = ["RowError", "BatchResult", "apply", "run", "encode_batch", "describe"]
@@ -64,9 +64,9 @@ def encode_batch(rows: Iterable[Any]) -> tuple:
 def run(fn: Callable[..., Any], rows: Iterable[Any]) -> BatchResult:
     """Run decorated `fn` over `rows` as one batch and return the raw decoded result."""
     spec = spec_of(fn)
-    data, offsets = encode_batch(rows)
-    out = _dispatch.apply(spec, data, offsets)
-    decoded = [_codec.decode_row(r) for r in _codec.split_rows(out.data, out.offsets)]
+    data, offsets = _marshal_codec.join_rows([_marshal_codec.encode_row(r) for r in rows])
+    out = _dispatch.apply(spec, data, offsets, _marshal_codec)
+    decoded = _marshal_codec.unpack(out.data, out.offsets)
     return BatchResult(decoded, out.counts, [RowError(i, m) for i, m in out.errors])
 
 
