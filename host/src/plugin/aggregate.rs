@@ -20,7 +20,7 @@ use thiserror::Error;
 use wasmtime::Store;
 
 use super::bindings::{FunctionInfo, RowEncoding, WitBatch};
-use super::call::{CallFailure, classify_trap};
+use super::call::{CallFailure, classify_trap, to_wire};
 use super::instance::{HostState, Instance};
 use super::transform::{FailureKind, RowFailure};
 use super::{Plugin, PluginError};
@@ -136,19 +136,21 @@ impl Aggregator {
     pub fn get_result(&mut self, accumulator: &[u8]) -> Result<Vec<u8>, AggregateError> {
         let result = self.call(|guest, store, name, _| guest.call_get_result(store, name, accumulator))?;
         let row = self.finish("get-result", result)?;
-        match self.function.encoding {
-            RowEncoding::Msgpack => Ok(row),
-            RowEncoding::Json => {
-                let mut out = Vec::with_capacity(row.len());
-                record::json_to_msgpack(&row, &mut out).map_err(|e| AggregateError::Call {
-                    function: self.label.clone(),
-                    operation: "get-result",
-                    kind: FailureKind::Encoding,
-                    message: format!("the result is not valid JSON: {e}"),
-                })?;
-                Ok(out)
+        let mut out = Vec::with_capacity(row.len());
+        let converted = match self.function.encoding {
+            RowEncoding::Msgpack => return Ok(row),
+            RowEncoding::Json => record::json_to_msgpack(&row, &mut out).map_err(|e| format!("the result is not valid JSON: {e}")),
+            RowEncoding::PythonMarshal => {
+                record::marshal::marshal_to_msgpack(&row, &mut out).map_err(|e| format!("the result is not python-marshal: {e}"))
             }
-        }
+        };
+        converted.map_err(|message| AggregateError::Call {
+            function: self.label.clone(),
+            operation: "get-result",
+            kind: FailureKind::Encoding,
+            message,
+        })?;
+        Ok(out)
     }
 
     fn finish(&self, operation: &'static str, result: Result<Vec<u8>, CallFailure>) -> Result<Vec<u8>, AggregateError> {
@@ -160,15 +162,8 @@ impl Aggregator {
         if values.is_empty() {
             return Ok(outcome);
         }
-        let converted;
-        let (wire, wire_rows): (&Batch, Vec<usize>) = match self.function.encoding {
-            RowEncoding::Msgpack => (values, (0..values.len()).collect()),
-            RowEncoding::Json => {
-                let (json, rows) = to_json(values, &mut outcome.failures);
-                converted = json;
-                (&converted, rows)
-            }
-        };
+        let (wire, wire_rows) = to_wire(values, self.function.encoding, &mut outcome.failures);
+        let wire = wire.as_ref();
         if !wire_rows.is_empty() {
             match self.fold_call(op, accumulator, wire)? {
                 Ok(acc) => outcome.accumulator = acc,
@@ -274,16 +269,3 @@ impl Aggregator {
     }
 }
 
-/// The values as JSON rows, and which input value each JSON row is; values that cannot be
-/// converted fail here. (The same conversion as the transformer's; see `call.rs`.)
-fn to_json(input: &Batch, failures: &mut Vec<RowFailure>) -> (Batch, Vec<usize>) {
-    let mut json = Batch::with_capacity(input.len(), input.byte_len() * 2);
-    let mut rows = Vec::with_capacity(input.len());
-    for i in 0..input.len() {
-        match json.push_with(|buf| record::msgpack_to_json(input.value(i), buf)) {
-            Ok(()) => rows.push(i),
-            Err(e) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message: e.to_string() }),
-        }
-    }
-    (json, rows)
-}

@@ -4,13 +4,17 @@
 //! itself is a trap (a panic, an uncaught exception), the epoch deadline (a timeout) or the
 //! memory limiter. The last three poison the instance: it must be dropped, not entered again.
 //!
-//! `transform.rs` has its own copy of this classification (`classify`); both should use this
-//! module once the transform side can be edited.
+//! It also holds the conversion of MessagePack rows into a function's row encoding, which
+//! transforms and aggregates share.
 
 use std::time::Duration;
 
+use std::borrow::Cow;
+
+use super::bindings::RowEncoding;
 use super::limits::MemoryLimitExceeded;
-use super::transform::FailureKind;
+use super::transform::{FailureKind, RowFailure};
+use crate::record::{self, Batch};
 
 /// A whole call that failed.
 #[derive(Debug, Clone)]
@@ -26,6 +30,27 @@ impl CallFailure {
     pub fn refused(message: String) -> Self {
         Self { kind: FailureKind::Error, message, poisoned: false }
     }
+}
+
+/// The rows of `input` (MessagePack) in `encoding`, and the input index of each converted
+/// row; rows that do not convert fail here, before the call.
+pub(super) fn to_wire<'a>(input: &'a Batch, encoding: RowEncoding, failures: &mut Vec<RowFailure>) -> (Cow<'a, Batch>, Vec<usize>) {
+    let (size_factor, convert): (usize, fn(&[u8], &mut Vec<u8>) -> Result<(), String>) = match encoding {
+        RowEncoding::Msgpack => return (Cow::Borrowed(input), (0..input.len()).collect()),
+        RowEncoding::Json => (2, |v, buf| record::msgpack_to_json(v, buf).map_err(|e| e.to_string())),
+        RowEncoding::PythonMarshal => (1, |v, buf| {
+            record::marshal::msgpack_to_marshal(v, buf).map_err(|e| format!("cannot convert the record to python-marshal: {e}"))
+        }),
+    };
+    let mut converted = Batch::with_capacity(input.len(), input.byte_len() * size_factor);
+    let mut rows = Vec::with_capacity(input.len());
+    for i in 0..input.len() {
+        match converted.push_with(|buf| convert(input.value(i), buf)) {
+            Ok(()) => rows.push(i),
+            Err(message) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message }),
+        }
+    }
+    (Cow::Owned(converted), rows)
 }
 
 /// A wasmtime error from a call (`Err` of the outer `Result`), with what the plugin wrote to

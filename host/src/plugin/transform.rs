@@ -14,8 +14,8 @@
 use std::fmt;
 
 use super::bindings::{FunctionInfo, RowEncoding, TransformOutput, WitBatch};
+use super::call::{CallFailure, classify_trap, to_wire};
 use super::instance::Instance;
-use super::limits::MemoryLimitExceeded;
 use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
 
@@ -73,13 +73,6 @@ pub struct TransformOutcome {
     pub instances_rebuilt: u32,
 }
 
-/// A whole call that failed.
-struct CallFailure {
-    kind: FailureKind,
-    message: String,
-    /// The instance is poisoned and must be dropped.
-    poisoned: bool,
-}
 
 /// One operator instance's handle on a transform function.
 pub struct Transformer {
@@ -121,25 +114,8 @@ impl Transformer {
         if input.is_empty() {
             return Ok(outcome);
         }
-        let converted;
-        let (wire, wire_rows): (&Batch, Vec<usize>) = match self.function.encoding {
-            RowEncoding::Msgpack => (input, (0..input.len()).collect()),
-            RowEncoding::Json => {
-                let (json, rows) = convert_input(input, &mut outcome.failures, 2, |v, buf| {
-                    record::msgpack_to_json(v, buf).map_err(|e| e.to_string())
-                });
-                converted = json;
-                (&converted, rows)
-            }
-            RowEncoding::PythonMarshal => {
-                let (m, rows) = convert_input(input, &mut outcome.failures, 1, |v, buf| {
-                    record::marshal::msgpack_to_marshal(v, buf)
-                        .map_err(|e| format!("cannot convert the record to python-marshal: {e}"))
-                });
-                converted = m;
-                (&converted, rows)
-            }
-        };
+        let (wire, wire_rows) = to_wire(input, self.function.encoding, &mut outcome.failures);
+        let wire = wire.as_ref();
         if !wire_rows.is_empty() {
             match self.call(wire)? {
                 Ok(out) => self.accept(&wire_rows, out, &mut outcome),
@@ -330,14 +306,10 @@ impl Transformer {
         }
         Ok(match result {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(message)) => Err(CallFailure { kind: FailureKind::Error, message, poisoned: false }),
+            Ok(Err(message)) => Err(CallFailure::refused(message)),
             Err(trap) => {
                 self.instance = None;
-                let mut failure = classify(&trap, inner.limits.call_timeout);
-                if let Some(said) = super::stderr::summarize(&stderr) {
-                    failure.message = format!("{}; the plugin wrote to stderr: {said}", failure.message);
-                }
-                Err(failure)
+                Err(classify_trap(&trap, inner.limits.call_timeout, &stderr))
             }
         })
     }
@@ -357,46 +329,3 @@ impl Transformer {
     }
 }
 
-/// The input as JSON rows, and which input row each JSON row is; rows that cannot be
-/// converted fail here.
-/// The rows of `input` converted to a function's encoding with `convert`, and the input
-/// index of each converted row; rows that do not convert fail here, before the call.
-fn convert_input(
-    input: &Batch,
-    failures: &mut Vec<RowFailure>,
-    size_factor: usize,
-    mut convert: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), String>,
-) -> (Batch, Vec<usize>) {
-    let mut converted = Batch::with_capacity(input.len(), input.byte_len() * size_factor);
-    let mut rows = Vec::with_capacity(input.len());
-    for i in 0..input.len() {
-        match converted.push_with(|buf| convert(input.value(i), buf)) {
-            Ok(()) => rows.push(i),
-            Err(message) => failures.push(RowFailure { index: i, kind: FailureKind::Encoding, message }),
-        }
-    }
-    (converted, rows)
-}
-
-fn classify(err: &wasmtime::Error, timeout: std::time::Duration) -> CallFailure {
-    let kind = if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-        FailureKind::Timeout
-    } else if err.downcast_ref::<MemoryLimitExceeded>().is_some() {
-        FailureKind::MemoryLimit
-    } else {
-        FailureKind::Trap
-    };
-    let message = match kind {
-        FailureKind::Timeout => format!(
-            "the call ran longer than the time limit of {} ms and was interrupted; raise `limits.call_timeout_ms` if the function is just slow",
-            timeout.as_millis()
-        ),
-        FailureKind::MemoryLimit => err.root_cause().to_string(),
-        _ => {
-            // The backtrace is for plugin authors (debug log); the dead letter gets the cause.
-            tracing::debug!(error = %format!("{err:?}"), "plugin trapped");
-            format!("the plugin trapped: {} (a panic, an uncaught exception or a bug in the plugin)", err.root_cause())
-        }
-    };
-    CallFailure { kind, message, poisoned: true }
-}
