@@ -19,10 +19,7 @@ fn base_job() -> String {
 
 /// The 1-based line of the first line of `yaml` that contains `needle`.
 fn line_of(yaml: &str, needle: &str) -> usize {
-    yaml.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("`{needle}` is not in\n{yaml}"))
-        + 1
+    yaml.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("`{needle}` is not in\n{yaml}")) + 1
 }
 
 /// `weir check` and `weir run` on `yaml`: both must fail the same way; the error text.
@@ -33,17 +30,10 @@ fn fails(dir: &Path, yaml: &str) -> String {
     let mut errors = Vec::new();
     for (what, out) in [("check", &check), ("run", &run_out)] {
         let err = error_line(what, out);
-        assert!(
-            out.stdout.is_empty(),
-            "`weir {what}` printed to stdout: {}",
-            out.stdout
-        );
+        assert!(out.stdout.is_empty(), "`weir {what}` printed to stdout: {}", out.stdout);
         errors.push(err);
     }
-    assert_eq!(
-        errors[0], errors[1],
-        "`weir check` and `weir run` should report the same error"
-    );
+    assert_eq!(errors[0], errors[1], "`weir check` and `weir run` should report the same error");
     errors.remove(0)
 }
 
@@ -58,26 +48,16 @@ fn error_line(what: &str, out: &Run) -> String {
 
 /// `job.yaml:LINE: KEY: ` for the job in `dir`.
 fn at(dir: &Path, yaml: &str, needle: &str, key: &str) -> String {
-    format!(
-        "{}:{}: {key}: ",
-        dir.join("job.yaml").display(),
-        line_of(yaml, needle)
-    )
+    format!("{}:{}: {key}: ", dir.join("job.yaml").display(), line_of(yaml, needle))
 }
 
 fn assert_starts(err: &str, prefix: &str) {
-    assert!(
-        err.starts_with(prefix),
-        "the error should start with {prefix:?}:\n{err}"
-    );
+    assert!(err.starts_with(prefix), "the error should start with {prefix:?}:\n{err}");
 }
 
 fn assert_contains(err: &str, parts: &[&str]) {
     for part in parts {
-        assert!(
-            err.contains(part),
-            "the error should contain {part:?}:\n{err}"
-        );
+        assert!(err.contains(part), "the error should contain {part:?}:\n{err}");
     }
 }
 
@@ -106,13 +86,7 @@ fn unknown_connector() {
     let yaml = base_job().replace("connector: collection", "connector: kafkaa");
     let err = fails(dir.path(), &yaml);
     assert_starts(&err, &at(dir.path(), &yaml, "kafkaa", "source.connector"));
-    assert_contains(
-        &err,
-        &[
-            "unknown source connector `kafkaa`",
-            "collection, file or socket",
-        ],
-    );
+    assert_contains(&err, &["unknown source connector `kafkaa`", "collection, file or socket"]);
 }
 
 #[test]
@@ -120,10 +94,7 @@ fn unknown_step() {
     let dir = temp_dir();
     let yaml = base_job().replace("  - flat_map: words.split", "  - flatmap: words.split");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "flatmap", "pipeline[1].flatmap"),
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "flatmap", "pipeline[1].flatmap"));
     assert_contains(&err, &["unknown step `flatmap`", "flat_map"]);
 }
 
@@ -132,10 +103,7 @@ fn undeclared_plugin() {
     let dir = temp_dir();
     let yaml = base_job().replace("  - map: upper.upper", "  - map: uper.upper");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "uper.upper", "pipeline[0].map"),
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "uper.upper", "pipeline[0].map"));
     assert_contains(&err, &["plugin `uper` is not declared", "upper, words"]);
 }
 
@@ -144,18 +112,11 @@ fn missing_plugin_file() {
     let dir = temp_dir();
     let yaml = base_job().replace(&plugin_yaml("upper-rust"), "no-such-plugin.wasm");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "no-such-plugin.wasm", "plugins.upper"),
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "no-such-plugin.wasm", "plugins.upper"));
     // Relative to the job file's folder, and the advice says how to build it.
     assert_contains(
         &err,
-        &[
-            &dir.path().join("no-such-plugin.wasm").display().to_string(),
-            "not found",
-            "weir plugin build",
-        ],
+        &[&dir.path().join("no-such-plugin.wasm").display().to_string(), "not found", "weir plugin build"],
     );
 }
 
@@ -172,9 +133,7 @@ fn garbage(len: usize) -> Vec<u8> {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     (0..len)
         .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 56) as u8
         })
         .collect()
@@ -216,10 +175,7 @@ fn a_function_of_the_wrong_kind() {
     let dir = temp_dir();
     let yaml = base_job().replace("  - map: upper.upper", "  - map: words.is_long");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "words.is_long", "pipeline[0].map"),
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "words.is_long", "pipeline[0].map"));
     assert_contains(&err, &["`words.is_long` is a filter function", "map"]);
 }
 
@@ -228,17 +184,8 @@ fn an_unknown_function() {
     let dir = temp_dir();
     let yaml = base_job().replace("  - flat_map: words.split", "  - flat_map: words.splitt");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "words.splitt", "pipeline[1].flat_map"),
-    );
-    assert_contains(
-        &err,
-        &[
-            "has no function `splitt`",
-            "it has: split (flat_map), is_long (filter)",
-        ],
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "words.splitt", "pipeline[1].flat_map"));
+    assert_contains(&err, &["has no function `splitt`", "it has: split (flat_map), is_long (filter)"]);
 }
 
 #[test]
@@ -246,20 +193,15 @@ fn a_rolling_count_without_key_by() {
     let dir = temp_dir();
     let yaml = base_job().replace("  - flat_map: words.split", "  - count");
     let err = fails(dir.path(), &yaml);
-    assert_starts(
-        &err,
-        &at(dir.path(), &yaml, "  - count", "pipeline[1].count"),
-    );
+    assert_starts(&err, &at(dir.path(), &yaml, "  - count", "pipeline[1].count"));
     assert_contains(&err, &["key_by"]);
 }
 
 #[test]
 fn a_missing_input_file() {
     let dir = temp_dir();
-    let yaml = base_job().replace(
-        "  connector: collection\n  elements: [a, b]",
-        "  connector: file\n  path: missing.txt",
-    );
+    let yaml =
+        base_job().replace("  connector: collection\n  elements: [a, b]", "  connector: file\n  path: missing.txt");
     let err = fails(dir.path(), &yaml);
     assert_starts(&err, &at(dir.path(), &yaml, "missing.txt", "source.path"));
     assert_contains(&err, &["does not exist"]);
@@ -271,8 +213,5 @@ fn a_job_file_that_does_not_exist() {
     let job: PathBuf = dir.path().join("nope.yaml");
     let out = run(weir().arg("run").arg(&job));
     let err = error_line("run", &out);
-    assert_contains(
-        &err,
-        &[&job.display().to_string(), "cannot read the job file"],
-    );
+    assert_contains(&err, &[&job.display().to_string(), "cannot read the job file"]);
 }

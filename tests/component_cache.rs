@@ -14,22 +14,14 @@ fn cache_outcomes(stderr: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.contains("plugin loaded"))
         .map(|l| {
-            let at = l
-                .find("cache=")
-                .unwrap_or_else(|| panic!("a `plugin loaded` line without cache=: {l}"));
-            l[at + "cache=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
+            let at = l.find("cache=").unwrap_or_else(|| panic!("a `plugin loaded` line without cache=: {l}"));
+            l[at + "cache=".len()..].split_whitespace().next().unwrap_or_default()
         })
         .collect()
 }
 
 fn run_logged(job: &Path, cache: &Path) -> Run {
-    let out = run(weir_with_cache(cache)
-        .env("WEIR_LOG", "weir=info")
-        .arg("run")
-        .arg(job));
+    let out = run(weir_with_cache(cache).env("WEIR_LOG", "weir=info").arg("run").arg(job));
     out.assert_ok();
     out
 }
@@ -47,28 +39,12 @@ fn a_second_run_loads_the_compiled_component_from_the_cache() {
     );
 
     let first = run_logged(&job, &cache);
-    assert_eq!(
-        cache_outcomes(&first.stderr),
-        ["Compiled"],
-        "first run, empty cache; stderr:\n{}",
-        first.stderr
-    );
-    let stored = std::fs::read_dir(cache.join("components"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert!(
-        stored >= 1,
-        "the first run stored nothing under {}",
-        cache.display()
-    );
+    assert_eq!(cache_outcomes(&first.stderr), ["Compiled"], "first run, empty cache; stderr:\n{}", first.stderr);
+    let stored = std::fs::read_dir(cache.join("components")).map(|d| d.count()).unwrap_or(0);
+    assert!(stored >= 1, "the first run stored nothing under {}", cache.display());
 
     let second = run_logged(&job, &cache);
-    assert_eq!(
-        cache_outcomes(&second.stderr),
-        ["Hit"],
-        "second run, same cache; stderr:\n{}",
-        second.stderr
-    );
+    assert_eq!(cache_outcomes(&second.stderr), ["Hit"], "second run, same cache; stderr:\n{}", second.stderr);
     assert_eq!(first.stdout, "CACHE\nME\n");
     assert_eq!(second.stdout, first.stdout);
 }
@@ -85,36 +61,19 @@ fn another_cache_dir_compiles_again() {
     );
     run_logged(&job, &dir.path().join("a"));
     let other = run_logged(&job, &dir.path().join("b"));
-    assert_eq!(
-        cache_outcomes(&other.stderr),
-        ["Compiled"],
-        "stderr:\n{}",
-        other.stderr
-    );
+    assert_eq!(cache_outcomes(&other.stderr), ["Compiled"], "stderr:\n{}", other.stderr);
 }
 
 #[test]
 fn plugin_inspect_prints_name_version_and_functions() {
     let dir = temp_dir();
-    let out = run(weir_with_cache(dir.path())
-        .args(["plugin", "inspect"])
-        .arg(plugin("words-rust")));
+    let out = run(weir_with_cache(dir.path()).args(["plugin", "inspect"]).arg(plugin("words-rust")));
     out.assert_ok();
     let text = &out.stdout;
-    let plugin_line = text
-        .lines()
-        .find(|l| l.starts_with("plugin:"))
-        .unwrap_or_else(|| panic!("no plugin: line in\n{text}"));
-    assert_eq!(
-        plugin_line.split_whitespace().collect::<Vec<_>>(),
-        ["plugin:", "words", "0.1.0"],
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("abi:") && l.contains("weir:plugin@0.1.0")),
-        "{text}"
-    );
+    let plugin_line =
+        text.lines().find(|l| l.starts_with("plugin:")).unwrap_or_else(|| panic!("no plugin: line in\n{text}"));
+    assert_eq!(plugin_line.split_whitespace().collect::<Vec<_>>(), ["plugin:", "words", "0.1.0"], "{text}");
+    assert!(text.lines().any(|l| l.starts_with("abi:") && l.contains("weir:plugin@0.1.0")), "{text}");
     let functions: Vec<Vec<&str>> = text
         .lines()
         .skip_while(|l| !l.starts_with("functions:"))
@@ -122,18 +81,10 @@ fn plugin_inspect_prints_name_version_and_functions() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split_whitespace().take(2).collect())
         .collect();
-    let kinds: Vec<(&str, &str)> = functions
-        .iter()
-        .map(|f| (f[0], f.get(1).copied().unwrap_or_default()))
-        .collect();
+    let kinds: Vec<(&str, &str)> = functions.iter().map(|f| (f[0], f.get(1).copied().unwrap_or_default())).collect();
     assert_eq!(
         kinds,
-        [
-            ("split", "flat_map"),
-            ("is_long", "filter"),
-            ("first_letter", "key_selector"),
-            ("parse_int", "map")
-        ],
+        [("split", "flat_map"), ("is_long", "filter"), ("first_letter", "key_selector"), ("parse_int", "map")],
         "{text}"
     );
 }

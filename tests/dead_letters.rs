@@ -38,22 +38,10 @@ fn run_map(plugin_dir: &str, function: &str, limits: &str, elements: &[Value]) -
     let run = run_job(&job);
     run.assert_ok();
     let lines = |p: &Path| {
-        if p.exists() {
-            read_file(p).lines().map(str::to_string).collect()
-        } else {
-            Vec::new()
-        }
+        if p.exists() { read_file(p).lines().map(str::to_string).collect() } else { Vec::new() }
     };
-    let dead = if dead.exists() {
-        read_json_lines(&dead)
-    } else {
-        Vec::new()
-    };
-    Outcome {
-        out: lines(&out),
-        dead,
-        run,
-    }
+    let dead = if dead.exists() { read_json_lines(&dead) } else { Vec::new() };
+    Outcome { out: lines(&out), dead, run }
 }
 
 fn function_alias(plugin_dir: &str) -> &'static str {
@@ -70,57 +58,21 @@ fn strings(items: &[&str]) -> Vec<Value> {
 
 /// Check a hostile function over `rows`: the rows containing `marker` fail with `kind`.
 fn check_hostile(function: &str, limits: &str, marker: &str, kind: &str) -> Outcome {
-    let rows = [
-        "first",
-        "second",
-        &format!("{marker} one"),
-        "third",
-        "fourth",
-        &format!("and {marker} two"),
-        "last",
-    ];
+    let rows = ["first", "second", &format!("{marker} one"), "third", "fourth", &format!("and {marker} two"), "last"];
     let outcome = run_map("hostile-rust", function, limits, &strings(&rows));
-    let good: Vec<&str> = rows
-        .iter()
-        .filter(|r| !r.contains(marker))
-        .copied()
-        .collect();
-    assert_eq!(
-        outcome.out, good,
-        "good rows, exactly once and in order; stderr:\n{}",
-        outcome.run.stderr
-    );
-    let bad: Vec<Value> = rows
-        .iter()
-        .filter(|r| r.contains(marker))
-        .map(|r| json!(r))
-        .collect();
+    let good: Vec<&str> = rows.iter().filter(|r| !r.contains(marker)).copied().collect();
+    assert_eq!(outcome.out, good, "good rows, exactly once and in order; stderr:\n{}", outcome.run.stderr);
+    let bad: Vec<Value> = rows.iter().filter(|r| r.contains(marker)).map(|r| json!(r)).collect();
     let records: Vec<Value> = outcome.dead.iter().map(|d| d["record"].clone()).collect();
-    assert_eq!(
-        records, bad,
-        "each bad row exactly once in the dead-letter file: {:#?}",
-        outcome.dead
-    );
+    assert_eq!(records, bad, "each bad row exactly once in the dead-letter file: {:#?}", outcome.dead);
     for d in &outcome.dead {
         assert_eq!(d["kind"], kind, "{d}");
         let operator = d["operator"].as_str().unwrap_or_default();
-        assert!(
-            operator.contains("hostile") && operator.contains(function),
-            "operator names the plugin function: {d}"
-        );
+        assert!(operator.contains("hostile") && operator.contains(function), "operator names the plugin function: {d}");
         assert!(d["error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
     }
     let summary = outcome.run.summary();
-    assert_eq!(
-        (
-            summary.records_in,
-            summary.records_out,
-            summary.dead_letters
-        ),
-        (7, 5, 2),
-        "{}",
-        outcome.run.stderr
-    );
+    assert_eq!((summary.records_in, summary.records_out, summary.dead_letters), (7, 5, 2), "{}", outcome.run.stderr);
     outcome
 }
 
@@ -135,17 +87,9 @@ fn a_trap_fails_only_its_row() {
 
 #[test]
 fn an_endless_loop_times_out_and_fails_only_its_row() {
-    let outcome = check_hostile(
-        "spin",
-        "limits:\n  call_timeout_ms: 200\n",
-        "loop",
-        "timeout",
-    );
+    let outcome = check_hostile("spin", "limits:\n  call_timeout_ms: 200\n", "loop", "timeout");
     for d in &outcome.dead {
-        assert!(
-            d["error"].as_str().unwrap_or_default().contains("200 ms"),
-            "the error names the limit: {d}"
-        );
+        assert!(d["error"].as_str().unwrap_or_default().contains("200 ms"), "the error names the limit: {d}");
     }
 }
 
@@ -164,66 +108,32 @@ fn a_row_error_fails_only_its_row() {
 
 #[test]
 fn a_number_that_does_not_parse_is_a_row_error() {
-    let outcome = run_map(
-        "words-rust",
-        "parse_int",
-        "",
-        &strings(&["1", "two", " 3 ", "-4", "5x", "6"]),
-    );
-    assert_eq!(
-        outcome.out,
-        ["1", "3", "-4", "6"],
-        "stderr:\n{}",
-        outcome.run.stderr
-    );
+    let outcome = run_map("words-rust", "parse_int", "", &strings(&["1", "two", " 3 ", "-4", "5x", "6"]));
+    assert_eq!(outcome.out, ["1", "3", "-4", "6"], "stderr:\n{}", outcome.run.stderr);
     let records: Vec<&Value> = outcome.dead.iter().map(|d| &d["record"]).collect();
     assert_eq!(records, [&json!("two"), &json!("5x")]);
     for d in &outcome.dead {
         assert_eq!(d["kind"], "error", "{d}");
-        assert!(
-            d["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("is not an integer")),
-            "{d}"
-        );
+        assert!(d["error"].as_str().is_some_and(|e| e.contains("is not an integer")), "{d}");
     }
 }
 
 #[test]
 fn a_record_of_the_wrong_shape_fails_alone_in_rust_and_in_python() {
-    let person =
-        |id: u64, name: &str| json!({"id": id, "name": name, "city": "Oslo", "score": 1.0});
-    let rows = vec![
-        person(1, "ada"),
-        json!({"id": 2}),
-        person(3, "bo"),
-        json!("just a string"),
-        person(5, "cy"),
-    ];
+    let person = |id: u64, name: &str| json!({"id": id, "name": name, "city": "Oslo", "score": 1.0});
+    let rows = vec![person(1, "ada"), json!({"id": 2}), person(3, "bo"), json!("just a string"), person(5, "cy")];
     for plugin_dir in ["upper-rust", "upper-python"] {
         let outcome = run_map(plugin_dir, "upper_name", "", &rows);
         let names: Vec<Value> = outcome
             .out
             .iter()
             .map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .unwrap_or_else(|e| panic!("{plugin_dir}: {l:?}: {e}"))["name"]
-                    .clone()
+                serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{plugin_dir}: {l:?}: {e}"))["name"].clone()
             })
             .collect();
-        assert_eq!(
-            names,
-            [json!("ADA"), json!("BO"), json!("CY")],
-            "{plugin_dir}; stderr:\n{}",
-            outcome.run.stderr
-        );
+        assert_eq!(names, [json!("ADA"), json!("BO"), json!("CY")], "{plugin_dir}; stderr:\n{}", outcome.run.stderr);
         let records: Vec<&Value> = outcome.dead.iter().map(|d| &d["record"]).collect();
-        assert_eq!(
-            records,
-            [&rows[1], &rows[3]],
-            "{plugin_dir}: {:#?}",
-            outcome.dead
-        );
+        assert_eq!(records, [&rows[1], &rows[3]], "{plugin_dir}: {:#?}", outcome.dead);
         for d in &outcome.dead {
             assert_eq!(d["kind"], "error", "{plugin_dir}: {d}");
         }
@@ -260,48 +170,27 @@ fn failures_across_many_batches_parallel_instances_and_recycles_lose_and_repeat_
     // still catches a lost or a repeated row.
     let mut got: Vec<String> = read_file(&out).lines().map(str::to_string).collect();
     got.sort();
-    let mut good: Vec<String> = rows
-        .iter()
-        .filter(|r| r.starts_with("row"))
-        .cloned()
-        .collect();
+    let mut good: Vec<String> = rows.iter().filter(|r| r.starts_with("row")).cloned().collect();
     good.sort();
     assert_eq!(got, good);
     let letters = read_json_lines(&dead);
     let mut failed: Vec<(String, String)> = letters
         .iter()
         .map(|d| {
-            (
-                d["record"].as_str().unwrap_or_default().to_string(),
-                d["kind"].as_str().unwrap_or_default().to_string(),
-            )
+            (d["record"].as_str().unwrap_or_default().to_string(), d["kind"].as_str().unwrap_or_default().to_string())
         })
         .collect();
     failed.sort();
     let mut expected: Vec<(String, String)> = rows
         .iter()
         .filter(|r| !r.starts_with("row"))
-        .map(|r| {
-            (
-                r.clone(),
-                if r.starts_with("boom") {
-                    "trap"
-                } else {
-                    "error"
-                }
-                .to_string(),
-            )
-        })
+        .map(|r| (r.clone(), if r.starts_with("boom") { "trap" } else { "error" }.to_string()))
         .collect();
     expected.sort();
     assert_eq!(failed, expected);
     let summary = run.summary();
     assert_eq!(
-        (
-            summary.records_in,
-            summary.records_out,
-            summary.dead_letters
-        ),
+        (summary.records_in, summary.records_out, summary.dead_letters),
         (300, good.len() as u64, expected.len() as u64)
     );
 }
@@ -312,40 +201,20 @@ fn the_builder_api_sends_failures_to_its_dead_letter_sink() {
     env.set_cache_dir(common::shared_cache_dir());
     let dead: weir::connectors::Collected = Default::default();
     env.set_dead_letter(weir::connectors::SinkSpec::Collect(dead.clone()));
-    let hostile = env
-        .load_plugin(common::plugin("hostile-rust"))
-        .expect("load the hostile plugin");
-    let out = env
-        .from_elements(["ok", "boom", "fine"])
-        .map(hostile.function("trap"))
-        .collect();
+    let hostile = env.load_plugin(common::plugin("hostile-rust")).expect("load the hostile plugin");
+    let out = env.from_elements(["ok", "boom", "fine"]).map(hostile.function("trap")).collect();
     let report = env.execute("builder dead letters").expect("the job runs");
-    assert_eq!(
-        (report.records_out, report.dead_letters),
-        (2, 1),
-        "{report:?}"
-    );
-    let values: Vec<String> = out
-        .lock()
-        .expect("rows")
-        .iter()
-        .map(|v| weir::record::display_value(v))
-        .collect();
+    assert_eq!((report.records_out, report.dead_letters), (2, 1), "{report:?}");
+    let values: Vec<String> = out.lock().expect("rows").iter().map(|v| weir::record::display_value(v)).collect();
     assert_eq!(values, ["ok", "fine"]);
     let letters: Vec<Value> = dead
         .lock()
         .expect("dead letters")
         .iter()
-        .map(|v| {
-            serde_json::from_str(&weir::record::display_value(v))
-                .expect("a dead letter is a JSON line")
-        })
+        .map(|v| serde_json::from_str(&weir::record::display_value(v)).expect("a dead letter is a JSON line"))
         .collect();
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(
-        (&letters[0]["kind"], &letters[0]["record"]),
-        (&json!("trap"), &json!("boom"))
-    );
+    assert_eq!((&letters[0]["kind"], &letters[0]["record"]), (&json!("trap"), &json!("boom")));
 }
 
 /// A job whose `fail` step rejects `bad`, with `dead_letter` as given.
@@ -364,10 +233,7 @@ fn a_print_dead_letter_output_writes_to_stderr_not_into_the_records() {
     let dir = temp_dir();
     let run = run_job(&job_with_dead_letter(dir.path(), "  connector: print\n"));
     run.assert_ok();
-    assert_eq!(
-        run.stdout, "a\nc\n",
-        "dead letters must not mix with the job's records on stdout"
-    );
+    assert_eq!(run.stdout, "a\nc\n", "dead letters must not mix with the job's records on stdout");
     let letter = run
         .stderr
         .lines()
@@ -381,21 +247,11 @@ fn a_print_dead_letter_output_writes_to_stderr_not_into_the_records() {
 fn a_json_dead_letter_file_holds_one_object_per_line() {
     let dir = temp_dir();
     let dead = dir.path().join("dead.jsonl");
-    let yaml = format!(
-        "  connector: file\n  path: {}\n  format: json\n",
-        common::yaml_path(&dead)
-    );
+    let yaml = format!("  connector: file\n  path: {}\n  format: json\n", common::yaml_path(&dead));
     let run = run_job(&job_with_dead_letter(dir.path(), &yaml));
     run.assert_ok();
     let letters = read_json_lines(&dead);
     assert_eq!(letters.len(), 1);
-    assert!(
-        letters[0].is_object(),
-        "a dead letter should be a JSON object, not {}",
-        letters[0]
-    );
-    assert_eq!(
-        (&letters[0]["kind"], &letters[0]["record"]),
-        (&json!("error"), &json!("bad"))
-    );
+    assert!(letters[0].is_object(), "a dead letter should be a JSON object, not {}", letters[0]);
+    assert_eq!((&letters[0]["kind"], &letters[0]["record"]), (&json!("error"), &json!("bad")));
 }

@@ -7,18 +7,12 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{
-    plugin_yaml, read_file, read_json_lines, run_job, temp_dir, write_file, write_job, yaml_path,
-};
+use common::{plugin_yaml, read_file, read_json_lines, run_job, temp_dir, write_file, write_job, yaml_path};
 
 #[test]
 fn text_lines_of_one_file_are_records() {
     let dir = temp_dir();
-    let input = write_file(
-        dir.path(),
-        "in.txt",
-        "alpha\nbeta gamma\n\ndelta\r\nlast line without newline",
-    );
+    let input = write_file(dir.path(), "in.txt", "alpha\nbeta gamma\n\ndelta\r\nlast line without newline");
     let job = write_job(
         dir.path(),
         &format!(
@@ -30,19 +24,9 @@ fn text_lines_of_one_file_are_records() {
     let out = run_job(&job);
     out.assert_ok();
     // An empty line is an empty record; `\r\n` and a missing last newline are handled.
-    assert_eq!(
-        out.stdout,
-        "ALPHA\nBETA GAMMA\n\nDELTA\nLAST LINE WITHOUT NEWLINE\n"
-    );
+    assert_eq!(out.stdout, "ALPHA\nBETA GAMMA\n\nDELTA\nLAST LINE WITHOUT NEWLINE\n");
     let summary = out.summary();
-    assert_eq!(
-        (
-            summary.records_in,
-            summary.records_out,
-            summary.dead_letters
-        ),
-        (5, 5, 0)
-    );
+    assert_eq!((summary.records_in, summary.records_out, summary.dead_letters), (5, 5, 0));
 }
 
 fn person(id: u64, name: &str, city: &str, score: f64) -> Value {
@@ -73,12 +57,7 @@ fn json_lines_through_upper_name_into_a_json_file() {
     let out = run_job(&job);
     out.assert_ok();
     let got = read_json_lines(&output);
-    assert_eq!(
-        got.len(),
-        people.len(),
-        "output file:\n{}",
-        read_file(&output)
-    );
+    assert_eq!(got.len(), people.len(), "output file:\n{}", read_file(&output));
     for (p, g) in people.iter().zip(&got) {
         let name = p["name"].as_str().unwrap_or_default();
         assert_eq!(g["id"], p["id"], "{g}");
@@ -130,55 +109,23 @@ fn malformed_json_lines_are_dead_letters_with_file_and_line() {
     );
     let out = run_job(&job);
     out.assert_ok();
-    let good: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
-    assert_eq!(
-        good,
-        [
-            json!({"n": 1}),
-            json!({"n": 2}),
-            json!({"n": 3}),
-            json!({"n": 4})
-        ]
-    );
+    let good: Vec<Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+    assert_eq!(good, [json!({"n": 1}), json!({"n": 2}), json!({"n": 3}), json!({"n": 4})]);
 
     let letters = read_json_lines(&dead);
-    let origins: Vec<String> = letters
-        .iter()
-        .map(|d| d["origin"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let origins: Vec<String> = letters.iter().map(|d| d["origin"].as_str().unwrap_or_default().to_string()).collect();
     let at = |line: u32| format!("{}:{line}", input.display());
-    assert_eq!(
-        origins,
-        [at(2), at(5), at(7)],
-        "dead letters:\n{}",
-        read_file(&dead)
-    );
-    let raws: Vec<&str> = letters
-        .iter()
-        .map(|d| d["raw"].as_str().unwrap_or_default())
-        .collect();
+    assert_eq!(origins, [at(2), at(5), at(7)], "dead letters:\n{}", read_file(&dead));
+    let raws: Vec<&str> = letters.iter().map(|d| d["raw"].as_str().unwrap_or_default()).collect();
     assert_eq!(raws, ["{oops", "[1, 2", "not json at all"]);
     for d in &letters {
         assert_eq!(d["kind"], "malformed-input", "{d}");
         assert_eq!(d["operator"], "source file", "{d}");
-        assert!(
-            d["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("not valid JSON")),
-            "{d}"
-        );
+        assert!(d["error"].as_str().is_some_and(|e| e.contains("not valid JSON")), "{d}");
     }
     let summary = out.summary();
-    assert_eq!(
-        (summary.records_out, summary.dead_letters),
-        (4, 3),
-        "{}",
-        out.stderr
-    );
+    assert_eq!((summary.records_out, summary.dead_letters), (4, 3), "{}", out.stderr);
 }
 
 #[test]
@@ -205,35 +152,12 @@ fn text_lines_that_are_not_utf8_are_dead_letters() {
     out.assert_ok();
     assert_eq!(read_file(&output), "FIRST\nSECOND\nTHIRD \u{c9}T\u{c9}\n");
     let letters = read_json_lines(&dead);
-    let origins: Vec<&str> = letters
-        .iter()
-        .map(|d| d["origin"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(
-        origins,
-        [
-            format!("{}:2", input.display()),
-            format!("{}:4", input.display())
-        ],
-        "{}",
-        read_file(&dead)
-    );
+    let origins: Vec<&str> = letters.iter().map(|d| d["origin"].as_str().unwrap_or_default()).collect();
+    assert_eq!(origins, [format!("{}:2", input.display()), format!("{}:4", input.display())], "{}", read_file(&dead));
     for d in &letters {
         assert_eq!(d["kind"], "malformed-input", "{d}");
-        assert!(
-            d["error"].as_str().is_some_and(|e| e.contains("UTF-8")),
-            "{d}"
-        );
+        assert!(d["error"].as_str().is_some_and(|e| e.contains("UTF-8")), "{d}");
     }
     let summary = out.summary();
-    assert_eq!(
-        (
-            summary.records_in,
-            summary.records_out,
-            summary.dead_letters
-        ),
-        (3, 3, 2),
-        "{}",
-        out.stderr
-    );
+    assert_eq!((summary.records_in, summary.records_out, summary.dead_letters), (3, 3, 2), "{}", out.stderr);
 }

@@ -15,13 +15,7 @@ fn run_example(job: &str) {
     let job = repo_root().join("examples/first-program").join(job);
     let out = run(weir().current_dir(cwd.path()).arg("run").arg(&job));
     out.assert_ok();
-    assert_eq!(
-        out.stdout,
-        EXPECTED,
-        "stdout of `weir run {}`; stderr:\n{}",
-        job.display(),
-        out.stderr
-    );
+    assert_eq!(out.stdout, EXPECTED, "stdout of `weir run {}`; stderr:\n{}", job.display(), out.stderr);
 }
 
 #[test]
@@ -39,23 +33,13 @@ fn the_python_job_file_prints_the_words_upper_cased() {
 fn run_with_builder(plugin_dir: &str) -> Vec<String> {
     let env = StreamEnvironment::new();
     env.set_cache_dir(shared_cache_dir());
-    let upper = env
-        .load_plugin(plugin(plugin_dir))
-        .expect("load the upper plugin");
-    let collected = env
-        .from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"])
-        .map(upper.function("upper"))
-        .collect();
+    let upper = env.load_plugin(plugin(plugin_dir)).expect("load the upper plugin");
+    let collected =
+        env.from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"]).map(upper.function("upper")).collect();
     let report = env.execute("First Program").expect("the job runs");
-    assert_eq!(
-        (report.records_in, report.records_out, report.dead_letters),
-        (5, 5, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.records_in, report.records_out, report.dead_letters), (5, 5, 0), "{report:?}");
     let rows = collected.lock().expect("collected rows").clone();
-    rows.iter()
-        .map(|v| weir::record::display_value(v))
-        .collect()
+    rows.iter().map(|v| weir::record::display_value(v)).collect()
 }
 
 #[test]
@@ -75,11 +59,7 @@ fn the_builder_api_writes_text_and_json_files() {
     let dir = common::temp_dir();
     for (format, file, expected) in [
         (weir::connectors::LineFormat::Text, "out.txt", EXPECTED.to_string()),
-        (
-            weir::connectors::LineFormat::Json,
-            "out.jsonl",
-            EXPECTED.lines().map(|l| format!("\"{l}\"\n")).collect(),
-        ),
+        (weir::connectors::LineFormat::Json, "out.jsonl", EXPECTED.lines().map(|l| format!("\"{l}\"\n")).collect()),
     ] {
         let env = StreamEnvironment::new();
         env.set_cache_dir(shared_cache_dir());

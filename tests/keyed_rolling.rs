@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use common::{
-    plugin, plugin_yaml, run_job, shared_cache_dir, temp_dir, write_file, write_job, yaml_path,
-};
+use common::{plugin, plugin_yaml, run_job, shared_cache_dir, temp_dir, write_file, write_job, yaml_path};
 
 const WORDS: &[&str] = &[
     "stream",
@@ -67,38 +65,24 @@ fn text(lines: usize) -> String {
 
 /// words.split, written again here: runs of alphanumeric characters, lower-cased.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 fn first_letter(word: &str) -> String {
-    word.chars()
-        .next()
-        .map(|c| c.to_lowercase().collect())
-        .unwrap_or_default()
+    word.chars().next().map(|c| c.to_lowercase().collect()).unwrap_or_default()
 }
 
 /// Each output line's JSON value.
 fn parse_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}")))
-        .collect()
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}"))).collect()
 }
 
 /// The values of `field` per key, in emission order.
 fn updates_per_key(rows: &[Value], key_field: &str, field: &str) -> BTreeMap<String, Vec<i64>> {
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for row in rows {
-        let key = row[key_field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no string `{key_field}` in {row}"))
-            .to_string();
-        let value = row[field]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no integer `{field}` in {row}"));
+        let key = row[key_field].as_str().unwrap_or_else(|| panic!("no string `{key_field}` in {row}")).to_string();
+        let value = row[field].as_i64().unwrap_or_else(|| panic!("no integer `{field}` in {row}"));
         per_key.entry(key).or_default().push(value);
     }
     per_key
@@ -125,24 +109,15 @@ fn count_per_first_letter_by_a_wasm_key_selector_at_parallelism_2() {
         *expected.entry(first_letter(&w)).or_default() += 1;
     }
     let per_key = updates_per_key(&parse_lines(&out.stdout), "key", "count");
-    let finals: BTreeMap<String, i64> = per_key
-        .iter()
-        .map(|(k, v)| (k.clone(), *v.last().unwrap_or(&0)))
-        .collect();
+    let finals: BTreeMap<String, i64> = per_key.iter().map(|(k, v)| (k.clone(), *v.last().unwrap_or(&0))).collect();
     assert_eq!(finals, expected, "final count per key");
     for (key, counts) in &per_key {
         let one_by_one: Vec<i64> = (1..=counts.len() as i64).collect();
-        assert_eq!(
-            counts, &one_by_one,
-            "the updates of key {key:?} should be 1, 2, .., n"
-        );
+        assert_eq!(counts, &one_by_one, "the updates of key {key:?} should be 1, 2, .., n");
     }
     let total: i64 = expected.values().sum();
     let summary = out.summary();
-    assert_eq!(
-        (summary.records_out, summary.dead_letters),
-        (total as u64, 0)
-    );
+    assert_eq!((summary.records_out, summary.dead_letters), (total as u64, 0));
 }
 
 #[test]
@@ -172,17 +147,10 @@ fn sum_per_user_by_a_field_at_parallelism_2() {
     let rows = parse_lines(&out.stdout);
     // A rolling sum emits the key's first record with the field replaced (as Flink does).
     for row in &rows {
-        let first_seq = rows
-            .iter()
-            .find(|r| r["user"] == row["user"])
-            .map(|r| r["seq"].clone());
+        let first_seq = rows.iter().find(|r| r["user"] == row["user"]).map(|r| r["seq"].clone());
         assert_eq!(Some(row["seq"].clone()), first_seq, "{row}");
     }
-    assert_eq!(
-        updates_per_key(&rows, "user", "n"),
-        expected,
-        "running sums per user"
-    );
+    assert_eq!(updates_per_key(&rows, "user", "n"), expected, "running sums per user");
 }
 
 #[test]
@@ -200,10 +168,7 @@ fn filter_keeps_only_long_words_in_order() {
     );
     let out = run_job(&job);
     out.assert_ok();
-    let expected: Vec<String> = words(&text)
-        .into_iter()
-        .filter(|w| w.chars().count() > 4)
-        .collect();
+    let expected: Vec<String> = words(&text).into_iter().filter(|w| w.chars().count() > 4).collect();
     assert!(expected.len() > 100, "the test text should have long words");
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected);
 }
@@ -214,9 +179,7 @@ fn the_builder_api_counts_per_key_at_parallelism_2() {
     env.set_cache_dir(shared_cache_dir());
     env.set_parallelism(2);
     env.set_batch_size(64);
-    let words_plugin = env
-        .load_plugin(plugin("words-rust"))
-        .expect("load the words plugin");
+    let words_plugin = env.load_plugin(plugin("words-rust")).expect("load the words plugin");
     let text = text(400);
     let lines: Vec<&str> = text.lines().collect();
     let collected = env
@@ -236,10 +199,8 @@ fn the_builder_api_counts_per_key_at_parallelism_2() {
     for w in words(&text) {
         *expected.entry(first_letter(&w)).or_default() += 1;
     }
-    let finals: BTreeMap<String, i64> = updates_per_key(&rows, "key", "count")
-        .into_iter()
-        .map(|(k, v)| (k, *v.last().unwrap_or(&0)))
-        .collect();
+    let finals: BTreeMap<String, i64> =
+        updates_per_key(&rows, "key", "count").into_iter().map(|(k, v)| (k, *v.last().unwrap_or(&0))).collect();
     assert_eq!(finals, expected);
 }
 
@@ -266,18 +227,10 @@ fn records_without_the_key_or_with_a_non_numeric_field_are_dead_letters() {
         .into_iter()
         .map(|(k, v)| (k, *v.last().unwrap_or(&0)))
         .collect();
-    assert_eq!(
-        finals,
-        BTreeMap::from([("a".to_string(), 3), ("b".to_string(), 4)])
-    );
+    assert_eq!(finals, BTreeMap::from([("a".to_string(), 3), ("b".to_string(), 4)]));
     let mut letters: Vec<(String, Value)> = common::read_json_lines(&dead)
         .into_iter()
-        .map(|d| {
-            (
-                d["kind"].as_str().unwrap_or_default().to_string(),
-                d["record"].clone(),
-            )
-        })
+        .map(|d| (d["kind"].as_str().unwrap_or_default().to_string(), d["record"].clone()))
         .collect();
     letters.sort_by_key(|(kind, record)| (kind.clone(), record.to_string()));
     assert_eq!(

@@ -31,44 +31,22 @@ fn a_recycled_python_map_outputs_every_record_once_in_order() {
             yaml_path(&output)
         ),
     );
-    let out = run(weir()
-        .env("WEIR_LOG", "weir=debug")
-        .arg("run")
-        .arg(&job)
-        .arg("--summary"));
+    let out = run(weir().env("WEIR_LOG", "weir=debug").arg("run").arg(&job).arg("--summary"));
     out.assert_ok();
 
     let got = read_json_lines(&output);
     assert_eq!(got.len() as u64, RECORDS, "records out");
     for (id, row) in (0..RECORDS).zip(&got) {
-        assert_eq!(
-            row["id"],
-            json!(id),
-            "record {id} out of order, lost or repeated: {row}"
-        );
+        assert_eq!(row["id"], json!(id), "record {id} out of order, lost or repeated: {row}");
         let name = format!("person-{id}-{}", "é".repeat((id % 4) as usize));
         assert_eq!(row["name"], json!(name.to_uppercase()), "{row}");
         assert_eq!(row["name_len"], json!(name.chars().count()), "{row}");
         assert_eq!(row["city"], json!(cities[(id % 5) as usize]), "{row}");
     }
     let summary = out.summary();
-    assert_eq!(
-        (
-            summary.records_in,
-            summary.records_out,
-            summary.dead_letters
-        ),
-        (RECORDS, RECORDS, 0)
-    );
+    assert_eq!((summary.records_in, summary.records_out, summary.dead_letters), (RECORDS, RECORDS, 0));
 
     // 1000 records at 256 a batch: a recycle every 4 batches, so about 19 in this job.
-    let recycles = out
-        .stderr
-        .lines()
-        .filter(|l| l.contains("recycling plugin instance"))
-        .count();
-    assert!(
-        recycles >= 10,
-        "expected the instance to be recycled at least 10 times, saw {recycles}"
-    );
+    let recycles = out.stderr.lines().filter(|l| l.contains("recycling plugin instance")).count();
+    assert!(recycles >= 10, "expected the instance to be recycled at least 10 times, saw {recycles}");
 }

@@ -123,7 +123,10 @@ fn retract_where_supported_and_per_value_errors_where_not() {
     let acc = distinct.create().expect("create");
     let acc = distinct.add(&acc, &batch(&[json!("a")])).expect("add").accumulator;
     let out = distinct.retract(&acc, &batch(&[json!("a"), json!("b")])).expect("retract");
-    assert_eq!(out.failures.iter().map(|f| (f.index, f.kind)).collect::<Vec<_>>(), [(0, FailureKind::Error), (1, FailureKind::Error)]);
+    assert_eq!(
+        out.failures.iter().map(|f| (f.index, f.kind)).collect::<Vec<_>>(),
+        [(0, FailureKind::Error), (1, FailureKind::Error)]
+    );
     assert!(out.failures[0].message.contains("does not support retract"), "{}", out.failures[0].message);
     assert_eq!(out.accumulator, acc, "nothing retracted");
     assert_eq!(out.instances_rebuilt, 0, "an error is not a trap");

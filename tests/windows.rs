@@ -42,7 +42,8 @@ fn tumbling_count_fires_on_watermarks_and_sends_late_records_aside() {
     // (/a: 1000 and 4000; /b: 9000). ts 8000 then belongs to a fired window and there is
     // no lateness: it goes to late.jsonl. ts 21000 moves the watermark to 18999: [10000,
     // 20000) fires (/a: 12000). The end of input fires [20000,30000) (/b: 21000).
-    let expected = [row("/a", 0, 10000, 2), row("/b", 0, 10000, 1), row("/a", 10000, 20000, 1), row("/b", 20000, 30000, 1)];
+    let expected =
+        [row("/a", 0, 10000, 2), row("/b", 0, 10000, 1), row("/a", 10000, 20000, 1), row("/b", 20000, 30000, 1)];
     assert_eq!(out.stdout.lines().collect::<Vec<_>>(), expected, "stderr:\n{}", out.stderr);
     assert_eq!(read_file(&dir.path().join("late.jsonl")), "{\"url\":\"/a\",\"ts\":8000}\n");
     let s = out.summary();
@@ -106,7 +107,12 @@ fn sliding_and_session_windows() {
     out.assert_ok();
     let mut got: Vec<&str> = out.stdout.lines().collect();
     got.sort();
-    let mut expected = vec![row("/a", 1000, 9000, 2), row("/a", 8000, 17000, 2), row("/b", 9000, 14000, 1), row("/b", 21000, 26000, 1)];
+    let mut expected = vec![
+        row("/a", 1000, 9000, 2),
+        row("/a", 8000, 17000, 2),
+        row("/b", 9000, 14000, 1),
+        row("/b", 21000, 26000, 1),
+    ];
     expected.sort();
     assert_eq!(got, expected, "stderr:\n{}", out.stderr);
 }

@@ -12,9 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let env = StreamEnvironment::new();
     let upper = env.load_plugin(repo.join("plugins/upper-rust/upper-rust.wasm"))?;
-    env.from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"])
-        .map(upper.function("upper"))
-        .print();
+    env.from_elements(["Hello", "World", "PyFlink", "Stream", "Processing"]).map(upper.function("upper")).print();
     env.execute("First Program")?;
     Ok(())
 }

@@ -92,12 +92,25 @@ struct NamedPerson {
 }
 
 const NAMES: [&str; 16] = [
-    "alice", "bartholomew", "charlotte", "dorothea", "evelyn", "francesca", "gwendolyn", "hildegard", "ivanka", "judith",
-    "mallory", "zoë", "jürgen", "straße", "olivia", "sebastian",
+    "alice",
+    "bartholomew",
+    "charlotte",
+    "dorothea",
+    "evelyn",
+    "francesca",
+    "gwendolyn",
+    "hildegard",
+    "ivanka",
+    "judith",
+    "mallory",
+    "zoë",
+    "jürgen",
+    "straße",
+    "olivia",
+    "sebastian",
 ];
-const CITIES: [&str; 10] = [
-    "paris", "amsterdam", "berlin", "barcelona", "rome", "copenhagen", "oslo", "lisbon", "edinburgh", "zürich",
-];
+const CITIES: [&str; 10] =
+    ["paris", "amsterdam", "berlin", "barcelona", "rome", "copenhagen", "oslo", "lisbon", "edinburgh", "zürich"];
 
 fn person(i: usize) -> Person {
     Person {
@@ -148,7 +161,13 @@ impl Variant {
 }
 
 /// One job: the first `n` input rows -> map -> discard (or collect).
-fn run_job(env: &StreamEnvironment, variant: &Variant, rows: &[Vec<u8>], batch: usize, collect: bool) -> BenchResult<(JobReport, Vec<Vec<u8>>)> {
+fn run_job(
+    env: &StreamEnvironment,
+    variant: &Variant,
+    rows: &[Vec<u8>],
+    batch: usize,
+    collect: bool,
+) -> BenchResult<(JobReport, Vec<Vec<u8>>)> {
     env.set_batch_size(batch);
     // Building the input is setup, not timed.
     let elements = rows.to_vec();
@@ -177,7 +196,13 @@ fn run_job(env: &StreamEnvironment, variant: &Variant, rows: &[Vec<u8>], batch: 
     Ok((report, out))
 }
 
-fn check(name: &str, env: &StreamEnvironment, variant: &Variant, rows: &[Vec<u8>], people: &[Person]) -> BenchResult<()> {
+fn check(
+    name: &str,
+    env: &StreamEnvironment,
+    variant: &Variant,
+    rows: &[Vec<u8>],
+    people: &[Person],
+) -> BenchResult<()> {
     let (_, out) = run_job(env, variant, &rows[..CHECK_RECORDS], 100, true)?;
     if out.len() != CHECK_RECORDS {
         return Err(format!("{name}: {} output rows for {CHECK_RECORDS} inputs", out.len()).into());
@@ -220,7 +245,13 @@ fn round(x: f64, digits: i32) -> f64 {
 /// Warm up each variant, then `RUNS` rounds of one timed run per variant on all rows
 /// (round-robin, so load from other processes on a shared machine hits every variant alike),
 /// and each variant's median.
-fn throughput(variants: &[(&str, Variant)], env: &StreamEnvironment, rows: &[Vec<u8>], batch: usize, warm: bool) -> BenchResult<Vec<serde_json::Value>> {
+fn throughput(
+    variants: &[(&str, Variant)],
+    env: &StreamEnvironment,
+    rows: &[Vec<u8>],
+    batch: usize,
+    warm: bool,
+) -> BenchResult<Vec<serde_json::Value>> {
     if warm {
         for (name, variant) in variants {
             let (r, _) = run_job(env, variant, &rows[..WARMUP_RECORDS], batch, false)?;
@@ -277,7 +308,8 @@ fn conversion_costs(rows: &[Vec<u8>], people: &[Person]) -> BenchResult<serde_js
     }
     let to_json = started.elapsed();
     // What the Python plugin returns, as JSON.
-    let outputs: Vec<Vec<u8>> = people[..n].iter().map(|p| serde_json::to_vec(&expected(p))).collect::<Result<_, _>>()?;
+    let outputs: Vec<Vec<u8>> =
+        people[..n].iter().map(|p| serde_json::to_vec(&expected(p))).collect::<Result<_, _>>()?;
     let started = Instant::now();
     for row in &outputs {
         buf.clear();
@@ -364,7 +396,12 @@ fn direct_calls(plugin: &PluginRef, rows: &[Vec<u8>]) -> BenchResult<serde_json:
     for b in &batches {
         let outcome = t.apply(b)?;
         if !outcome.failures.is_empty() {
-            return Err(format!("direct call: {} failed rows, first: {:?}", outcome.failures.len(), outcome.failures[0]).into());
+            return Err(format!(
+                "direct call: {} failed rows, first: {:?}",
+                outcome.failures.len(),
+                outcome.failures[0]
+            )
+            .into());
         }
         out_rows += outcome.rows.len();
     }
@@ -440,10 +477,16 @@ fn cli_wall_time(weir: &Path, repo: &Path, job: &str) -> BenchResult<serde_json:
         let out = Command::new(weir).arg("run").arg(job).current_dir(repo).output()?;
         let elapsed = started.elapsed();
         if !out.status.success() {
-            return Err(format!("`weir run {job}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)).into());
+            return Err(
+                format!("`weir run {job}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)).into()
+            );
         }
         if out.stdout != expected.as_bytes() {
-            return Err(format!("`weir run {job}` printed {:?}, expected {expected:?}", String::from_utf8_lossy(&out.stdout)).into());
+            return Err(format!(
+                "`weir run {job}` printed {:?}, expected {expected:?}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+            .into());
         }
         Ok(elapsed)
     };
@@ -473,10 +516,10 @@ fn wasmtime_version() -> String {
     let lock = include_str!("../../Cargo.lock");
     let mut lines = lock.lines();
     while let Some(l) = lines.next() {
-        if l == "name = \"wasmtime\"" {
-            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
-                return v.trim_end_matches('"').to_string();
-            }
+        if l == "name = \"wasmtime\""
+            && let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \""))
+        {
+            return v.trim_end_matches('"').to_string();
         }
     }
     "unknown".into()
@@ -488,7 +531,12 @@ fn main() -> BenchResult<()> {
     let python_wasm = repo.join("plugins/upper-python/upper-python.wasm");
     for p in [&rust_wasm, &python_wasm] {
         if !p.is_file() {
-            return Err(format!("{} is missing: build it with `weir plugin build {}`", p.display(), p.parent().unwrap_or(p).display()).into());
+            return Err(format!(
+                "{} is missing: build it with `weir plugin build {}`",
+                p.display(),
+                p.parent().unwrap_or(p).display()
+            )
+            .into());
         }
     }
     let weir = weir_binary()?;

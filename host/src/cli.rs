@@ -132,7 +132,8 @@ fn build_plugin(dir: &Path, output: Option<PathBuf>) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} is not a folder; give the plugin's folder (with Cargo.toml or app.py)", dir.display());
     }
-    let folder = dir.canonicalize()?.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+    let folder =
+        dir.canonicalize()?.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
     let output = output.unwrap_or_else(|| dir.join(format!("{folder}.wasm")));
     if dir.join("Cargo.toml").is_file() {
         build_rust(dir, &output)
@@ -164,11 +165,15 @@ fn build_rust(dir: &Path, output: &Path) -> Result<()> {
     let artifact = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .filter(|m| {
+            m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path())
+        })
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
-        .with_context(|| format!("cargo built {} but produced no .wasm; is it a cdylib crate using weir-sdk?", dir.display()))?;
+        .with_context(|| {
+            format!("cargo built {} but produced no .wasm; is it a cdylib crate using weir-sdk?", dir.display())
+        })?;
     std::fs::copy(&artifact, output).with_context(|| format!("cannot write {}", output.display()))?;
     println!("built {} -> {}", dir.display(), output.display());
     Ok(())
@@ -187,7 +192,9 @@ fn build_python(dir: &Path, output: &Path) -> Result<()> {
         .arg("-o")
         .arg(output)
         .status()
-        .with_context(|| format!("cannot run {}; set WEIR_PYTHON to a Python with weir-sdk and componentize-py", python.display()));
+        .with_context(|| {
+            format!("cannot run {}; set WEIR_PYTHON to a Python with weir-sdk and componentize-py", python.display())
+        });
     let _ = std::fs::remove_dir_all(&wit_dir);
     if !status?.success() {
         bail!(

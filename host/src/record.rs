@@ -58,9 +58,7 @@ impl Default for Batch {
 
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(|(v, _)| crate::record::display_value(v)))
-            .finish()
+        f.debug_list().entries(self.iter().map(|(v, _)| crate::record::display_value(v))).finish()
     }
 }
 
@@ -314,11 +312,7 @@ pub fn to_json_value(v: &rmpv::Value) -> serde_json::Value {
     match v {
         rmpv::Value::Nil => J::Null,
         rmpv::Value::Boolean(b) => J::Bool(*b),
-        rmpv::Value::Integer(i) => i
-            .as_i64()
-            .map(J::from)
-            .or_else(|| i.as_u64().map(J::from))
-            .unwrap_or(J::Null),
+        rmpv::Value::Integer(i) => i.as_i64().map(J::from).or_else(|| i.as_u64().map(J::from)).unwrap_or(J::Null),
         rmpv::Value::F32(f) => J::from(f64::from(*f)),
         rmpv::Value::F64(f) => J::from(*f),
         rmpv::Value::String(s) => J::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),

@@ -19,10 +19,7 @@ use tempfile::TempDir;
 
 /// The repository root (this crate is `tests/` in it).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The profile folder the tests were built into (e.g. target/release): the test binary is
@@ -31,11 +28,7 @@ pub fn repo_root() -> PathBuf {
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let deps = exe.parent().expect("the test binary is in a folder");
-    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().unwrap_or(deps)
-    } else {
-        deps
-    };
+    let profile = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().unwrap_or(deps) } else { deps };
     profile.to_path_buf()
 }
 
@@ -56,15 +49,8 @@ pub fn weir_bin() -> PathBuf {
 
 /// A built plugin component, by its folder under plugins/ (e.g. `upper-rust`).
 pub fn plugin(dir: &str) -> PathBuf {
-    let path = repo_root()
-        .join("plugins")
-        .join(dir)
-        .join(format!("{dir}.wasm"));
-    assert!(
-        path.is_file(),
-        "the plugin {} is not built: run `just plugins` before these tests",
-        path.display()
-    );
+    let path = repo_root().join("plugins").join(dir).join(format!("{dir}.wasm"));
+    assert!(path.is_file(), "the plugin {} is not built: run `just plugins` before these tests", path.display());
     path
 }
 
@@ -87,10 +73,7 @@ pub fn shared_cache_dir() -> PathBuf {
 
 /// A temporary folder for one test's job files, inputs and outputs.
 pub fn temp_dir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("weir-test-")
-        .tempdir()
-        .expect("cannot create a temporary folder")
+    tempfile::Builder::new().prefix("weir-test-").tempdir().expect("cannot create a temporary folder")
 }
 
 /// Write `text` to `dir/name` and return its path.
@@ -116,10 +99,7 @@ pub fn read_file(path: &Path) -> String {
 pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
     read_file(path)
         .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: not a JSON line: {l:?}: {e}", path.display()))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not a JSON line: {l:?}: {e}", path.display())))
         .collect()
 }
 
@@ -183,11 +163,7 @@ impl Run {
                 numbers.insert(what.to_string(), n);
             }
         }
-        let get = |what: &str| {
-            *numbers
-                .get(what)
-                .unwrap_or_else(|| panic!("summary line without `{what}`: {line}"))
-        };
+        let get = |what: &str| *numbers.get(what).unwrap_or_else(|| panic!("summary line without `{what}`: {line}"));
         Summary {
             records_in: get("records in"),
             records_out: get("out"),
@@ -215,11 +191,7 @@ pub fn weir() -> Command {
 pub fn weir_with_cache(cache: &Path) -> Command {
     let mut cmd = Command::new(weir_bin());
     // NO_COLOR: log lines are grepped, so no ANSI escapes (tracing colours even into pipes).
-    cmd.arg("--cache-dir")
-        .arg(cache)
-        .env_remove("WEIR_LOG")
-        .env_remove("WEIR_CACHE_DIR")
-        .env("NO_COLOR", "1");
+    cmd.arg("--cache-dir").arg(cache).env_remove("WEIR_LOG").env_remove("WEIR_CACHE_DIR").env("NO_COLOR", "1");
     cmd
 }
 
@@ -245,18 +217,8 @@ pub fn run(cmd: &mut Command) -> Run {
             buf
         })
     };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + RUN_TIMEOUT;
     let status = loop {
         match child.try_wait() {
@@ -266,9 +228,7 @@ pub fn run(cmd: &mut Command) -> Run {
                 let _ = child.kill();
                 let _ = child.wait();
                 let err = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
-                panic!(
-                    "{cmd:?} did not finish within {RUN_TIMEOUT:?}; killed it\n--- stderr\n{err}"
-                );
+                panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}; killed it\n--- stderr\n{err}");
             }
             Err(e) => panic!("cannot wait for {cmd:?}: {e}"),
         }
@@ -287,10 +247,7 @@ pub fn run_job(job: &Path) -> Run {
 
 /// One connection on `listener`, or a `TimedOut` error if nobody connects in time (so a
 /// job that never connects fails the test rather than hanging it).
-fn accept_within(
-    listener: &TcpListener,
-    timeout: Duration,
-) -> std::io::Result<std::net::TcpStream> {
+fn accept_within(listener: &TcpListener, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -324,10 +281,7 @@ impl LineServer {
     pub fn start<L: Into<Vec<u8>>>(lines: impl IntoIterator<Item = L>) -> Self {
         let lines: Vec<Vec<u8>> = lines.into_iter().map(Into::into).collect();
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind a local TCP port");
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
+        let port = listener.local_addr().expect("a bound listener has an address").port();
         let handle = std::thread::spawn(move || {
             let mut conn = accept_within(&listener, RUN_TIMEOUT)?;
             let mut out = std::io::BufWriter::new(&mut conn);

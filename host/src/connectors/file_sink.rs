@@ -15,7 +15,11 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn create(path: &Path, format: LineFormat) -> Result<Self, ConnectorError> {
-        let err = |source| ConnectorError::Io { what: "cannot create the output file", path: path.display().to_string(), source };
+        let err = |source| ConnectorError::Io {
+            what: "cannot create the output file",
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }

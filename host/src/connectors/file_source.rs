@@ -48,14 +48,26 @@ pub fn run(path: &Path, format: LineFormat, ctx: &mut SourceContext) -> Result<(
             match format {
                 LineFormat::Text => match std::str::from_utf8(text) {
                     Ok(s) => ctx.emit_str(s)?,
-                    Err(e) => ctx.dead_letter(NAME, "malformed-input", format!("line is not UTF-8: {e}"), origin(), text.to_vec())?,
+                    Err(e) => ctx.dead_letter(
+                        NAME,
+                        "malformed-input",
+                        format!("line is not UTF-8: {e}"),
+                        origin(),
+                        text.to_vec(),
+                    )?,
                 },
                 LineFormat::Json => {
                     if text.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
                     if let Err(e) = ctx.emit_with(|buf| record::json_to_msgpack(text, buf))? {
-                        ctx.dead_letter(NAME, "malformed-input", format!("line is not valid JSON: {e}"), origin(), text.to_vec())?;
+                        ctx.dead_letter(
+                            NAME,
+                            "malformed-input",
+                            format!("line is not valid JSON: {e}"),
+                            origin(),
+                            text.to_vec(),
+                        )?;
                     }
                 }
             }

@@ -25,7 +25,6 @@ use tokio::sync::mpsc;
 use crate::record::Batch;
 use crate::runtime::{DeadLetter, Disconnected, Output, Payload};
 
-
 /// Line formats of the file source and sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineFormat {
@@ -66,7 +65,10 @@ pub enum SinkSpec {
     Print,
     /// Standard error, one record per line (the default dead-letter output).
     PrintStderr,
-    File { path: PathBuf, format: LineFormat },
+    File {
+        path: PathBuf,
+        format: LineFormat,
+    },
     /// Into memory (MessagePack values), like Flink's `executeAndCollect`.
     Collect(Collected),
     Discard,
@@ -102,7 +104,10 @@ impl SourceContext {
 
     /// Emit a record whose MessagePack value `write` appends to the batch buffer; an error
     /// from `write` leaves the batch unchanged and is returned.
-    pub fn emit_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Result<(), E>, Disconnected> {
+    pub fn emit_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, Disconnected> {
         if let Err(e) = self.batch.push_with(write) {
             return Ok(Err(e));
         }
@@ -140,8 +145,22 @@ impl SourceContext {
     }
 
     /// Send input that never became a record to the dead-letter output.
-    pub fn dead_letter(&mut self, operator: &str, kind: &str, error: String, origin: String, raw: Vec<u8>) -> Result<(), Disconnected> {
-        let d = DeadLetter { operator: operator.to_string(), kind: kind.to_string(), error, origin: Some(origin), payload: Payload::Raw(raw), key: None };
+    pub fn dead_letter(
+        &mut self,
+        operator: &str,
+        kind: &str,
+        error: String,
+        origin: String,
+        raw: Vec<u8>,
+    ) -> Result<(), Disconnected> {
+        let d = DeadLetter {
+            operator: operator.to_string(),
+            kind: kind.to_string(),
+            error,
+            origin: Some(origin),
+            payload: Payload::Raw(raw),
+            key: None,
+        };
         self.dead.blocking_send(vec![d]).map_err(|_| Disconnected)
     }
 

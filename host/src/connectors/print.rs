@@ -35,6 +35,10 @@ impl SinkWriter for PrintSink {
         } else {
             Self::write_to(batch, &mut std::io::stdout().lock())
         };
-        result.map_err(|source| ConnectorError::Io { what: "cannot print to", path: if self.stderr { "stderr" } else { "stdout" }.into(), source })
+        result.map_err(|source| ConnectorError::Io {
+            what: "cannot print to",
+            path: if self.stderr { "stderr" } else { "stdout" }.into(),
+            source,
+        })
     }
 }

@@ -15,16 +15,22 @@ const NAME: &str = "source socket";
 
 pub fn run(host: &str, port: u16, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
     let addr = format!("{host}:{port}");
-    let stream = TcpStream::connect(&addr).map_err(|source| ConnectorError::Io { what: "cannot connect to", path: addr.clone(), source })?;
+    let stream = TcpStream::connect(&addr).map_err(|source| ConnectorError::Io {
+        what: "cannot connect to",
+        path: addr.clone(),
+        source,
+    })?;
     tracing::info!(%addr, "socket source connected");
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
         line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|source| ConnectorError::Io { what: "cannot read from", path: addr.clone(), source })?;
+        let n = reader.read_until(b'\n', &mut line).map_err(|source| ConnectorError::Io {
+            what: "cannot read from",
+            path: addr.clone(),
+            source,
+        })?;
         if n == 0 {
             break;
         }

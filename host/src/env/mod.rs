@@ -153,12 +153,14 @@ impl StreamEnvironment {
         let runtime = match &state.runtime {
             Some(r) => r.clone(),
             None => {
-                let r = PluginRuntime::new(state.cache_dir.clone()).map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
+                let r = PluginRuntime::new(state.cache_dir.clone())
+                    .map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
                 state.runtime = Some(r.clone());
                 r
             }
         };
-        let plugin = runtime.load(&path, state.limits).map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
+        let plugin =
+            runtime.load(&path, state.limits).map_err(|source| EnvError::Plugin { path: path.clone(), source })?;
         state.plugins.insert(path, plugin.clone());
         Ok(PluginRef { plugin })
     }
@@ -354,7 +356,8 @@ impl DataStream {
     {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move || Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        let factory: OperatorFactory =
+            Arc::new(move || Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>));
         self.push(step_name, StepKind::Stateless, factory)
     }
 
@@ -365,7 +368,8 @@ impl DataStream {
         let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
         let (op_name, field) = (step_name.clone(), field.to_string());
         let factory: OperatorFactory = Arc::new(move || {
-            Ok(Box::new(crate::operator::TimestampAssigner::new(op_name.clone(), &field, max_out_of_orderness)) as Box<dyn Operator>)
+            Ok(Box::new(crate::operator::TimestampAssigner::new(op_name.clone(), &field, max_out_of_orderness))
+                as Box<dyn Operator>)
         });
         self.push(step_name, StepKind::Stateless, factory)
     }
@@ -395,7 +399,7 @@ impl DataStream {
                     let t = plugin
                         .transformer(&name, &[FunctionKind::KeySelector])
                         .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
-                    let source = crate::operator::KeySource::Selector(t);
+                    let source = crate::operator::KeySource::Selector(Box::new(t));
                     Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
                 });
                 self.push(step_name, StepKind::KeyBy, factory)
@@ -408,7 +412,9 @@ impl DataStream {
     pub fn set_parallelism(mut self, parallelism: usize) -> Self {
         match self.steps.last_mut() {
             Some(step) => step.parallelism = Some(parallelism),
-            None => return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into()),
+            None => {
+                return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into());
+            }
         }
         self
     }

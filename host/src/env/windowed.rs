@@ -37,7 +37,8 @@ impl WindowedStream {
         let op_name = step_name.clone();
         let (assigner, lateness) = (self.assigner, self.allowed_lateness);
         let factory: OperatorFactory = Arc::new(move || {
-            Ok(Box::new(WindowOperator::new(op_name.clone(), assigner.clone(), lateness, aggregate.clone())) as Box<dyn Operator>)
+            Ok(Box::new(WindowOperator::new(op_name.clone(), assigner, lateness, aggregate.clone()))
+                as Box<dyn Operator>)
         });
         stream.push(step_name, StepKind::Keyed, factory)
     }

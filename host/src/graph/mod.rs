@@ -116,7 +116,11 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
             let p = step.parallelism.unwrap_or(cfg.default_parallelism.clamp(1, max));
             stages.push(std::mem::replace(
                 &mut current,
-                Stage { steps: Vec::new(), parallelism: p, input: Partitioning::KeyGroups { max_parallelism: cfg.max_parallelism } },
+                Stage {
+                    steps: Vec::new(),
+                    parallelism: p,
+                    input: Partitioning::KeyGroups { max_parallelism: cfg.max_parallelism },
+                },
             ));
         } else if let Some(p) = step.parallelism
             && p != current.parallelism
@@ -125,7 +129,10 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
                 // First stage: its parallelism is whatever its first step asks for.
                 current.parallelism = p;
             } else {
-                stages.push(std::mem::replace(&mut current, Stage { steps: Vec::new(), parallelism: p, input: Partitioning::Rebalance }));
+                stages.push(std::mem::replace(
+                    &mut current,
+                    Stage { steps: Vec::new(), parallelism: p, input: Partitioning::Rebalance },
+                ));
             }
         }
         current.steps.push(step.clone());
@@ -151,7 +158,8 @@ mod tests {
     use crate::operator::OperatorError;
 
     fn step(name: &str, kind: StepKind, parallelism: Option<usize>) -> Step {
-        let factory: OperatorFactory = Arc::new(|| Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() }));
+        let factory: OperatorFactory =
+            Arc::new(|| Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() }));
         Step { name: name.into(), kind, parallelism, factory }
     }
 
@@ -204,7 +212,10 @@ mod tests {
         ]);
         assert_eq!(
             shape(&plan(&g).unwrap()),
-            vec![(vec!["a".into(), "b".into()], 2, Partitioning::Rebalance), (vec!["c".into()], 3, Partitioning::Rebalance)]
+            vec![
+                (vec!["a".into(), "b".into()], 2, Partitioning::Rebalance),
+                (vec!["c".into()], 3, Partitioning::Rebalance)
+            ]
         );
     }
 
@@ -212,7 +223,11 @@ mod tests {
     fn keyed_steps_need_key_by_right_before() {
         let g = graph(vec![step("count", StepKind::Keyed, None)]);
         assert!(matches!(plan(&g), Err(GraphError::NotKeyed { .. })));
-        let g = graph(vec![step("key_by", StepKind::KeyBy, None), step("m", StepKind::Stateless, None), step("count", StepKind::Keyed, None)]);
+        let g = graph(vec![
+            step("key_by", StepKind::KeyBy, None),
+            step("m", StepKind::Stateless, None),
+            step("count", StepKind::Keyed, None),
+        ]);
         assert!(matches!(plan(&g), Err(GraphError::NotKeyed { .. })));
         let g = graph(vec![step("m", StepKind::Stateless, Some(0))]);
         assert!(matches!(plan(&g), Err(GraphError::Parallelism { .. })));

@@ -35,7 +35,10 @@ pub enum StepSpec {
     Min(String),
     Max(String),
     /// Event time from a field, with a bound on out-of-orderness (ms).
-    AssignTimestamps { field: String, max_out_of_orderness_ms: i64 },
+    AssignTimestamps {
+        field: String,
+        max_out_of_orderness_ms: i64,
+    },
     Window(WindowSpec),
 }
 
@@ -59,8 +62,19 @@ pub struct JobSpec {
     pub late_data: Option<SinkSpec>,
 }
 
-const TOP_KEYS: &[&str] =
-    &["name", "parallelism", "max_parallelism", "batch_size", "limits", "plugins", "source", "pipeline", "sink", "dead_letter", "late_data"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "parallelism",
+    "max_parallelism",
+    "batch_size",
+    "limits",
+    "plugins",
+    "source",
+    "pipeline",
+    "sink",
+    "dead_letter",
+    "late_data",
+];
 const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window";
 
 /// Validation context: the file, its line index, and where relative paths start.
@@ -72,7 +86,12 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn err(&self, key: &str, message: impl Into<String>) -> JobError {
-        JobError { file: self.file.to_path_buf(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
+        JobError {
+            file: self.file.to_path_buf(),
+            line: self.lines.line(key),
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -80,9 +99,16 @@ impl Ctx<'_> {
         if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
     }
 
-    pub(super) fn map<'v>(&self, v: &'v Value, key: &str, allowed: &[&str]) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
+    pub(super) fn map<'v>(
+        &self,
+        v: &'v Value,
+        key: &str,
+        allowed: &[&str],
+    ) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
         let Value::Mapping(m) = v else {
-            return Err(self.err(key, format!("expected a mapping with keys {}, found {}", allowed.join(", "), describe(v))));
+            return Err(
+                self.err(key, format!("expected a mapping with keys {}, found {}", allowed.join(", "), describe(v)))
+            );
         };
         let mut out = Vec::new();
         for (k, val) in m {
@@ -154,9 +180,12 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
     let required = |key: &str| get(&top, key).ok_or_else(|| ctx.err("", format!("missing the required key `{key}`")));
 
     let name = ctx.string(required("name")?, "name")?;
-    let parallelism = get(&top, "parallelism").map(|v| ctx.number(v, "parallelism", 1, 1024)).transpose()?.map(|n| n as usize);
-    let max_parallelism = get(&top, "max_parallelism").map(|v| ctx.number(v, "max_parallelism", 1, 32768)).transpose()?.map(|n| n as u16);
-    let batch_size = get(&top, "batch_size").map(|v| ctx.number(v, "batch_size", 1, 1 << 20)).transpose()?.map(|n| n as usize);
+    let parallelism =
+        get(&top, "parallelism").map(|v| ctx.number(v, "parallelism", 1, 1024)).transpose()?.map(|n| n as usize);
+    let max_parallelism =
+        get(&top, "max_parallelism").map(|v| ctx.number(v, "max_parallelism", 1, 32768)).transpose()?.map(|n| n as u16);
+    let batch_size =
+        get(&top, "batch_size").map(|v| ctx.number(v, "batch_size", 1, 1 << 20)).transpose()?.map(|n| n as usize);
     let limits = match get(&top, "limits") {
         Some(v) => parse_limits(&ctx, v)?,
         None => SandboxLimits::default(),
@@ -164,7 +193,9 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
     let mut plugins = Vec::new();
     if let Some(v) = get(&top, "plugins") {
         let Value::Mapping(m) = v else {
-            return Err(ctx.err("plugins", format!("expected a mapping of plugin name to .wasm file, found {}", describe(v))));
+            return Err(
+                ctx.err("plugins", format!("expected a mapping of plugin name to .wasm file, found {}", describe(v)))
+            );
         };
         for (k, p) in m {
             let alias = k.as_str().ok_or_else(|| ctx.err("plugins", "plugin names must be strings"))?;
@@ -243,7 +274,8 @@ fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
         }
         "file" | "filesystem" => {
             let entries = ctx.map(v, "source", &["connector", "path", "format"])?;
-            let path = get(&entries, "path").ok_or_else(|| ctx.err("source", "the file connector needs `path`, a file or a folder"))?;
+            let path = get(&entries, "path")
+                .ok_or_else(|| ctx.err("source", "the file connector needs `path`, a file or a folder"))?;
             let path = ctx.path(&ctx.string(path, "source.path")?);
             if !path.exists() {
                 return Err(ctx.err("source.path", format!("{} does not exist", path.display())));
@@ -260,7 +292,10 @@ fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
             let port = ctx.number(port, "source.port", 1, 65535)? as u16;
             Ok(SourceSpec::Socket { host, port })
         }
-        other => Err(ctx.err("source.connector", format!("unknown source connector `{other}`; expected collection, file or socket"))),
+        other => Err(ctx.err(
+            "source.connector",
+            format!("unknown source connector `{other}`; expected collection, file or socket"),
+        )),
     }
 }
 
@@ -271,15 +306,23 @@ fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
             let entries = ctx.map(v, key, &["connector", "stream"])?;
             // Dead letters print to stderr unless told otherwise, apart from the records.
             let default = if key == "dead_letter" { "stderr" } else { "stdout" };
-            match get(&entries, "stream").map(|s| ctx.string(s, &join(key, "stream"))).transpose()?.as_deref().unwrap_or(default) {
+            match get(&entries, "stream")
+                .map(|s| ctx.string(s, &join(key, "stream")))
+                .transpose()?
+                .as_deref()
+                .unwrap_or(default)
+            {
                 "stdout" => Ok(SinkSpec::Print),
                 "stderr" => Ok(SinkSpec::PrintStderr),
-                other => Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr"))),
+                other => {
+                    Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr")))
+                }
             }
         }
         "file" | "filesystem" => {
             let entries = ctx.map(v, key, &["connector", "path", "format"])?;
-            let path = get(&entries, "path").ok_or_else(|| ctx.err(key, "the file connector needs `path`, the output file"))?;
+            let path = get(&entries, "path")
+                .ok_or_else(|| ctx.err(key, "the file connector needs `path`, the output file"))?;
             let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
             Ok(SinkSpec::File { path, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
         }
@@ -287,7 +330,10 @@ fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
             ctx.map(v, key, &["connector"])?;
             Ok(SinkSpec::Discard)
         }
-        other => Err(ctx.err(&join(key, "connector"), format!("unknown sink connector `{other}`; expected print, file or blackhole"))),
+        other => Err(ctx.err(
+            &join(key, "connector"),
+            format!("unknown sink connector `{other}`; expected print, file or blackhole"),
+        )),
     }
 }
 
@@ -301,7 +347,12 @@ fn connector(ctx: &Ctx, v: &Value, key: &str, expected: &str) -> Result<String, 
     }
 }
 
-fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<(StepSpec, Option<usize>), JobError> {
+fn parse_step(
+    ctx: &Ctx,
+    v: &Value,
+    key: &str,
+    plugins: &[(String, PathBuf)],
+) -> Result<(StepSpec, Option<usize>), JobError> {
     // `- count` (a bare word) or `- map: upper.upper` (a one-key mapping).
     let (kind, arg) = match v {
         Value::String(s) => (s.as_str(), &Value::Null),
@@ -309,7 +360,12 @@ fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) ->
             let (k, a) = m.iter().next().ok_or_else(|| ctx.err(key, "empty step"))?;
             (k.as_str().ok_or_else(|| ctx.err(key, "a step's kind must be a string"))?, a)
         }
-        _ => return Err(ctx.err(key, format!("a step is one of {STEP_KINDS}, e.g. `- map: plugin.function`, found {}", describe(v)))),
+        _ => {
+            return Err(ctx.err(
+                key,
+                format!("a step is one of {STEP_KINDS}, e.g. `- map: plugin.function`, found {}", describe(v)),
+            ));
+        }
     };
     let key = join(key, kind);
     let key = key.as_str();
@@ -318,7 +374,8 @@ fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) ->
         Ok((make(f), p))
     };
     let field = |what: &str| -> Result<String, JobError> {
-        ctx.string(arg, key).map_err(|_| ctx.err(key, format!("{what} needs the name of a numeric field, e.g. `{what}: amount`")))
+        ctx.string(arg, key)
+            .map_err(|_| ctx.err(key, format!("{what} needs the name of a numeric field, e.g. `{what}: amount`")))
     };
     Ok(match kind {
         "map" => fn_step(StepSpec::Map)?,
@@ -337,7 +394,9 @@ fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) ->
                     _ => return Err(ctx.err(key, "key_by takes either `field` or `function`")),
                 }
             }
-            _ => return Err(ctx.err(key, "key_by needs a field name (`key_by: user`) or `{function: plugin.function}`")),
+            _ => {
+                return Err(ctx.err(key, "key_by needs a field name (`key_by: user`) or `{function: plugin.function}`"));
+            }
         },
         "count" => match arg {
             Value::Null => (StepSpec::Count, None),
@@ -357,13 +416,19 @@ fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) ->
 }
 
 /// `plugin.function` or `{function: plugin.function, parallelism: n}`.
-fn parse_fn(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<(FnRef, Option<usize>), JobError> {
+fn parse_fn(
+    ctx: &Ctx,
+    v: &Value,
+    key: &str,
+    plugins: &[(String, PathBuf)],
+) -> Result<(FnRef, Option<usize>), JobError> {
     let (text, parallelism) = match v {
         Value::String(s) => (s.clone(), None),
         Value::Mapping(_) => {
             let entries = ctx.map(v, key, &["function", "parallelism"])?;
             let f = get(&entries, "function").ok_or_else(|| ctx.err(key, "missing `function: plugin.function`"))?;
-            let p = get(&entries, "parallelism").map(|p| ctx.number(p, &join(key, "parallelism"), 1, 1024)).transpose()?;
+            let p =
+                get(&entries, "parallelism").map(|p| ctx.number(p, &join(key, "parallelism"), 1, 1024)).transpose()?;
             (ctx.string(f, &join(key, "function"))?, p.map(|p| p as usize))
         }
         other => return Err(ctx.err(key, format!("expected `plugin.function`, found {}", describe(other)))),
@@ -372,7 +437,11 @@ fn parse_fn(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> R
         return Err(ctx.err(key, format!("`{text}` should be `plugin.function`, e.g. `upper.upper`")));
     };
     if !plugins.iter().any(|(alias, _)| alias == plugin) {
-        let declared = if plugins.is_empty() { "none".to_string() } else { plugins.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", ") };
+        let declared = if plugins.is_empty() {
+            "none".to_string()
+        } else {
+            plugins.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", ")
+        };
         return Err(ctx.err(key, format!("plugin `{plugin}` is not declared under `plugins` (declared: {declared})")));
     }
     Ok((FnRef { plugin: plugin.to_string(), function: function.to_string() }, parallelism))
@@ -423,7 +492,11 @@ impl JobSpec {
             loaded.push((alias, plugin));
         }
         let function = |f: &FnRef, kinds: &[FunctionKind], key: &str| -> Result<crate::env::Function, JobError> {
-            let plugin = loaded.iter().find(|(a, _)| *a == f.plugin).map(|(_, p)| p).ok_or_else(|| self.err(key, "plugin not declared"))?;
+            let plugin = loaded
+                .iter()
+                .find(|(a, _)| *a == f.plugin)
+                .map(|(_, p)| p)
+                .ok_or_else(|| self.err(key, "plugin not declared"))?;
             plugin.plugin().function(&f.function, kinds).map_err(|e| self.err(key, e.to_string()))?;
             Ok(plugin.function(&f.function))
         };
@@ -435,25 +508,33 @@ impl JobSpec {
                 StepSpec::Map(f) => stream.map(function(f, &[FunctionKind::Map], &key)?),
                 StepSpec::Filter(f) => stream.filter(function(f, &[FunctionKind::Filter], &key)?),
                 StepSpec::FlatMap(f) => stream.flat_map(function(f, &[FunctionKind::FlatMap], &key)?),
-                StepSpec::KeyBy(KeySpec::Field(field)) => stream.key_by(KeySelector::Field(field.clone())).into_stream(),
+                StepSpec::KeyBy(KeySpec::Field(field)) => {
+                    stream.key_by(KeySelector::Field(field.clone())).into_stream()
+                }
                 StepSpec::KeyBy(KeySpec::Function(f)) => {
                     stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
                 }
-                StepSpec::AssignTimestamps { field, max_out_of_orderness_ms } => {
-                    stream.assign_timestamps(field, std::time::Duration::from_millis(u64::try_from(*max_out_of_orderness_ms).unwrap_or(0)))
-                }
+                StepSpec::AssignTimestamps { field, max_out_of_orderness_ms } => stream.assign_timestamps(
+                    field,
+                    std::time::Duration::from_millis(u64::try_from(*max_out_of_orderness_ms).unwrap_or(0)),
+                ),
                 StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) | StepSpec::Window(_) => {
                     let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
                     if !after_key_by {
-                        return Err(self.err(&key, format!("{} needs a keyed stream: put `key_by` right before it", step_kind(step))));
+                        return Err(self.err(
+                            &key,
+                            format!("{} needs a keyed stream: put `key_by` right before it", step_kind(step)),
+                        ));
                     }
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
                         if !self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps { .. })) {
-                            return Err(self.err(&key, "an event-time window needs `assign_timestamps` earlier in the pipeline"));
+                            return Err(self
+                                .err(&key, "an event-time window needs `assign_timestamps` earlier in the pipeline"));
                         }
-                        let lateness = std::time::Duration::from_millis(u64::try_from(w.allowed_lateness_ms).unwrap_or(0));
-                        stream = keyed.window(w.assigner.clone()).allowed_lateness(lateness).aggregate(w.aggregate.clone());
+                        let lateness =
+                            std::time::Duration::from_millis(u64::try_from(w.allowed_lateness_ms).unwrap_or(0));
+                        stream = keyed.window(w.assigner).allowed_lateness(lateness).aggregate(w.aggregate.clone());
                         if let Some(p) = parallelism {
                             stream = stream.set_parallelism(*p);
                         }
@@ -534,12 +615,20 @@ mod tests {
             error(&OK.replace("  - count", "  - cont")),
             "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window"
         );
-        assert_eq!(error(&OK.replace("  connector: print", "  connector: print\n  colour: red")), "job.yaml:14: sink.colour: unknown key; expected one of: connector, stream");
+        assert_eq!(
+            error(&OK.replace("  connector: print", "  connector: print\n  colour: red")),
+            "job.yaml:14: sink.colour: unknown key; expected one of: connector, stream"
+        );
         assert_eq!(error(&OK.replace("name: t\n", "")), "job.yaml: missing the required key `name`");
         assert!(error(&OK.replace("  - map: up.upper", "  - map: upper")).contains("should be `plugin.function`"));
         assert!(error("name: [\n").starts_with("job.yaml:2: not valid YAML"), "{}", error("name: [\n"));
-        assert!(error(&OK.replace("name: t", "name: t\nparalelism: 2")).starts_with("job.yaml:2: paralelism: unknown key"));
-        assert!(error(&OK.replace("parallelism: 2", "parallelism: 0")).contains("pipeline[3].filter.parallelism: expected a whole number from 1 to 1024"));
+        assert!(
+            error(&OK.replace("name: t", "name: t\nparalelism: 2")).starts_with("job.yaml:2: paralelism: unknown key")
+        );
+        assert!(
+            error(&OK.replace("parallelism: 2", "parallelism: 0"))
+                .contains("pipeline[3].filter.parallelism: expected a whole number from 1 to 1024")
+        );
     }
 
     #[test]

@@ -50,13 +50,22 @@ fn duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
         Value::String(s) => parse_duration_ms(s),
         _ => None,
     };
-    ms.ok_or_else(|| ctx.err(key, format!("expected a duration like `5 s`, `1 min` or `500 ms` (or whole milliseconds), found {}", describe(v))))
+    ms.ok_or_else(|| {
+        ctx.err(
+            key,
+            format!(
+                "expected a duration like `5 s`, `1 min` or `500 ms` (or whole milliseconds), found {}",
+                describe(v)
+            ),
+        )
+    })
 }
 
 /// `assign_timestamps: {field: ts, max_out_of_orderness: 5 s}` → (field, bound in ms).
 pub fn parse_assign_timestamps(ctx: &Ctx, v: &Value, key: &str) -> Result<(String, i64), JobError> {
     let entries = ctx.map(v, key, &["field", "max_out_of_orderness"])?;
-    let field = get(&entries, "field").ok_or_else(|| ctx.err(key, "missing `field`: the record field holding the event time (ms or RFC 3339)"))?;
+    let field = get(&entries, "field")
+        .ok_or_else(|| ctx.err(key, "missing `field`: the record field holding the event time (ms or RFC 3339)"))?;
     let field = ctx.string(field, &join(key, "field"))?;
     let bound = match get(&entries, "max_out_of_orderness") {
         Some(b) => duration(ctx, b, &join(key, "max_out_of_orderness"))?,
@@ -66,13 +75,13 @@ pub fn parse_assign_timestamps(ctx: &Ctx, v: &Value, key: &str) -> Result<(Strin
 }
 
 pub fn parse_window(ctx: &Ctx, v: &Value, key: &str) -> Result<WindowSpec, JobError> {
-    let entries = ctx.map(v, key, &["tumbling", "sliding", "session", "offset", "allowed_lateness", "aggregate", "field"])?;
+    let entries =
+        ctx.map(v, key, &["tumbling", "sliding", "session", "offset", "allowed_lateness", "aggregate", "field"])?;
     let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
     let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
     let assigner = match (get(&entries, "tumbling"), get(&entries, "sliding"), get(&entries, "session")) {
-        (Some(size), None, None) => {
-            WindowAssigner::tumbling(duration(ctx, size, &join(key, "tumbling"))?, offset).map_err(|e| bad("tumbling", e))?
-        }
+        (Some(size), None, None) => WindowAssigner::tumbling(duration(ctx, size, &join(key, "tumbling"))?, offset)
+            .map_err(|e| bad("tumbling", e))?,
         (None, Some(sliding), None) => {
             let k = join(key, "sliding");
             let s = ctx.map(sliding, &k, &["size", "slide"])?;
@@ -87,19 +96,29 @@ pub fn parse_window(ctx: &Ctx, v: &Value, key: &str) -> Result<WindowSpec, JobEr
             let gap = get(&s, "gap").ok_or_else(|| ctx.err(&k, "missing `gap`"))?;
             WindowAssigner::session(duration(ctx, gap, &join(&k, "gap"))?).map_err(|e| bad("session", e))?
         }
-        _ => return Err(ctx.err(key, "a window is exactly one of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`")),
+        _ => {
+            return Err(ctx.err(
+                key,
+                "a window is exactly one of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`",
+            ));
+        }
     };
-    let allowed_lateness_ms =
-        get(&entries, "allowed_lateness").map(|l| duration(ctx, l, &join(key, "allowed_lateness"))).transpose()?.unwrap_or(0);
+    let allowed_lateness_ms = get(&entries, "allowed_lateness")
+        .map(|l| duration(ctx, l, &join(key, "allowed_lateness")))
+        .transpose()?
+        .unwrap_or(0);
     let agg_key = join(key, "aggregate");
-    let name = get(&entries, "aggregate").ok_or_else(|| ctx.err(key, "missing `aggregate` (count, sum, min, max or avg)"))?;
+    let name =
+        get(&entries, "aggregate").ok_or_else(|| ctx.err(key, "missing `aggregate` (count, sum, min, max or avg)"))?;
     let kind = match ctx.string(name, &agg_key)?.as_str() {
         "count" => AggregateKind::Count,
         "sum" => AggregateKind::Sum,
         "min" => AggregateKind::Min,
         "max" => AggregateKind::Max,
         "avg" => AggregateKind::Avg,
-        other => return Err(ctx.err(&agg_key, format!("unknown aggregate `{other}`; expected count, sum, min, max or avg"))),
+        other => {
+            return Err(ctx.err(&agg_key, format!("unknown aggregate `{other}`; expected count, sum, min, max or avg")));
+        }
     };
     let field = get(&entries, "field").map(|f| ctx.string(f, &join(key, "field"))).transpose()?;
     if kind != AggregateKind::Count && field.is_none() {

@@ -13,7 +13,7 @@ pub enum KeySource {
     /// The value of a field of map records.
     Field(String),
     /// A key-selector plugin function: one output row per input row, the key.
-    Selector(Transformer),
+    Selector(Box<Transformer>),
 }
 
 pub struct KeyByOperator {
@@ -25,7 +25,6 @@ impl KeyByOperator {
     pub fn new(name: String, source: KeySource) -> Self {
         Self { name, source }
     }
-
 }
 
 /// A record that got no key.

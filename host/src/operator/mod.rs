@@ -63,7 +63,12 @@ pub trait Operator: Send {
     /// Event time reached `watermark` at this operator's input: release into `out` what
     /// is now due (windows that fire), and return the watermark to pass on: the same by
     /// default, `None` for an operator that makes event time itself (a timestamp assigner).
-    fn on_watermark(&mut self, watermark: i64, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<Option<i64>, OperatorError> {
+    fn on_watermark(
+        &mut self,
+        watermark: i64,
+        _out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<Option<i64>, OperatorError> {
         Ok(Some(watermark))
     }
 

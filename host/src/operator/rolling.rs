@@ -62,7 +62,8 @@ impl RollingAggregate {
             RollingKind::Sum(f) | RollingKind::Min(f) | RollingKind::Max(f) => f.clone(),
         };
         let incoming = record::decode(value).map_err(|e| ("malformed-input".into(), e.to_string()))?;
-        let missing = || ("missing-field".to_string(), format!("record has no field `{field}` to {}", self.kind.as_str()));
+        let missing =
+            || ("missing-field".to_string(), format!("record has no field `{field}` to {}", self.kind.as_str()));
         let x = field_of(&incoming, &field).ok_or_else(missing)?;
         let x = Number::of(x).ok_or_else(|| ("error".to_string(), format!("field `{field}` is {x}, not a number")))?;
         let Some(acc) = self.records.get_mut(key) else {
@@ -150,7 +151,9 @@ impl Number {
 
     fn add(self, other: Self) -> Self {
         match (self, other) {
-            (Number::Int(a), Number::Int(b)) => a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int),
+            (Number::Int(a), Number::Int(b)) => {
+                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
+            }
             _ => Number::Float(self.as_f64() + other.as_f64()),
         }
     }
@@ -200,7 +203,8 @@ mod tests {
 
     #[test]
     fn sum_keeps_the_first_record_and_sums_the_field() {
-        let rows = [("a", r#"{"w":"a","n":2,"t":1}"#), ("a", r#"{"w":"a","n":3,"t":2}"#), ("a", r#"{"w":"a","n":0.5,"t":3}"#)];
+        let rows =
+            [("a", r#"{"w":"a","n":2,"t":1}"#), ("a", r#"{"w":"a","n":3,"t":2}"#), ("a", r#"{"w":"a","n":0.5,"t":3}"#)];
         let (out, _) = run(RollingKind::Sum("n".into()), &rows);
         assert_eq!(out, [r#"{"w":"a","n":2,"t":1}"#, r#"{"w":"a","n":5,"t":1}"#, r#"{"w":"a","n":5.5,"t":1}"#]);
     }

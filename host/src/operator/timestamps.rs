@@ -23,7 +23,12 @@ pub struct TimestampAssigner {
 
 impl TimestampAssigner {
     pub fn new(name: String, field: &str, max_out_of_orderness: Duration) -> Self {
-        Self { name, field: TimestampField::new(field), generator: WatermarkGenerator::new(max_out_of_orderness), pending: None }
+        Self {
+            name,
+            field: TimestampField::new(field),
+            generator: WatermarkGenerator::new(max_out_of_orderness),
+            pending: None,
+        }
     }
 }
 
@@ -56,7 +61,12 @@ impl Operator for TimestampAssigner {
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: i64, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<Option<i64>, OperatorError> {
+    fn on_watermark(
+        &mut self,
+        watermark: i64,
+        _out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<Option<i64>, OperatorError> {
         Ok((watermark == END_OF_TIME).then_some(watermark))
     }
 

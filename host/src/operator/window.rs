@@ -96,7 +96,9 @@ impl WindowOperator {
 
     fn add(&self, acc: &mut Accumulator, value: &[u8]) -> Result<(), String> {
         match &self.aggregate {
-            WindowAggregate::Builtin { field, .. } => acc.add_record(value, field.as_deref().unwrap_or("")).map_err(|e| e.to_string()),
+            WindowAggregate::Builtin { field, .. } => {
+                acc.add_record(value, field.as_deref().unwrap_or("")).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -130,9 +132,18 @@ impl WindowOperator {
         out.push_record(&record::encode(&row), RowMeta { key: None, timestamp: Some(w.max_timestamp()) });
     }
 
-    fn on_record(&mut self, input: &Batch, i: usize, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+    fn on_record(
+        &mut self,
+        input: &Batch,
+        i: usize,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
         let Some(key) = input.key(i).map(<[u8]>::to_vec) else {
-            return Err(OperatorError::Failed { operator: self.name.clone(), message: "got a record without a key; a window must follow key_by".into() });
+            return Err(OperatorError::Failed {
+                operator: self.name.clone(),
+                message: "got a record without a key; a window must follow key_by".into(),
+            });
         };
         let Some(ts) = input.timestamp(i) else {
             let msg = "the record has no event time; add `assign_timestamps` before `key_by`".to_string();
@@ -197,7 +208,12 @@ impl Operator for WindowOperator {
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: i64, out: &mut Batch, _dead: &mut DeadLetters) -> Result<Option<i64>, OperatorError> {
+    fn on_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<Option<i64>, OperatorError> {
         if watermark <= self.watermark {
             return Ok(Some(watermark));
         }
@@ -254,7 +270,13 @@ mod tests {
         let (out, _) = run(&mut op, &[("a", 1, 1), ("a", 9, 2), ("b", 5, 3), ("a", 12, 4)], Some(9));
         let mut out = out;
         out.sort();
-        assert_eq!(out, [r#"{"key":"a","window_start":0,"window_end":10,"sum":3}"#, r#"{"key":"b","window_start":0,"window_end":10,"sum":3}"#]);
+        assert_eq!(
+            out,
+            [
+                r#"{"key":"a","window_start":0,"window_end":10,"sum":3}"#,
+                r#"{"key":"b","window_start":0,"window_end":10,"sum":3}"#
+            ]
+        );
         let (out, _) = run(&mut op, &[], Some(END_OF_TIME));
         assert_eq!(out, [r#"{"key":"a","window_start":10,"window_end":20,"sum":4}"#]);
     }
@@ -308,7 +330,10 @@ mod tests {
         let (out, _) = run(&mut op, &[("a", 1, 1), ("a", 30, 2), ("a", 15, 3), ("a", 20, 4)], Some(END_OF_TIME));
         assert_eq!(
             out,
-            [r#"{"key":"a","window_start":1,"window_end":11,"sum":1}"#, r#"{"key":"a","window_start":15,"window_end":40,"sum":9}"#]
+            [
+                r#"{"key":"a","window_start":1,"window_end":11,"sum":1}"#,
+                r#"{"key":"a","window_start":15,"window_end":40,"sum":9}"#
+            ]
         );
     }
 

@@ -139,10 +139,11 @@ impl Aggregator {
         let mut out = Vec::with_capacity(row.len());
         let converted = match self.function.encoding {
             RowEncoding::Msgpack => return Ok(row),
-            RowEncoding::Json => record::json_to_msgpack(&row, &mut out).map_err(|e| format!("the result is not valid JSON: {e}")),
-            RowEncoding::PythonMarshal => {
-                record::marshal::marshal_to_msgpack(&row, &mut out).map_err(|e| format!("the result is not python-marshal: {e}"))
+            RowEncoding::Json => {
+                record::json_to_msgpack(&row, &mut out).map_err(|e| format!("the result is not valid JSON: {e}"))
             }
+            RowEncoding::PythonMarshal => record::marshal::marshal_to_msgpack(&row, &mut out)
+                .map_err(|e| format!("the result is not python-marshal: {e}")),
         };
         converted.map_err(|message| AggregateError::Call {
             function: self.label.clone(),
@@ -154,7 +155,12 @@ impl Aggregator {
     }
 
     fn finish(&self, operation: &'static str, result: Result<Vec<u8>, CallFailure>) -> Result<Vec<u8>, AggregateError> {
-        result.map_err(|f| AggregateError::Call { function: self.label.clone(), operation, kind: f.kind, message: f.message })
+        result.map_err(|f| AggregateError::Call {
+            function: self.label.clone(),
+            operation,
+            kind: f.kind,
+            message: f.message,
+        })
     }
 
     fn fold(&mut self, op: Fold, accumulator: &[u8], values: &Batch) -> Result<AddOutcome, PluginError> {
@@ -172,7 +178,11 @@ impl Aggregator {
                         outcome.instances_rebuilt += 1;
                     }
                     if wire_rows.len() == 1 {
-                        outcome.failures.push(RowFailure { index: wire_rows[0], kind: failure.kind, message: failure.message });
+                        outcome.failures.push(RowFailure {
+                            index: wire_rows[0],
+                            kind: failure.kind,
+                            message: failure.message,
+                        });
                     } else {
                         tracing::debug!(
                             function = %self.label, values = wire_rows.len(), error = %failure.message,
@@ -189,7 +199,13 @@ impl Aggregator {
     }
 
     /// Each value of `wire` on its own, chaining the accumulator through the ones that go in.
-    fn retry_one_by_one(&mut self, op: Fold, wire: &Batch, wire_rows: &[usize], outcome: &mut AddOutcome) -> Result<(), PluginError> {
+    fn retry_one_by_one(
+        &mut self,
+        op: Fold,
+        wire: &Batch,
+        wire_rows: &[usize],
+        outcome: &mut AddOutcome,
+    ) -> Result<(), PluginError> {
         for (pos, &index) in wire_rows.iter().enumerate() {
             let mut single = Batch::with_capacity(1, wire.value(pos).len());
             single.push(wire.value(pos));
@@ -206,7 +222,12 @@ impl Aggregator {
         Ok(())
     }
 
-    fn fold_call(&mut self, op: Fold, accumulator: &[u8], wire: &Batch) -> Result<Result<Vec<u8>, CallFailure>, PluginError> {
+    fn fold_call(
+        &mut self,
+        op: Fold,
+        accumulator: &[u8],
+        wire: &Batch,
+    ) -> Result<Result<Vec<u8>, CallFailure>, PluginError> {
         let (data, offsets) = wire.parts();
         // The WIT record owns its lists: refill one reused buffer rather than allocating.
         self.arg.data.clear();
@@ -268,4 +289,3 @@ impl Aggregator {
         }
     }
 }
-

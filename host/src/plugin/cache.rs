@@ -70,7 +70,12 @@ impl ComponentCache {
 
     /// The compiled component for `bytes` (whose sha256 is `hash`): from the cache, or
     /// compiled and then stored. A cache that cannot be written is logged, not fatal.
-    pub fn load_or_compile(&self, engine: &Engine, hash: &str, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        hash: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.artifact_path(hash);
         if path.is_file() {
             // SAFETY: the file is one this cache wrote (atomically, see `store`) under a name
@@ -78,7 +83,9 @@ impl ComponentCache {
             // nothing from outside Weir is ever placed in the cache directory by Weir.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable compiled component; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable compiled component; recompiling")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

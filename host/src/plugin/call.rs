@@ -34,12 +34,18 @@ impl CallFailure {
 
 /// The rows of `input` (MessagePack) in `encoding`, and the input index of each converted
 /// row; rows that do not convert fail here, before the call.
-pub(super) fn to_wire<'a>(input: &'a Batch, encoding: RowEncoding, failures: &mut Vec<RowFailure>) -> (Cow<'a, Batch>, Vec<usize>) {
-    let (size_factor, convert): (usize, fn(&[u8], &mut Vec<u8>) -> Result<(), String>) = match encoding {
+pub(super) fn to_wire<'a>(
+    input: &'a Batch,
+    encoding: RowEncoding,
+    failures: &mut Vec<RowFailure>,
+) -> (Cow<'a, Batch>, Vec<usize>) {
+    type Convert = fn(&[u8], &mut Vec<u8>) -> Result<(), String>;
+    let (size_factor, convert): (usize, Convert) = match encoding {
         RowEncoding::Msgpack => return (Cow::Borrowed(input), (0..input.len()).collect()),
         RowEncoding::Json => (2, |v, buf| record::msgpack_to_json(v, buf).map_err(|e| e.to_string())),
         RowEncoding::PythonMarshal => (1, |v, buf| {
-            record::marshal::msgpack_to_marshal(v, buf).map_err(|e| format!("cannot convert the record to python-marshal: {e}"))
+            record::marshal::msgpack_to_marshal(v, buf)
+                .map_err(|e| format!("cannot convert the record to python-marshal: {e}"))
         }),
     };
     let mut converted = Batch::with_capacity(input.len(), input.byte_len() * size_factor);

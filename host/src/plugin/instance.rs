@@ -62,7 +62,8 @@ pub struct Indices {
 
 impl Indices {
     pub fn new(pre: &InstancePre<HostState>, exports: &Exports) -> Result<Self, PluginError> {
-        let bad = |e: wasmtime::Error| PluginError::Invalid(format!("its exports do not match the weir:plugin ABI: {e:#}"));
+        let bad =
+            |e: wasmtime::Error| PluginError::Invalid(format!("its exports do not match the weir:plugin ABI: {e:#}"));
         Ok(Self {
             describe: DescribeIndices::new(pre).map_err(bad)?,
             transform: if exports.transform { Some(TransformIndices::new(pre).map_err(bad)?) } else { None },
@@ -80,7 +81,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn new(runtime: &PluginRuntime, pre: &InstancePre<HostState>, indices: &Indices, limits: SandboxLimits, label: &str) -> Result<Self, PluginError> {
+    pub fn new(
+        runtime: &PluginRuntime,
+        pre: &InstancePre<HostState>,
+        indices: &Indices,
+        limits: SandboxLimits,
+        label: &str,
+    ) -> Result<Self, PluginError> {
         let stderr = StderrTail::default();
         let state = HostState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
@@ -123,7 +130,12 @@ impl Instance {
 }
 
 /// Instantiate once and ask the plugin what it is.
-pub fn describe(runtime: &PluginRuntime, pre: &InstancePre<HostState>, indices: &Indices, limits: SandboxLimits) -> Result<PluginInfo, PluginError> {
+pub fn describe(
+    runtime: &PluginRuntime,
+    pre: &InstancePre<HostState>,
+    indices: &Indices,
+    limits: SandboxLimits,
+) -> Result<PluginInfo, PluginError> {
     let mut instance = Instance::new(runtime, pre, indices, limits, "describe")?;
     let info = instance.describe().map_err(|e| PluginError::Describe(format!("{e:#}")))?;
     let mut seen = std::collections::HashSet::new();

@@ -31,11 +31,7 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        Self {
-            memory_bytes: 64 << 20,
-            call_timeout: Duration::from_secs(1),
-            recycle_after_records: 100_000,
-        }
+        Self { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(1), recycle_after_records: 100_000 }
     }
 }
 
@@ -50,7 +46,9 @@ impl SandboxLimits {
 
 /// A plugin asked for more memory than its cap.
 #[derive(Debug, Error)]
-#[error("plugin exceeded its memory limit of {limit} bytes (asked to grow to {desired} bytes); raise `limits.memory_mb` in the job file if the function really needs more")]
+#[error(
+    "plugin exceeded its memory limit of {limit} bytes (asked to grow to {desired} bytes); raise `limits.memory_mb` in the job file if the function really needs more"
+)]
 pub struct MemoryLimitExceeded {
     pub limit: usize,
     pub desired: usize,

@@ -49,11 +49,17 @@ pub enum PluginError {
     TooLarge { path: PathBuf, size: u64 },
     #[error("not a WebAssembly component: {0}; build plugins with `weir plugin build` (weir-sdk for Rust or Python)")]
     Invalid(String),
-    #[error("not a weir plugin: it exports {exports}, but a weir plugin exports weir:plugin/describe@{ABI_VERSION}; build it with weir-sdk")]
+    #[error(
+        "not a weir plugin: it exports {exports}, but a weir plugin exports weir:plugin/describe@{ABI_VERSION}; build it with weir-sdk"
+    )]
     NotAPlugin { exports: String },
-    #[error("built for the weir:plugin ABI {found}, but this host speaks {ABI_VERSION}; rebuild the plugin with a weir-sdk for ABI {ABI_VERSION}")]
+    #[error(
+        "built for the weir:plugin ABI {found}, but this host speaks {ABI_VERSION}; rebuild the plugin with a weir-sdk for ABI {ABI_VERSION}"
+    )]
     AbiMismatch { found: String },
-    #[error("the plugin imports something Weir does not provide ({0}); plugins may import only WASI and weir:plugin interfaces")]
+    #[error(
+        "the plugin imports something Weir does not provide ({0}); plugins may import only WASI and weir:plugin interfaces"
+    )]
     Imports(String),
     #[error("the plugin failed while starting or describing itself: {0}")]
     Describe(String),
@@ -107,7 +113,12 @@ impl PluginRuntime {
     }
 
     /// [`PluginRuntime::load`] on bytes already read; `origin` names them in logs.
-    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8], origin: &Path, limits: SandboxLimits) -> Result<Plugin, PluginError> {
+    pub fn load_bytes(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        origin: &Path,
+        limits: SandboxLimits,
+    ) -> Result<Plugin, PluginError> {
         let started = Instant::now();
         if !bytes.starts_with(b"\0asm") {
             return Err(PluginError::Invalid("the file does not start with the `\\0asm` magic bytes".into()));
@@ -227,7 +238,11 @@ impl Plugin {
             available: if info.functions.is_empty() {
                 "no functions".into()
             } else {
-                info.functions.iter().map(|f| format!("{} ({})", f.name, kind_name(f.kind))).collect::<Vec<_>>().join(", ")
+                info.functions
+                    .iter()
+                    .map(|f| format!("{} ({})", f.name, kind_name(f.kind)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         })?;
         if !expected.contains(&f.kind) {

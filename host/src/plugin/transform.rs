@@ -73,7 +73,6 @@ pub struct TransformOutcome {
     pub instances_rebuilt: u32,
 }
 
-
 /// One operator instance's handle on a transform function.
 pub struct Transformer {
     plugin: Plugin,
@@ -124,7 +123,11 @@ impl Transformer {
                         outcome.instances_rebuilt += 1;
                     }
                     if wire_rows.len() == 1 {
-                        outcome.failures.push(RowFailure { index: wire_rows[0], kind: failure.kind, message: failure.message });
+                        outcome.failures.push(RowFailure {
+                            index: wire_rows[0],
+                            kind: failure.kind,
+                            message: failure.message,
+                        });
                     } else {
                         tracing::debug!(function = %self.label, rows = wire_rows.len(), error = %failure.message, "batch call failed; retrying row by row");
                         self.retry_rows_one_by_one(wire, &wire_rows, &mut outcome)?;
@@ -138,7 +141,12 @@ impl Transformer {
     }
 
     /// Rows of `wire` (in the function's encoding), each on its own, after a failed call.
-    fn retry_rows_one_by_one(&mut self, wire: &Batch, wire_rows: &[usize], outcome: &mut TransformOutcome) -> Result<(), PluginError> {
+    fn retry_rows_one_by_one(
+        &mut self,
+        wire: &Batch,
+        wire_rows: &[usize],
+        outcome: &mut TransformOutcome,
+    ) -> Result<(), PluginError> {
         for (pos, &index) in wire_rows.iter().enumerate() {
             let mut single = Batch::with_capacity(1, wire.value(pos).len());
             single.push(wire.value(pos));
@@ -188,7 +196,9 @@ impl Transformer {
                     failed[e.index as usize] = true;
                     outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message: e.message });
                 }
-                None => tracing::warn!(function = %self.label, index = e.index, "plugin reported an error for a row it was not given"),
+                None => {
+                    tracing::warn!(function = %self.label, index = e.index, "plugin reported an error for a row it was not given")
+                }
             }
         }
         let mut next = 0usize;
@@ -204,7 +214,11 @@ impl Transformer {
             for j in produced_rows {
                 if let Some(Some(e)) = bad.get(j) {
                     ok = false;
-                    outcome.failures.push(RowFailure { index, kind: FailureKind::Encoding, message: format!("output row: {e}") });
+                    outcome.failures.push(RowFailure {
+                        index,
+                        kind: FailureKind::Encoding,
+                        message: format!("output row: {e}"),
+                    });
                     break;
                 }
                 outcome.rows.push(produced.value(j));
@@ -328,4 +342,3 @@ impl Transformer {
         }
     }
 }
-

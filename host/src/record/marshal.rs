@@ -200,7 +200,9 @@ fn mp_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize, as_key: bool) -
             }
             out.push(b'0');
         }
-        0xc7..=0xc9 | 0xd4..=0xd8 => return err("a MessagePack extension value (not supported by the python-marshal encoding)"),
+        0xc7..=0xc9 | 0xd4..=0xd8 => {
+            return err("a MessagePack extension value (not supported by the python-marshal encoding)");
+        }
         _ => return err(format!("invalid MessagePack marker 0x{m:02x}")),
     }
     Ok(())
@@ -276,13 +278,20 @@ pub fn packed_marshal_to_msgpack(
 
 /// Reads one value. `Err` when the bytes cannot be parsed (the value's end is unknown);
 /// `rejected` set when the value parsed but holds something outside the subset.
-fn ms_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize, rejected: &mut Option<MarshalError>) -> Result<(), MarshalError> {
+fn ms_value(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    depth: usize,
+    rejected: &mut Option<MarshalError>,
+) -> Result<(), MarshalError> {
     if depth > MAX_DEPTH {
         return err(format!("values nested deeper than {MAX_DEPTH} levels"));
     }
     let t = r.u8()?;
     if t & 0x80 != 0 {
-        return err("a marshal back-reference flag (marshal version 3 or later; the python-marshal encoding is version 2)");
+        return err(
+            "a marshal back-reference flag (marshal version 3 or later; the python-marshal encoding is version 2)",
+        );
     }
     match t {
         b'N' => out.push(0xc0),
@@ -342,7 +351,8 @@ fn ms_value(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize, rejected: &mut 
         }
         b'[' | b'(' | b')' => {
             let n = if t == b')' { usize::from(r.u8()?) } else { len_of(r)? };
-            rmp::encode::write_array_len(out, u32::try_from(n).map_err(|_| MarshalError("list too long".into()))?).expect("Vec write");
+            rmp::encode::write_array_len(out, u32::try_from(n).map_err(|_| MarshalError("list too long".into()))?)
+                .expect("Vec write");
             for _ in 0..n {
                 ms_value(r, out, depth + 1, rejected)?;
             }
@@ -414,7 +424,12 @@ fn reject(rejected: &mut Option<MarshalError>, what: &str) {
 }
 
 #[inline]
-fn ms_str(r: &mut Reader<'_>, out: &mut Vec<u8>, n: usize, rejected: &mut Option<MarshalError>) -> Result<(), MarshalError> {
+fn ms_str(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    n: usize,
+    rejected: &mut Option<MarshalError>,
+) -> Result<(), MarshalError> {
     let bytes = r.take(n)?;
     match std::str::from_utf8(bytes) {
         Ok(s) => rmp::encode::write_str(out, s).expect("Vec write"),

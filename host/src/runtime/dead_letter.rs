@@ -51,12 +51,14 @@ impl DeadLetter {
     /// The dead letter as a record (a MessagePack map), for the dead-letter sink: sinks
     /// write it as one JSON object per line whatever their format.
     pub fn to_record(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(&self.line()).unwrap_or_else(|e| crate::record::encode_str(&format!("cannot encode a dead letter: {e}")))
+        rmp_serde::to_vec_named(&self.line())
+            .unwrap_or_else(|e| crate::record::encode_str(&format!("cannot encode a dead letter: {e}")))
     }
 
     /// The dead letter as one line of JSON.
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(&self.line()).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize dead letter: {e}\"}}"))
+        serde_json::to_string(&self.line())
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize dead letter: {e}\"}}"))
     }
 
     fn line(&self) -> Line<'_> {

@@ -136,11 +136,7 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
         let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
         for (index, rx) in rxs.into_iter().enumerate() {
-            let operators = stage
-                .steps
-                .iter()
-                .map(|s| (s.factory)())
-                .collect::<Result<Vec<_>, _>>()?;
+            let operators = stage.steps.iter().map(|s| (s.factory)()).collect::<Result<Vec<_>, _>>()?;
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
             let mut instance = StageInstance { operators, output, dead, letters: DeadLetters::default() };
@@ -259,7 +255,12 @@ impl StageInstance {
 }
 
 /// Pass a batch through `operators[from..]`.
-fn run_chain(operators: &mut [Box<dyn Operator>], from: usize, mut batch: Batch, letters: &mut DeadLetters) -> Result<Batch, RuntimeError> {
+fn run_chain(
+    operators: &mut [Box<dyn Operator>],
+    from: usize,
+    mut batch: Batch,
+    letters: &mut DeadLetters,
+) -> Result<Batch, RuntimeError> {
     for op in operators.iter_mut().skip(from) {
         if batch.is_empty() {
             break;

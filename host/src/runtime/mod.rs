@@ -11,4 +11,6 @@ mod partition;
 
 pub use dead_letter::{DeadLetter, Payload};
 pub use exec::{JobReport, LATE, RuntimeError, execute};
-pub use partition::{DEFAULT_MAX_PARALLELISM, Disconnected, Message, Output, Partitioning, instance_for_key_group, key_group};
+pub use partition::{
+    DEFAULT_MAX_PARALLELISM, Disconnected, Message, Output, Partitioning, instance_for_key_group, key_group,
+};

@@ -47,7 +47,10 @@ pub enum Message {
     Data(Batch),
     /// Event time at the sending instance `from` (its index among its siblings) reached
     /// `watermark`: it will send no record with an earlier timestamp.
-    Watermark { from: usize, watermark: i64 },
+    Watermark {
+        from: usize,
+        watermark: i64,
+    },
 }
 
 /// One task's output: senders to every downstream instance, and the time spent blocked on
@@ -115,7 +118,9 @@ impl Output {
                 let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
                 for i in 0..batch.len() {
                     let meta = batch.meta(i);
-                    let target = meta.key.map_or(0, |k| instance_for_key_group(key_group(k, max_parallelism), n, max_parallelism));
+                    let target = meta
+                        .key
+                        .map_or(0, |k| instance_for_key_group(key_group(k, max_parallelism), n, max_parallelism));
                     parts[target].push_record(batch.value(i), meta);
                 }
                 parts.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).collect()
@@ -154,7 +159,10 @@ mod tests {
         let mut batch = Batch::new();
         for i in 0..300u32 {
             let key = format!("k{}", i % 7);
-            batch.push_record(&i.to_be_bytes(), crate::record::RowMeta { key: Some(key.as_bytes()), timestamp: Some(i64::from(i)) });
+            batch.push_record(
+                &i.to_be_bytes(),
+                crate::record::RowMeta { key: Some(key.as_bytes()), timestamp: Some(i64::from(i)) },
+            );
         }
         out.send_blocking(batch).unwrap();
         let mut seen: std::collections::HashMap<Vec<u8>, (usize, u32)> = Default::default();

@@ -8,7 +8,7 @@
 use rmpv::ValueRef;
 use thiserror::Error;
 
-use super::rfc3339::{parse_rfc3339, Rfc3339Error};
+use super::rfc3339::{Rfc3339Error, parse_rfc3339};
 
 /// Why a record has no usable event time. Each names the field and shows the value, so a
 /// dead-letter record says what to fix.
@@ -57,7 +57,10 @@ impl TimestampField {
         let value = rmpv::decode::read_value_ref(&mut &record[..])
             .map_err(|e| TimestampError::Decode { field: field(), reason: e.to_string() })?;
         let found = match &value {
-            ValueRef::Map(entries) => entries.iter().find(|(k, _)| matches!(k, ValueRef::String(s) if s.as_bytes() == self.field.as_bytes())).map(|(_, v)| v),
+            ValueRef::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(k, ValueRef::String(s) if s.as_bytes() == self.field.as_bytes()))
+                .map(|(_, v)| v),
             _ => None,
         };
         let Some(found) = found else {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::{TimeSignal, END_OF_TIME};
+use super::{END_OF_TIME, TimeSignal};
 
 /// Generates one input's watermarks; see the module docs.
 ///
@@ -128,8 +128,8 @@ fn millis(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use TimeSignal::*;
+    use proptest::prelude::*;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

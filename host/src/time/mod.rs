@@ -23,7 +23,7 @@ mod tracker;
 
 pub use extract::{TimestampError, TimestampField};
 pub use generator::WatermarkGenerator;
-pub use rfc3339::{format_rfc3339, parse_rfc3339, Rfc3339Error};
+pub use rfc3339::{Rfc3339Error, format_rfc3339, parse_rfc3339};
 pub use tracker::WatermarkTracker;
 
 /// The watermark of an input that has ended: nothing can come after it, so every timer

@@ -88,16 +88,14 @@ pub fn parse_rfc3339(input: &str) -> Result<i64, Rfc3339Error> {
     let offset_minutes = match &b[pos..] {
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = digits(b, pos + 1, 2).zip(digits(b, pos + 4, 2)).ok_or_else(|| fail("the offset must be +hh:mm or -hh:mm"))?;
+            let (h, m) = digits(b, pos + 1, 2)
+                .zip(digits(b, pos + 4, 2))
+                .ok_or_else(|| fail("the offset must be +hh:mm or -hh:mm"))?;
             if h > 23 || m > 59 {
                 return Err(fail("the offset must be at most 23:59"));
             }
             let minutes = h * 60 + m;
-            if *sign == b'-' {
-                -minutes
-            } else {
-                minutes
-            }
+            if *sign == b'-' { -minutes } else { minutes }
         }
         [] => return Err(fail("the offset is missing (add `Z` for UTC)")),
         _ => return Err(fail("the offset must be `Z`, +hh:mm or -hh:mm, with nothing after it")),

@@ -15,7 +15,7 @@
 //! An input that ended counts as [`END_OF_TIME`]: it holds nobody back, and when all inputs
 //! have ended the operator's watermark is `END_OF_TIME`, which flushes every window.
 
-use super::{TimeSignal, END_OF_TIME};
+use super::{END_OF_TIME, TimeSignal};
 
 #[derive(Debug, Clone, Copy)]
 struct Input {
@@ -140,8 +140,8 @@ impl WatermarkTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use TimeSignal::*;
+    use proptest::prelude::*;
 
     #[test]
     fn min_over_inputs() {

@@ -55,7 +55,9 @@ impl Number {
 
     fn add(self, other: Number) -> Number {
         match (self, other) {
-            (Number::Int(a), Number::Int(b)) => a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int),
+            (Number::Int(a), Number::Int(b)) => {
+                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
+            }
             (a, b) => Number::Float(a.as_f64() + b.as_f64()),
         }
     }
@@ -79,14 +81,18 @@ impl Number {
         let value = rmpv::decode::read_value_ref(&mut &record[..])
             .map_err(|e| AggregateError::Decode { field: field.to_string(), reason: e.to_string() })?;
         let found = match &value {
-            ValueRef::Map(entries) => entries.iter().find(|(k, _)| matches!(k, ValueRef::String(s) if s.as_bytes() == field.as_bytes())),
+            ValueRef::Map(entries) => {
+                entries.iter().find(|(k, _)| matches!(k, ValueRef::String(s) if s.as_bytes() == field.as_bytes()))
+            }
             _ => None,
         };
         let Some((_, found)) = found else {
             return Err(AggregateError::MissingField { field: field.to_string() });
         };
         match found {
-            ValueRef::Integer(i) => Ok(i.as_i64().map_or_else(|| Number::Float(i.as_f64().unwrap_or(f64::NAN)), Number::Int)),
+            ValueRef::Integer(i) => {
+                Ok(i.as_i64().map_or_else(|| Number::Float(i.as_f64().unwrap_or(f64::NAN)), Number::Int))
+            }
             ValueRef::F32(f) => Ok(Number::Float(f64::from(*f))),
             ValueRef::F64(f) => Ok(Number::Float(*f)),
             other => Err(AggregateError::NotANumber {
@@ -168,7 +174,8 @@ impl Accumulator {
         match (self, other) {
             (Accumulator::Count(a), Accumulator::Count(b)) => *a = a.saturating_add(*b),
             (Accumulator::Sum(a), Accumulator::Sum(b)) => *a = a.add(*b),
-            (a @ Accumulator::Min(_), Accumulator::Min(Some(b))) | (a @ Accumulator::Max(_), Accumulator::Max(Some(b))) => a.add(*b),
+            (a @ Accumulator::Min(_), Accumulator::Min(Some(b)))
+            | (a @ Accumulator::Max(_), Accumulator::Max(Some(b))) => a.add(*b),
             (Accumulator::Min(_), Accumulator::Min(None)) | (Accumulator::Max(_), Accumulator::Max(None)) => {}
             (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s, count: c }) => {
                 *sum += s;
@@ -195,8 +202,8 @@ impl Accumulator {
 mod tests {
     use super::*;
     use crate::record::encode;
-    use proptest::prelude::*;
     use AggregateKind::*;
+    use proptest::prelude::*;
 
     fn rec(v: Value) -> Vec<u8> {
         encode(&Value::Map(vec![(Value::from("ms"), v)]))

@@ -7,14 +7,16 @@
 
 use thiserror::Error;
 
-use super::time_window::{clamp, start_with_offset_wide, TimeWindow};
+use super::time_window::{TimeWindow, clamp, start_with_offset_wide};
 
 /// A window definition that cannot work, named with Flink's rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WindowConfigError {
     #[error("tumbling windows need size > 0 and |offset| < size (got size {size} ms, offset {offset} ms)")]
     Tumbling { size: i64, offset: i64 },
-    #[error("sliding windows need size > 0, slide > 0 and |offset| < slide (got size {size} ms, slide {slide} ms, offset {offset} ms)")]
+    #[error(
+        "sliding windows need size > 0, slide > 0 and |offset| < slide (got size {size} ms, slide {slide} ms, offset {offset} ms)"
+    )]
     Sliding { size: i64, slide: i64, offset: i64 },
     #[error("session windows need a gap > 0 (got {gap} ms)")]
     Session { gap: i64 },

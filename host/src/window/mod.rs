@@ -18,5 +18,5 @@ pub mod trigger;
 
 pub use aggregate::{Accumulator, AggregateError, AggregateKind, Number};
 pub use assigner::{WindowAssigner, WindowConfigError};
-pub use merging::{merge_session, SessionWindows, WindowMerge};
+pub use merging::{SessionWindows, WindowMerge, merge_session};
 pub use time_window::TimeWindow;

@@ -40,11 +40,7 @@ pub fn is_ready(window: &TimeWindow, watermark: i64) -> bool {
 /// The trigger's answer for a window that just got a record (Flink's
 /// `EventTimeTrigger.onElement`).
 pub fn on_element(window: &TimeWindow, watermark: i64) -> OnElement {
-    if is_ready(window, watermark) {
-        OnElement::FireNow
-    } else {
-        OnElement::FireAt(fire_time(window))
-    }
+    if is_ready(window, watermark) { OnElement::FireNow } else { OnElement::FireAt(fire_time(window)) }
 }
 
 /// When `window`'s state and timers are dropped: `max_timestamp + allowed_lateness`,

@@ -128,10 +128,7 @@ mod tests {
     #[test]
     fn fail_errs_only_on_bad_rows() {
         let out = Harness::new(&PLUGIN).apply::<_, String>("fail", ["ok", "bad one", "fine"]);
-        assert_eq!(
-            out,
-            [Ok(vec!["ok".to_string()]), Err("bad record".to_string()), Ok(vec!["fine".to_string()])]
-        );
+        assert_eq!(out, [Ok(vec!["ok".to_string()]), Err("bad record".to_string()), Ok(vec!["fine".to_string()])]);
     }
 
     #[test]

@@ -104,8 +104,7 @@ mod tests {
     fn output_records_are_maps_with_field_names() {
         let harness = Harness::new(&PLUGIN);
         let people = [Person { id: 1, name: "ada", city: "London", score: 9.5 }];
-        let rows: Vec<std::collections::BTreeMap<String, serde::de::IgnoredAny>> =
-            harness.map("upper_name", &people);
+        let rows: Vec<std::collections::BTreeMap<String, serde::de::IgnoredAny>> = harness.map("upper_name", &people);
         let row = &rows[0];
         assert_eq!(row.len(), 5);
         assert!(row.contains_key("name_len"));

@@ -5,9 +5,7 @@
 /// Returns an iterator rather than a `Vec`: the SDK encodes each word as it comes.
 #[weir::flat_map]
 pub fn split(line: &str) -> impl Iterator<Item = String> + '_ {
-    line.split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
+    line.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).map(str::to_lowercase)
 }
 
 /// Keeps words longer than four characters.

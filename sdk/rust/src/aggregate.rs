@@ -73,7 +73,9 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AggregateError {
     /// The host asked for an aggregate the plugin does not have.
-    #[error("plugin `{plugin}` has no aggregate function `{name}` (it has: {known}); check the function name in the job file")]
+    #[error(
+        "plugin `{plugin}` has no aggregate function `{name}` (it has: {known}); check the function name in the job file"
+    )]
     UnknownFunction { plugin: &'static str, name: String, known: String },
     /// The batch's offsets do not describe its data (a host or SDK bug, not a bad value).
     #[error("malformed input batch for aggregate `{function}`: {reason}")]
@@ -124,7 +126,11 @@ impl std::fmt::Debug for AggregateFunction {
 }
 
 fn encode<T: Serialize>(value: &T, function: &str, what: &'static str) -> Result<Vec<u8>, AggregateError> {
-    rmp_serde::to_vec_named(value).map_err(|e| AggregateError::Encode { function: function.to_string(), what, message: e.to_string() })
+    rmp_serde::to_vec_named(value).map_err(|e| AggregateError::Encode {
+        function: function.to_string(),
+        what,
+        message: e.to_string(),
+    })
 }
 
 fn decode_acc<A: Aggregate>(bytes: &[u8], function: &str) -> Result<A, AggregateError> {
@@ -139,15 +145,19 @@ fn create<A: Aggregate>(function: &str) -> Result<Vec<u8>, AggregateError> {
     encode(&A::default(), function, "accumulator")
 }
 
-fn fold<A: Aggregate>(function: &str, acc: &[u8], values: BatchRef<'_>, retract: bool) -> Result<Vec<u8>, AggregateError> {
+fn fold<A: Aggregate>(
+    function: &str,
+    acc: &[u8],
+    values: BatchRef<'_>,
+    retract: bool,
+) -> Result<Vec<u8>, AggregateError> {
     let mut acc = decode_acc::<A>(acc, function)?;
     let malformed = |reason| AggregateError::MalformedBatch { function: function.to_string(), reason };
     for index in 0..values.len() {
         let row = values.row(index).map_err(malformed)?;
         let value_error = |message| AggregateError::Value { function: function.to_string(), index, message };
-        let value: A::Input = rmp_serde::from_slice(row).map_err(|e| {
-            value_error(format!("does not decode as {}: {e}", std::any::type_name::<A::Input>()))
-        })?;
+        let value: A::Input = rmp_serde::from_slice(row)
+            .map_err(|e| value_error(format!("does not decode as {}: {e}", std::any::type_name::<A::Input>())))?;
         if retract {
             acc.retract(value).map_err(value_error)?;
         } else {
@@ -182,18 +192,38 @@ pub fn create_accumulator(plugin: &Plugin, name: &str) -> Result<Vec<u8>, Aggreg
 }
 
 /// `add`: every value of the batch `data` + `offsets` folded into `accumulator`.
-pub fn add(plugin: &Plugin, name: &str, accumulator: &[u8], data: &[u8], offsets: &[u32]) -> Result<Vec<u8>, AggregateError> {
+pub fn add(
+    plugin: &Plugin,
+    name: &str,
+    accumulator: &[u8],
+    data: &[u8],
+    offsets: &[u32],
+) -> Result<Vec<u8>, AggregateError> {
     fold_batch(plugin, name, accumulator, data, offsets, false)
 }
 
 /// `retract`: every value of the batch taken back out of `accumulator`.
-pub fn retract(plugin: &Plugin, name: &str, accumulator: &[u8], data: &[u8], offsets: &[u32]) -> Result<Vec<u8>, AggregateError> {
+pub fn retract(
+    plugin: &Plugin,
+    name: &str,
+    accumulator: &[u8],
+    data: &[u8],
+    offsets: &[u32],
+) -> Result<Vec<u8>, AggregateError> {
     fold_batch(plugin, name, accumulator, data, offsets, true)
 }
 
-fn fold_batch(plugin: &Plugin, name: &str, accumulator: &[u8], data: &[u8], offsets: &[u32], retract: bool) -> Result<Vec<u8>, AggregateError> {
+fn fold_batch(
+    plugin: &Plugin,
+    name: &str,
+    accumulator: &[u8],
+    data: &[u8],
+    offsets: &[u32],
+    retract: bool,
+) -> Result<Vec<u8>, AggregateError> {
     let f = find(plugin, name)?;
-    let values = BatchRef::new(data, offsets).map_err(|reason| AggregateError::MalformedBatch { function: name.to_string(), reason })?;
+    let values = BatchRef::new(data, offsets)
+        .map_err(|reason| AggregateError::MalformedBatch { function: name.to_string(), reason })?;
     (f.fold)(f.name, accumulator, values, retract)
 }
 

@@ -109,10 +109,7 @@ impl<'a> BatchRef<'a> {
         let bounds = self.offsets.get(index).zip(self.offsets.get(index + 1));
         let (start, end) = bounds.ok_or_else(|| format!("row {index} is past the end"))?;
         self.data.get(*start as usize..*end as usize).ok_or_else(|| {
-            format!(
-                "row {index} spans bytes {start}..{end}, outside the {} bytes of data",
-                self.data.len()
-            )
+            format!("row {index} spans bytes {start}..{end}, outside the {} bytes of data", self.data.len())
         })
     }
 }

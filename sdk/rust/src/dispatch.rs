@@ -16,14 +16,8 @@ use crate::function::Plugin;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     /// The host asked for a function the plugin does not have.
-    #[error(
-        "plugin `{plugin}` has no function `{name}` (it has: {known}); check the function name in the job file"
-    )]
-    UnknownFunction {
-        plugin: &'static str,
-        name: String,
-        known: String,
-    },
+    #[error("plugin `{plugin}` has no function `{name}` (it has: {known}); check the function name in the job file")]
+    UnknownFunction { plugin: &'static str, name: String, known: String },
     /// The batch's offsets do not describe its data (a host or SDK bug, not a bad record).
     #[error("malformed input batch for function `{function}`: {reason}")]
     MalformedBatch { function: String, reason: String },
@@ -52,21 +46,11 @@ pub struct TransformOutput {
 }
 
 /// Applies `plugin`'s function `name` to every row of the batch `data` + `offsets`.
-pub fn apply(
-    plugin: &Plugin,
-    name: &str,
-    data: &[u8],
-    offsets: &[u32],
-) -> Result<TransformOutput, ApplyError> {
+pub fn apply(plugin: &Plugin, name: &str, data: &[u8], offsets: &[u32]) -> Result<TransformOutput, ApplyError> {
     let function = plugin.function(name).ok_or_else(|| ApplyError::UnknownFunction {
         plugin: plugin.name(),
         name: name.to_string(),
-        known: plugin
-            .functions()
-            .iter()
-            .map(|f| f.name())
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: plugin.functions().iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
     })?;
     let malformed = |reason| ApplyError::MalformedBatch { function: name.to_string(), reason };
     let batch = BatchRef::new(data, offsets).map_err(malformed)?;

@@ -80,20 +80,12 @@ impl<P: Exported> describe::Guest for Component<P> {
 }
 
 impl<P: Exported> transform::Guest for Component<P> {
-    fn apply(
-        name: String,
-        input: types::Batch,
-    ) -> Result<transform::TransformOutput, String> {
-        let output = dispatch::apply(P::plugin(), &name, &input.data, &input.offsets)
-            .map_err(|e| e.to_string())?;
+    fn apply(name: String, input: types::Batch) -> Result<transform::TransformOutput, String> {
+        let output = dispatch::apply(P::plugin(), &name, &input.data, &input.offsets).map_err(|e| e.to_string())?;
         Ok(transform::TransformOutput {
             rows: types::Batch { data: output.data, offsets: output.offsets },
             counts: output.counts,
-            errors: output
-                .errors
-                .into_iter()
-                .map(|e| types::RowError { index: e.index, message: e.message })
-                .collect(),
+            errors: output.errors.into_iter().map(|e| types::RowError { index: e.index, message: e.message }).collect(),
         })
     }
 }

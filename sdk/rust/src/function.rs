@@ -86,10 +86,7 @@ impl Function {
 
 impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Function")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+        f.debug_struct("Function").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
     }
 }
 
@@ -106,11 +103,7 @@ pub struct Plugin {
 
 impl Plugin {
     /// A plugin from its parts (what `weir::plugin!` expands to).
-    pub const fn new(
-        name: &'static str,
-        version: &'static str,
-        functions: &'static [Function],
-    ) -> Self {
+    pub const fn new(name: &'static str, version: &'static str, functions: &'static [Function]) -> Self {
         Plugin { name, version, functions, aggregates: &[] }
     }
 

@@ -203,10 +203,7 @@ pub mod __private {
     #[inline]
     pub fn decode<'de, T: Deserialize<'de>>(row: &'de [u8], function: &str) -> Result<T, String> {
         rmp_serde::from_slice(row).map_err(|e| {
-            format!(
-                "function `{function}`: the input row does not decode as {}: {e}",
-                std::any::type_name::<T>()
-            )
+            format!("function `{function}`: the input row does not decode as {}: {e}", std::any::type_name::<T>())
         })
     }
 
@@ -217,11 +214,7 @@ pub mod __private {
     }
 
     #[inline]
-    pub fn emit_one<T: Serialize + ?Sized>(
-        out: &mut RowWriter,
-        value: &T,
-        function: &str,
-    ) -> Result<(), String> {
+    pub fn emit_one<T: Serialize + ?Sized>(out: &mut RowWriter, value: &T, function: &str) -> Result<(), String> {
         out.push(value).map_err(|e| format!("function `{function}`: {e}"))
     }
 

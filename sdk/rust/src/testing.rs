@@ -63,12 +63,7 @@ pub enum HarnessError {
     DecodeResult { function: String, ty: &'static str, message: String },
     /// An output row did not decode as the type the test asked for.
     #[error("output row {output} (from input row {input}) does not decode as {ty}: {message}")]
-    Decode {
-        input: usize,
-        output: usize,
-        ty: &'static str,
-        message: String,
-    },
+    Decode { input: usize, output: usize, ty: &'static str, message: String },
 }
 
 /// Runs the functions of one plugin table (the `PLUGIN` static that `weir::plugin!` defines).
@@ -147,11 +142,7 @@ impl Harness {
     /// The result of the aggregate `name` over `values` (create, add as one batch, result).
     /// Panics on any error.
     #[track_caller]
-    pub fn aggregate<I: Serialize, O: DeserializeOwned>(
-        &self,
-        name: &str,
-        values: impl IntoIterator<Item = I>,
-    ) -> O {
+    pub fn aggregate<I: Serialize, O: DeserializeOwned>(&self, name: &str, values: impl IntoIterator<Item = I>) -> O {
         let run = || {
             let acc = self.create_accumulator(name)?;
             let acc = self.add(name, &acc, values)?;
@@ -199,13 +190,11 @@ impl Harness {
             for output_index in next..next + count as usize {
                 let start = output.offsets[output_index] as usize;
                 let end = output.offsets[output_index + 1] as usize;
-                let value = rmp_serde::from_slice(&output.data[start..end]).map_err(|e| {
-                    HarnessError::Decode {
-                        input,
-                        output: output_index,
-                        ty: std::any::type_name::<O>(),
-                        message: e.to_string(),
-                    }
+                let value = rmp_serde::from_slice(&output.data[start..end]).map_err(|e| HarnessError::Decode {
+                    input,
+                    output: output_index,
+                    ty: std::any::type_name::<O>(),
+                    message: e.to_string(),
                 })?;
                 rows.push(value);
             }
@@ -229,11 +218,7 @@ impl Harness {
     /// The one output row of each input row, for maps, key selectors and timestamp assigners.
     /// Panics on a row error or on a count other than one.
     #[track_caller]
-    pub fn map<I: Serialize, O: DeserializeOwned>(
-        &self,
-        name: &str,
-        rows: impl IntoIterator<Item = I>,
-    ) -> Vec<O> {
+    pub fn map<I: Serialize, O: DeserializeOwned>(&self, name: &str, rows: impl IntoIterator<Item = I>) -> Vec<O> {
         self.apply(name, rows)
             .into_iter()
             .enumerate()
@@ -265,26 +250,20 @@ impl Harness {
         self.apply(name, rows)
             .into_iter()
             .enumerate()
-            .map(|(index, result)| {
-                result.unwrap_or_else(|e| panic!("`{name}` failed on input row {index}: {e}"))
-            })
+            .map(|(index, result)| result.unwrap_or_else(|e| panic!("`{name}` failed on input row {index}: {e}")))
             .collect()
     }
 }
 
 /// `rows` as one MessagePack batch (structs as maps), as the host sends them.
-fn encode_batch<I: Serialize>(
-    rows: impl IntoIterator<Item = I>,
-) -> Result<(Vec<u8>, Vec<u32>), HarnessError> {
+fn encode_batch<I: Serialize>(rows: impl IntoIterator<Item = I>) -> Result<(Vec<u8>, Vec<u32>), HarnessError> {
     let mut data = Vec::new();
     let mut offsets = vec![0u32];
     for (index, row) in rows.into_iter().enumerate() {
         rmp_serde::encode::write_named(&mut data, &row)
             .map_err(|e| HarnessError::Encode { index, message: e.to_string() })?;
-        let end = u32::try_from(data.len()).map_err(|_| HarnessError::Encode {
-            index,
-            message: "the batch exceeds 4 GiB".into(),
-        })?;
+        let end = u32::try_from(data.len())
+            .map_err(|_| HarnessError::Encode { index, message: "the batch exceeds 4 GiB".into() })?;
         offsets.push(end);
     }
     Ok((data, offsets))

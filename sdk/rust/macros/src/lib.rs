@@ -100,8 +100,7 @@ fn expand_function(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStr
     let attr = TokenStream2::from(attr);
     let item2 = TokenStream2::from(item.clone());
     if !attr.is_empty() {
-        let error = syn::Error::new(attr.span(), "weir function attributes take no arguments")
-            .into_compile_error();
+        let error = syn::Error::new(attr.span(), "weir function attributes take no arguments").into_compile_error();
         return quote!(#error #item2).into();
     }
     match syn::parse::<ItemFn>(item) {
@@ -171,11 +170,7 @@ fn function_descriptor(kind: Kind, function: &ItemFn) -> syn::Result<TokenStream
     };
 
     let call = quote_spanned!(sig.output.span()=> #ident(#argument));
-    let value = if returns_result(&sig.output) {
-        quote!(#sdk::__private::user_result(#call)?)
-    } else {
-        call
-    };
+    let value = if returns_result(&sig.output) { quote!(#sdk::__private::user_result(#call)?) } else { call };
     let emit = match kind {
         Kind::Map | Kind::KeySelector => {
             quote!(#sdk::__private::emit_one(__weir_out, &__weir_value, #name))
