@@ -20,8 +20,8 @@ use thiserror::Error;
 use wasmtime::Store;
 
 use super::bindings::{FunctionInfo, RowEncoding, WitBatch};
-use super::call::{CallFailure, classify_trap, to_wire};
-use super::instance::{HostState, Instance};
+use super::call::{CallFailure, InstanceSlot, to_wire};
+use super::instance::HostState;
 use super::transform::{FailureKind, RowFailure};
 use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
@@ -77,30 +77,17 @@ impl Fold {
 
 /// One operator instance's handle on a UDAF.
 pub struct Aggregator {
-    plugin: Plugin,
+    slot: InstanceSlot,
     function: FunctionInfo,
-    instance: Option<Instance>,
-    values_since_instantiation: u64,
-    label: String,
-    /// The values argument, reused across calls.
-    arg: WitBatch,
 }
 
 impl Aggregator {
     pub(super) fn new(plugin: Plugin, function: FunctionInfo) -> Self {
-        let label = format!("{}.{}", plugin.label(), function.name);
-        Self {
-            plugin,
-            function,
-            instance: None,
-            values_since_instantiation: 0,
-            label,
-            arg: WitBatch { data: Vec::new(), offsets: Vec::new() },
-        }
+        Self { slot: InstanceSlot::new(plugin, &function.name), function }
     }
 
     pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+        self.slot.plugin()
     }
 
     pub fn function(&self) -> &FunctionInfo {
@@ -146,7 +133,7 @@ impl Aggregator {
                 .map_err(|e| format!("the result is not python-marshal: {e}")),
         };
         converted.map_err(|message| AggregateError::Call {
-            function: self.label.clone(),
+            function: self.slot.label.clone(),
             operation: "get-result",
             kind: FailureKind::Encoding,
             message,
@@ -156,7 +143,7 @@ impl Aggregator {
 
     fn finish(&self, operation: &'static str, result: Result<Vec<u8>, CallFailure>) -> Result<Vec<u8>, AggregateError> {
         result.map_err(|f| AggregateError::Call {
-            function: self.label.clone(),
+            function: self.slot.label.clone(),
             operation,
             kind: f.kind,
             message: f.message,
@@ -185,7 +172,7 @@ impl Aggregator {
                         });
                     } else {
                         tracing::debug!(
-                            function = %self.label, values = wire_rows.len(), error = %failure.message,
+                            function = %self.slot.label, values = wire_rows.len(), error = %failure.message,
                             "{} of a batch failed; retrying value by value", op.operation()
                         );
                         self.retry_one_by_one(op, wire, &wire_rows, &mut outcome)?;
@@ -194,7 +181,7 @@ impl Aggregator {
             }
         }
         outcome.failures.sort_by_key(|f| f.index);
-        self.maybe_recycle(values.len());
+        self.slot.recycle_after(values.len());
         Ok(outcome)
     }
 
@@ -228,64 +215,24 @@ impl Aggregator {
         accumulator: &[u8],
         wire: &Batch,
     ) -> Result<Result<Vec<u8>, CallFailure>, PluginError> {
-        let (data, offsets) = wire.parts();
-        // The WIT record owns its lists: refill one reused buffer rather than allocating.
-        self.arg.data.clear();
-        self.arg.data.extend_from_slice(data);
-        self.arg.offsets.clear();
-        self.arg.offsets.extend_from_slice(offsets);
+        self.slot.fill_arg(wire);
         self.call(|guest, store, name, arg| match op {
             Fold::Add => guest.call_add(store, name, accumulator, arg),
             Fold::Retract => guest.call_retract(store, name, accumulator, arg),
         })
     }
 
-    /// One call on the current instance (created if needed). The outer `Result` is an
-    /// instance that cannot be created; the inner one a call that failed. `call` gets the
-    /// function name and the values argument (filled by the caller, if it has values).
+    /// One call on the instance (see [`InstanceSlot::call`]): `call` gets the aggregate
+    /// guest, the store, the function name and the values argument (filled by the caller,
+    /// if it has values).
     fn call<T>(
         &mut self,
         call: impl FnOnce(&AggregateGuest, &mut Store<HostState>, &str, &WitBatch) -> wasmtime::Result<Result<T, String>>,
     ) -> Result<Result<T, CallFailure>, PluginError> {
-        let inner = &self.plugin.inner;
-        let instance = match self.instance.as_mut() {
-            Some(i) => i,
-            None => {
-                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label)?;
-                self.values_since_instantiation = 0;
-                self.instance.insert(i)
-            }
-        };
-        let Some(guest) = instance.aggregate.as_ref() else {
-            return Err(PluginError::MissingInterface("aggregate"));
-        };
-        instance.store.set_epoch_deadline(inner.limits.deadline_ticks());
-        let result = call(guest, &mut instance.store, &self.function.name, &self.arg);
-        let stderr = instance.take_stderr();
-        if result.is_ok() && !stderr.is_empty() {
-            tracing::debug!(function = %self.label, "plugin stderr: {}", stderr.trim_end());
-        }
-        Ok(match result {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(message)) => Err(CallFailure::refused(message)),
-            Err(trap) => {
-                self.instance = None;
-                Err(classify_trap(&trap, inner.limits.call_timeout, &stderr))
-            }
+        let name = self.function.name.as_str();
+        self.slot.call(|instance, arg| {
+            let guest = instance.aggregate.as_ref().ok_or(PluginError::MissingInterface("aggregate"))?;
+            Ok(call(guest, &mut instance.store, name, arg))
         })
-    }
-
-    fn maybe_recycle(&mut self, values: usize) {
-        self.values_since_instantiation += values as u64;
-        let Some(instance) = &self.instance else { return };
-        let limits = self.plugin.limits();
-        let memory_high = instance.memory_in_use() > limits.memory_bytes / 2;
-        if self.values_since_instantiation >= limits.recycle_after_records || memory_high {
-            tracing::debug!(
-                function = %self.label, values = self.values_since_instantiation,
-                memory = instance.memory_in_use(), "recycling plugin instance"
-            );
-            self.instance = None;
-        }
     }
 }

@@ -11,10 +11,99 @@ use std::time::Duration;
 
 use std::borrow::Cow;
 
-use super::bindings::RowEncoding;
+use super::bindings::{RowEncoding, WitBatch};
+use super::instance::Instance;
 use super::limits::MemoryLimitExceeded;
 use super::transform::{FailureKind, RowFailure};
+use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
+
+/// One operator instance's plugin instance: created when first needed, dropped after a
+/// call that poisoned it, and recycled between calls after `recycle_after_records` rows or
+/// when its memory passes half the cap (never mid-call, so no row is lost or repeated).
+/// Transformers and aggregators call their functions through it.
+pub(super) struct InstanceSlot {
+    plugin: Plugin,
+    /// `plugin@version.function`, for logs.
+    pub label: String,
+    instance: Option<Instance>,
+    rows_since_instantiation: u64,
+    /// The batch argument, reused across calls (the WIT record owns its lists).
+    arg: WitBatch,
+}
+
+impl InstanceSlot {
+    pub fn new(plugin: Plugin, function: &str) -> Self {
+        let label = format!("{}.{function}", plugin.label());
+        Self {
+            plugin,
+            label,
+            instance: None,
+            rows_since_instantiation: 0,
+            arg: WitBatch { data: Vec::new(), offsets: Vec::new() },
+        }
+    }
+
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// Copy `batch` into the argument buffer that the next `call` passes on.
+    pub fn fill_arg(&mut self, batch: &Batch) {
+        let (data, offsets) = batch.parts();
+        self.arg.data.clear();
+        self.arg.data.extend_from_slice(data);
+        self.arg.offsets.clear();
+        self.arg.offsets.extend_from_slice(offsets);
+    }
+
+    /// One call on the instance (created if needed), with the time limit armed. `call` gets
+    /// the instance and the argument buffer. The outer `Result` is an instance that cannot
+    /// be created (or lacks the interface); the inner one a call that failed.
+    pub fn call<T>(
+        &mut self,
+        call: impl FnOnce(&mut Instance, &WitBatch) -> Result<wasmtime::Result<Result<T, String>>, PluginError>,
+    ) -> Result<Result<T, CallFailure>, PluginError> {
+        let inner = &self.plugin.inner;
+        let instance = match self.instance.as_mut() {
+            Some(i) => i,
+            None => {
+                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label)?;
+                self.rows_since_instantiation = 0;
+                self.instance.insert(i)
+            }
+        };
+        instance.store.set_epoch_deadline(inner.limits.deadline_ticks());
+        let result = call(instance, &self.arg)?;
+        let stderr = instance.take_stderr();
+        if result.is_ok() && !stderr.is_empty() {
+            tracing::debug!(function = %self.label, "plugin stderr: {}", stderr.trim_end());
+        }
+        Ok(match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(message)) => Err(CallFailure::refused(message)),
+            Err(trap) => {
+                self.instance = None;
+                Err(classify_trap(&trap, inner.limits.call_timeout, &stderr))
+            }
+        })
+    }
+
+    /// `rows` more rows went through: recycle the instance if it is due.
+    pub fn recycle_after(&mut self, rows: usize) {
+        self.rows_since_instantiation += rows as u64;
+        let Some(instance) = &self.instance else { return };
+        let limits = self.plugin.limits();
+        let memory_high = instance.memory_in_use() > limits.memory_bytes / 2;
+        if self.rows_since_instantiation >= limits.recycle_after_records || memory_high {
+            tracing::debug!(
+                function = %self.label, rows = self.rows_since_instantiation,
+                memory = instance.memory_in_use(), "recycling plugin instance"
+            );
+            self.instance = None;
+        }
+    }
+}
 
 /// A whole call that failed.
 #[derive(Debug, Clone)]

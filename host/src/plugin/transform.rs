@@ -13,9 +13,8 @@
 
 use std::fmt;
 
-use super::bindings::{FunctionInfo, RowEncoding, TransformOutput, WitBatch};
-use super::call::{CallFailure, classify_trap, to_wire};
-use super::instance::Instance;
+use super::bindings::{FunctionInfo, RowEncoding, TransformOutput};
+use super::call::{CallFailure, InstanceSlot, to_wire};
 use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
 
@@ -75,30 +74,17 @@ pub struct TransformOutcome {
 
 /// One operator instance's handle on a transform function.
 pub struct Transformer {
-    plugin: Plugin,
+    slot: InstanceSlot,
     function: FunctionInfo,
-    instance: Option<Instance>,
-    rows_since_instantiation: u64,
-    label: String,
-    /// The argument buffer, reused across calls.
-    arg: WitBatch,
 }
 
 impl Transformer {
     pub(super) fn new(plugin: Plugin, function: FunctionInfo) -> Self {
-        let label = format!("{}.{}", plugin.label(), function.name);
-        Self {
-            plugin,
-            function,
-            instance: None,
-            rows_since_instantiation: 0,
-            label,
-            arg: WitBatch { data: Vec::new(), offsets: Vec::new() },
-        }
+        Self { slot: InstanceSlot::new(plugin, &function.name), function }
     }
 
     pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+        self.slot.plugin()
     }
 
     pub fn function(&self) -> &FunctionInfo {
@@ -129,14 +115,14 @@ impl Transformer {
                             message: failure.message,
                         });
                     } else {
-                        tracing::debug!(function = %self.label, rows = wire_rows.len(), error = %failure.message, "batch call failed; retrying row by row");
+                        tracing::debug!(function = %self.slot.label, rows = wire_rows.len(), error = %failure.message, "batch call failed; retrying row by row");
                         self.retry_rows_one_by_one(wire, &wire_rows, &mut outcome)?;
                     }
                 }
             }
         }
         outcome.failures.sort_by_key(|f| f.index);
-        self.maybe_recycle(input.len());
+        self.slot.recycle_after(input.len());
         Ok(outcome)
     }
 
@@ -197,7 +183,7 @@ impl Transformer {
                     outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message: e.message });
                 }
                 None => {
-                    tracing::warn!(function = %self.label, index = e.index, "plugin reported an error for a row it was not given")
+                    tracing::warn!(function = %self.slot.label, index = e.index, "plugin reported an error for a row it was not given")
                 }
             }
         }
@@ -291,54 +277,13 @@ impl Transformer {
         }
     }
 
-    /// One call on the current instance (created if needed). The outer `Result` is an
-    /// instance that cannot be created; the inner one a call that failed.
+    /// One call of `apply` on `wire` (see [`InstanceSlot::call`]).
     fn call(&mut self, wire: &Batch) -> Result<Result<TransformOutput, CallFailure>, PluginError> {
-        let inner = &self.plugin.inner;
-        let instance = match self.instance.as_mut() {
-            Some(i) => i,
-            None => {
-                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label)?;
-                self.rows_since_instantiation = 0;
-                self.instance.insert(i)
-            }
-        };
-        let Some(transform) = instance.transform.as_ref() else {
-            return Err(PluginError::MissingInterface("transform"));
-        };
-        let (data, offsets) = wire.parts();
-        // The WIT record owns its lists: refill one reused buffer rather than allocating.
-        self.arg.data.clear();
-        self.arg.data.extend_from_slice(data);
-        self.arg.offsets.clear();
-        self.arg.offsets.extend_from_slice(offsets);
-        instance.store.set_epoch_deadline(inner.limits.deadline_ticks());
-        let result = transform.call_apply(&mut instance.store, &self.function.name, &self.arg);
-        let stderr = instance.take_stderr();
-        if result.is_ok() && !stderr.is_empty() {
-            tracing::debug!(function = %self.label, "plugin stderr: {}", stderr.trim_end());
-        }
-        Ok(match result {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(message)) => Err(CallFailure::refused(message)),
-            Err(trap) => {
-                self.instance = None;
-                Err(classify_trap(&trap, inner.limits.call_timeout, &stderr))
-            }
+        self.slot.fill_arg(wire);
+        let name = self.function.name.as_str();
+        self.slot.call(|instance, arg| {
+            let transform = instance.transform.as_ref().ok_or(PluginError::MissingInterface("transform"))?;
+            Ok(transform.call_apply(&mut instance.store, name, arg))
         })
-    }
-
-    fn maybe_recycle(&mut self, rows: usize) {
-        self.rows_since_instantiation += rows as u64;
-        let Some(instance) = &self.instance else { return };
-        let limits = self.plugin.limits();
-        let memory_high = instance.memory_in_use() > limits.memory_bytes / 2;
-        if self.rows_since_instantiation >= limits.recycle_after_records || memory_high {
-            tracing::debug!(
-                function = %self.label, rows = self.rows_since_instantiation,
-                memory = instance.memory_in_use(), "recycling plugin instance"
-            );
-            self.instance = None;
-        }
     }
 }
