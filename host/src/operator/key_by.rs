@@ -6,7 +6,7 @@
 use super::{DeadLetters, Operator, OperatorError};
 use crate::plugin::Transformer;
 use crate::record::{self, Batch, RowMeta};
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 
 /// Where keys come from.
 pub enum KeySource {
@@ -27,18 +27,6 @@ impl KeyByOperator {
     }
 }
 
-/// A record that got no key.
-fn unkeyed(operator: &str, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
-    DeadLetter {
-        operator: operator.to_string(),
-        kind: kind.to_string(),
-        error,
-        origin: None,
-        payload: Payload::Record(input.value(i).to_vec()),
-        key: None,
-    }
-}
-
 impl Operator for KeyByOperator {
     fn name(&self) -> &str {
         &self.name
@@ -50,7 +38,7 @@ impl Operator for KeyByOperator {
                 for i in 0..input.len() {
                     match record::field(input.value(i), field) {
                         Ok(key) => out.push_record(input.value(i), RowMeta { key: Some(&key), ..input.meta(i) }),
-                        Err(e) => dead.push(unkeyed(&self.name, &input, i, "missing-field", e.to_string())),
+                        Err(e) => dead.push(DeadLetter::of_row(&self.name, "missing-field", e.to_string(), &input, i)),
                     }
                 }
             }
@@ -63,12 +51,12 @@ impl Operator for KeyByOperator {
                 let mut failed = failures.iter().peekable();
                 for (i, &n) in outcome.counts.iter().enumerate() {
                     if let Some(f) = failed.next_if(|f| f.index == i) {
-                        dead.push(unkeyed(&self.name, &input, i, f.kind.as_str(), f.message.clone()));
+                        dead.push(DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), &input, i));
                         continue;
                     }
                     if n != 1 {
                         let msg = format!("a key selector must return exactly one key per record, it returned {n}");
-                        dead.push(unkeyed(&self.name, &input, i, "error", msg));
+                        dead.push(DeadLetter::of_row(&self.name, "error", msg, &input, i));
                         j += n as usize;
                         continue;
                     }

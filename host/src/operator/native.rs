@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::{DeadLetters, Operator, OperatorError};
 use crate::record::Batch;
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 
 type RowFn = dyn FnMut(&[u8], &mut Vec<u8>) -> Result<(), String> + Send;
 
@@ -53,14 +53,7 @@ impl Operator for NativeMap {
                 out.push_with(|o| (self.f)(input.value(i), o))
             };
             if let Err(error) = result {
-                dead.push(DeadLetter {
-                    operator: self.name.clone(),
-                    kind: "error".into(),
-                    error,
-                    origin: None,
-                    payload: Payload::Record(input.value(i).to_vec()),
-                    key: input.key(i).map(<[u8]>::to_vec),
-                });
+                dead.push(DeadLetter::of_row(&self.name, "error", error, &input, i));
             }
         }
         Ok(())

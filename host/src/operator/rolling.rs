@@ -14,7 +14,7 @@ use rmpv::Value;
 
 use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{self, Batch};
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollingKind {
@@ -100,14 +100,7 @@ impl Operator for RollingAggregate {
             };
             match self.update(key, input.value(i)) {
                 Ok(v) => out.push(&v),
-                Err((kind, error)) => dead.push(DeadLetter {
-                    operator: self.name.clone(),
-                    kind,
-                    error,
-                    origin: None,
-                    payload: Payload::Record(input.value(i).to_vec()),
-                    key: Some(key.to_vec()),
-                }),
+                Err((kind, error)) => dead.push(DeadLetter::of_row(&self.name, &kind, error, &input, i)),
             }
         }
         Ok(())

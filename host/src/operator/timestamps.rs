@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{Batch, RowMeta};
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 use crate::time::{END_OF_TIME, TimeSignal, TimestampField, WatermarkGenerator};
 
 pub struct TimestampAssigner {
@@ -44,14 +44,7 @@ impl Operator for TimestampAssigner {
                     self.generator.on_event(t);
                     out.push_record(input.value(i), RowMeta { timestamp: Some(t), ..input.meta(i) });
                 }
-                Err(e) => dead.push(DeadLetter {
-                    operator: self.name.clone(),
-                    kind: "missing-timestamp".into(),
-                    error: e.to_string(),
-                    origin: None,
-                    payload: Payload::Record(input.value(i).to_vec()),
-                    key: input.key(i).map(<[u8]>::to_vec),
-                }),
+                Err(e) => dead.push(DeadLetter::of_row(&self.name, "missing-timestamp", e.to_string(), &input, i)),
             }
         }
         // Batches are the emit interval: processing time does not matter for the bound.

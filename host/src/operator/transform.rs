@@ -3,7 +3,7 @@
 use super::{DeadLetters, Operator, OperatorError};
 use crate::plugin::{FunctionKind, Transformer};
 use crate::record::Batch;
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 
 /// Which transform a step is; the plugin function must be of the matching kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,7 @@ impl Operator for TransformOperator {
             .apply(&input)
             .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
         for f in &outcome.failures {
-            dead.push(DeadLetter {
-                operator: self.name.clone(),
-                kind: f.kind.as_str().to_string(),
-                error: f.message.clone(),
-                origin: None,
-                payload: Payload::Record(input.value(f.index).to_vec()),
-                key: input.key(f.index).map(<[u8]>::to_vec),
-            });
+            dead.push(DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), &input, f.index));
         }
         if out.is_empty() && !input.has_meta() {
             *out = outcome.rows;

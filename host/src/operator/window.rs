@@ -19,7 +19,7 @@ use rmpv::Value;
 
 use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{self, Batch, RowMeta};
-use crate::runtime::{DeadLetter, Payload};
+use crate::runtime::DeadLetter;
 use crate::window::trigger::{self, OnElement};
 use crate::window::{Accumulator, AggregateKind, SessionWindows, TimeWindow, WindowAssigner};
 
@@ -78,14 +78,7 @@ impl WindowOperator {
     }
 
     fn dead(&self, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
-        DeadLetter {
-            operator: self.name.clone(),
-            kind: kind.into(),
-            error,
-            origin: None,
-            payload: Payload::Record(input.value(i).to_vec()),
-            key: input.key(i).map(<[u8]>::to_vec),
-        }
+        DeadLetter::of_row(&self.name, kind, error, input, i)
     }
 
     fn new_accumulator(&self) -> Accumulator {

@@ -48,6 +48,18 @@ struct Line<'a> {
 }
 
 impl DeadLetter {
+    /// Row `i` of `batch` failed in `operator`: the letter carries the row and its key.
+    pub fn of_row(operator: &str, kind: &str, error: String, batch: &crate::record::Batch, i: usize) -> Self {
+        DeadLetter {
+            operator: operator.to_string(),
+            kind: kind.to_string(),
+            error,
+            origin: None,
+            payload: Payload::Record(batch.value(i).to_vec()),
+            key: batch.key(i).map(<[u8]>::to_vec),
+        }
+    }
+
     /// The dead letter as a record (a MessagePack map), for the dead-letter sink: sinks
     /// write it as one JSON object per line whatever their format.
     pub fn to_record(&self) -> Vec<u8> {
