@@ -129,3 +129,25 @@ fn a_window_without_event_time_is_a_job_error() {
     let err = out.assert_failed();
     assert!(err.contains("job.yaml:8: pipeline[1].window: an event-time window needs `assign_timestamps`"), "{err}");
 }
+
+#[test]
+fn the_windowed_counts_example_counts_per_url_and_minute() {
+    let job = common::repo_root().join("examples/windowed-counts/job.yaml");
+    let out = run_job(&job);
+    out.assert_ok();
+    // 10:00 holds "/" at :01, :02, :31, :40 (4; :20 arrives after 10:02:30 moved the
+    // watermark past 10:00:59.999 + 10 s lateness, so it is late) and "/cart" at :07.
+    let minute = |m: u64| 1_795_600_800_000 + m * 60_000;
+    let mut got: Vec<&str> = out.stdout.lines().collect();
+    got.sort();
+    let mut expected = vec![
+        format!(r#"{{"key":"/","window_start":{},"window_end":{},"count":4}}"#, minute(0), minute(1)),
+        format!(r#"{{"key":"/","window_start":{},"window_end":{},"count":1}}"#, minute(1), minute(2)),
+        format!(r#"{{"key":"/cart","window_start":{},"window_end":{},"count":1}}"#, minute(0), minute(1)),
+        format!(r#"{{"key":"/cart","window_start":{},"window_end":{},"count":1}}"#, minute(1), minute(2)),
+        format!(r#"{{"key":"/checkout","window_start":{},"window_end":{},"count":1}}"#, minute(2), minute(3)),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "stderr:\n{}", out.stderr);
+    assert_eq!(out.summary().late, 1);
+}
