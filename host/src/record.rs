@@ -306,6 +306,14 @@ pub fn json_to_msgpack(json: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError
     de.end().map_err(|e| RecordError::FromJson(e.to_string()))
 }
 
+/// A record from JSON text, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn from_json(json: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    json_to_msgpack(json.as_bytes(), &mut out).expect("test JSON is valid");
+    out
+}
+
 /// A value as JSON, for humans and dead-letter records (lossy for binary and ext values).
 pub fn to_json_value(v: &rmpv::Value) -> serde_json::Value {
     use serde_json::Value as J;

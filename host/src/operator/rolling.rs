@@ -171,11 +171,7 @@ impl Number {
 mod tests {
     use super::*;
 
-    fn rec(json: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        record::json_to_msgpack(json.as_bytes(), &mut out).unwrap();
-        out
-    }
+    use crate::record::from_json as rec;
 
     fn run(kind: RollingKind, rows: &[(&str, &str)]) -> (Vec<String>, DeadLetters) {
         let mut op = RollingAggregate::new("agg".into(), kind);

@@ -71,13 +71,8 @@ impl Operator for TimestampAssigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record;
 
-    fn rec(json: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        record::json_to_msgpack(json.as_bytes(), &mut out).unwrap();
-        out
-    }
+    use crate::record::from_json as rec;
 
     #[test]
     fn stamps_records_and_emits_bounded_watermarks() {
