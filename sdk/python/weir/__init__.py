@@ -10,12 +10,14 @@
 
 Decorators (`map`, `filter`, `flat_map`, `key_selector`, `timestamp_assigner`) mark a
 function and return it unchanged, so it stays a plain callable for tests. Rows are
-JSON values (dicts, lists, str, numbers, bools, None). `weir.testing` runs functions
-through the component's batch path locally; `python -m weir build DIR` builds `DIR/app.py`
-into a component.
+plain values (dicts, lists, str, bytes, numbers, bools, None). `@weir.aggregate` marks an
+`AggregateFunction` class, a UDAF (see `weir._udaf`). `weir.testing` runs functions through
+the component's batch path locally; `python -m weir build DIR` builds `DIR/app.py` into a
+component.
 """
 
 from . import log, testing
+from ._aggregate import AggregateError
 from ._functions import (
     SDK,
     Function,
@@ -32,11 +34,14 @@ from ._functions import (
     plugin,
     timestamp_assigner,
 )
+from ._udaf import AggregateFunction, aggregate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SDK",
+    "AggregateError",
+    "AggregateFunction",
     "Function",
     "Kind",
     "Plugin",
@@ -44,6 +49,7 @@ __all__ = [
     "PluginMeta",
     "UnknownFunctionError",
     "WeirError",
+    "aggregate",
     "filter",
     "flat_map",
     "key_selector",

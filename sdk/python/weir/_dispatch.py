@@ -122,6 +122,11 @@ def _encode_all(codec: Any, values: List[Any]) -> Optional[Tuple[bytes, List[int
 def apply(function: Function, data: bytes, offsets: Sequence[int], codec: Any = _codec) -> Output:
     """Apply `function` to every row of the batch (`data`, `offsets`) in `codec`'s encoding
     (`weir._codec`, JSON, or `weir._marshal_codec`); see the module doc."""
+    if not function.kind.is_transform:
+        raise WeirError(
+            f"{function.name!r} is {function.kind.described()}, not a transform; "
+            "call it through the aggregate interface (weir.testing.aggregate in tests)"
+        )
     n = len(offsets) - 1
     if n < 0 or offsets[0] != 0 or offsets[-1] != len(data):
         raise BatchError(
@@ -181,4 +186,4 @@ def apply(function: Function, data: bytes, offsets: Sequence[int], codec: Any = 
 
 def apply_named(plugin: Plugin, name: str, data: bytes, offsets: Sequence[int], codec: Any = _codec) -> Output:
     """`transform.apply(name, batch)`: `UnknownFunctionError` when `plugin` has no `name`."""
-    return apply(plugin.function(name), data, offsets, codec)
+    return apply(plugin.transform(name), data, offsets, codec)

@@ -4,6 +4,9 @@ A decorator does not wrap the function: it attaches a `Function` spec as the att
 `__weir__` and returns the very same callable, so `upper("a") == "A"` and plain pytest
 tests keep working. The component glue and `weir.testing` find the functions by scanning
 a module for that attribute (`Plugin.from_module`).
+
+Aggregate functions (UDAFs) are classes, marked by `@weir.aggregate` the same way; their
+base class and decorator live in `weir._udaf`, their dispatch in `weir._aggregate`.
 """
 
 from __future__ import annotations
@@ -24,13 +27,28 @@ PLUGIN_ATTR = "__weir_plugin__"
 
 
 class Kind(str, enum.Enum):
-    """A function kind of the `transform` interface (values are the WIT enum case names)."""
+    """A function kind (values are the WIT `function-kind` case names)."""
 
     MAP = "map"
     FILTER = "filter"
     FLAT_MAP = "flat-map"
     KEY_SELECTOR = "key-selector"
     TIMESTAMP_ASSIGNER = "timestamp-assigner"
+    #: A UDAF, called through the `aggregate` interface (`@weir.aggregate`).
+    AGGREGATE = "aggregate"
+
+    @property
+    def is_transform(self) -> bool:
+        """Whether the host calls it through the `transform` interface."""
+        return self is not Kind.AGGREGATE
+
+    def described(self) -> str:
+        """`a map function`, `an aggregate function`, for messages."""
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value} function"
+
+
+#: What to decorate with, for error messages.
+DECORATORS = "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector, @weir.timestamp_assigner or @weir.aggregate"
 
 
 #: The one row encoding the Python SDK declares (WIT `row-encoding.python-marshal`; the
@@ -55,7 +73,8 @@ class PluginDefinitionError(WeirError):
 
 @dataclass(frozen=True)
 class Function:
-    """One decorated user function: the name the host calls it by, its kind and the callable."""
+    """One decorated user function: the name the host calls it by, its kind and the callable
+    (for an aggregate, the `AggregateFunction` instance)."""
 
     name: str
     kind: Kind
@@ -121,8 +140,7 @@ def spec_of(fn: Any) -> Function:
     spec = getattr(fn, SPEC_ATTR, None)
     if not isinstance(spec, Function):
         raise TypeError(
-            f"{getattr(fn, '__qualname__', fn)!r} is not a weir function: decorate it with "
-            "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector or @weir.timestamp_assigner"
+            f"{getattr(fn, '__qualname__', fn)!r} is not a weir function: decorate it with {DECORATORS}"
         )
     return spec
 
@@ -159,10 +177,7 @@ class Plugin:
                 seen.add(id(spec))
                 functions.append(spec)
         if not functions:
-            raise PluginDefinitionError(
-                f"{where}: no functions; decorate at least one with @weir.map, @weir.filter, "
-                "@weir.flat_map, @weir.key_selector or @weir.timestamp_assigner"
-            )
+            raise PluginDefinitionError(f"{where}: no functions; decorate at least one with {DECORATORS}")
         return cls(meta, functions)
 
     def function(self, name: str) -> Function:
@@ -170,11 +185,40 @@ class Plugin:
         try:
             return self.functions[name]
         except KeyError:
-            known = ", ".join(sorted(self.functions)) or "none"
-            raise UnknownFunctionError(
-                f"plugin {self.meta.name} {self.meta.version} has no function {name!r} (it has: {known}); "
-                "check the function name in the job file"
-            ) from None
+            raise UnknownFunctionError(self._unknown("function", name)) from None
+
+    def transform(self, name: str) -> Function:
+        """The transform function `name` (map, filter...), or `UnknownFunctionError`."""
+        f = self.functions.get(name)
+        if f is None or not f.kind.is_transform:
+            raise UnknownFunctionError(self._unknown("transform function", name))
+        return f
+
+    def aggregate(self, name: str) -> Function:
+        """The aggregate function `name`, or `UnknownFunctionError`."""
+        f = self.functions.get(name)
+        if f is None or f.kind is not Kind.AGGREGATE:
+            raise UnknownFunctionError(self._unknown("aggregate function", name))
+        return f
+
+    @property
+    def has_aggregates(self) -> bool:
+        """Whether the component must export the `aggregate` interface."""
+        return any(f.kind is Kind.AGGREGATE for f in self.functions.values())
+
+    def _unknown(self, what: str, name: str) -> str:
+        """`what` is the kind looked for ("transform function"); said only when `name` is
+        there with another kind."""
+        known = ", ".join(sorted(self.functions)) or "none"
+        other = self.functions.get(name)
+        if other is None:
+            what, kind = "function", ""
+        else:
+            kind = f"; {name!r} is {other.kind.described()}"
+        return (
+            f"plugin {self.meta.name} {self.meta.version} has no {what} {name!r} (it has: {known}{kind}); "
+            "check the function name in the job file"
+        )
 
     def describe(self) -> Dict[str, Any]:
         """What the WIT `describe` returns, as plain data (the component glue converts it)."""

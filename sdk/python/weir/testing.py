@@ -10,6 +10,19 @@ does), calls the same dispatcher the component calls, and decodes the output bac
 
 Each input row gives a list of its output rows (`[out]` for a map, `[]` or `[row]` for a
 filter, any number for a flat_map), or a `RowError` when it failed.
+
+Aggregate functions (UDAFs) go through the component's `aggregate` path the same way
+(values as python-marshal rows, accumulators as the bytes the host would store)::
+
+    from app import Avg
+
+    assert weir.testing.aggregate(Avg, [1, 2, 6]) == 3.0
+    assert weir.testing.aggregate_merged(Avg, [[1, 2], [], [9]]) == 4.0
+    acc = weir.testing.add(Avg, weir.testing.create_accumulator(Avg), [1, 2, 9])
+    assert weir.testing.result(Avg, weir.testing.retract(Avg, acc, [9])) == 1.5
+
+A failing value raises `weir.AggregateError` with the message the host would get (it names
+the value: `"aggregate `avg`: value 1: TypeError: ..."`).
 """
 
 from __future__ import annotations
@@ -17,12 +30,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 from types import ModuleType
-from typing import Any, Callable, Dict, Iterable, List, Union
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
-from . import _codec, _dispatch, _marshal_codec
-from ._functions import Plugin, spec_of
+from . import _aggregate, _codec, _dispatch, _marshal_codec
+from ._functions import Function, Kind, Plugin, spec_of
 
-__all__ = ["RowError", "BatchResult", "apply", "run", "encode_batch", "describe"]
+__all__ = [
+    "RowError",
+    "BatchResult",
+    "apply",
+    "run",
+    "encode_batch",
+    "describe",
+    "aggregate",
+    "aggregate_merged",
+    "create_accumulator",
+    "add",
+    "add_grouped",
+    "retract",
+    "merge",
+    "result",
+    "accumulator",
+]
 
 
 @dataclass(frozen=True)
@@ -78,3 +107,84 @@ def apply(fn: Callable[..., Any], rows: Iterable[Any]) -> List[Union[List[Any], 
 def describe(module: ModuleType) -> Dict[str, Any]:
     """What the component's `describe` returns for plugin module `module` (e.g. your `app`)."""
     return Plugin.from_module(module).describe()
+
+
+# --- aggregate functions (UDAFs) ----------------------------------------------------------
+
+
+def _aggregate_spec(fn: Any) -> Function:
+    spec = spec_of(fn)
+    if spec.kind is not Kind.AGGREGATE:
+        raise TypeError(f"{spec.name!r} is {spec.kind.described()}, not an aggregate: use weir.testing.apply")
+    return spec
+
+
+def _value_batch(values: Iterable[Any]) -> Tuple[bytes, List[int]]:
+    """Values as the host sends them: python-marshal rows of plain types (a tuple arrives as
+    a list, an `OrderedDict` as a dict: the host's rows are MessagePack underneath)."""
+    return _marshal_codec.join_rows([_marshal_codec.encode_row(_marshal_codec._plain(v)) for v in values])
+
+
+def create_accumulator(fn: Any) -> bytes:
+    """A new accumulator of UDAF `fn` (the class or instance you decorated), as bytes."""
+    return _aggregate.create_accumulator(_aggregate_spec(fn))
+
+
+def add_grouped(fn: Any, accumulators: Sequence[bytes], values: Iterable[Tuple[int, Any]]) -> List[bytes]:
+    """Each `(group, value)` folded into `accumulators[group]` in one call, as the host folds
+    a batch that touches several keys or windows; returns every accumulator."""
+    return _fold(_aggregate.add, fn, accumulators, values)
+
+
+def add(fn: Any, accumulator: bytes, values: Iterable[Any]) -> bytes:
+    """`values` folded into `accumulator` in one call; the new accumulator."""
+    return _fold(_aggregate.add, fn, [accumulator], ((0, v) for v in values))[0]
+
+
+def retract(fn: Any, accumulator: bytes, values: Iterable[Any]) -> bytes:
+    """`values` taken back out of `accumulator` in one call (an error unless `fn` defines retract)."""
+    return _fold(_aggregate.retract, fn, [accumulator], ((0, v) for v in values))[0]
+
+
+def _fold(op: Callable[..., Any], fn: Any, accumulators: Sequence[bytes], values: Iterable[Tuple[int, Any]]) -> List[bytes]:
+    spec = _aggregate_spec(fn)
+    pairs = list(values)
+    bad = next((i for i, (g, _) in enumerate(pairs) if type(g) is not int or not 0 <= g < len(accumulators)), None)
+    if bad is not None:
+        raise IndexError(f"value {bad} goes to accumulator {pairs[bad][0]!r}, but there are {len(accumulators)}")
+    acc_data, acc_offsets = _marshal_codec.join_rows(list(accumulators))
+    data, offsets = _value_batch(v for _, v in pairs)
+    out, out_offsets = op(spec, acc_data, acc_offsets, data, offsets, [g for g, _ in pairs])
+    return [out[a:b] for a, b in zip(out_offsets, out_offsets[1:])]
+
+
+def merge(fn: Any, a: bytes, b: bytes) -> bytes:
+    """Two accumulators merged into one."""
+    return _aggregate.merge(_aggregate_spec(fn), a, b)
+
+
+def result(fn: Any, accumulator: bytes) -> Any:
+    """The result of `accumulator`, decoded from the row the host would get."""
+    return _marshal_codec.decode_row(_aggregate.get_result(_aggregate_spec(fn), accumulator))
+
+
+def accumulator(fn: Any, accumulator: bytes) -> Any:
+    """The accumulator bytes decoded, to look inside in a test."""
+    return _aggregate.decode_accumulator(_aggregate_spec(fn), accumulator)
+
+
+def aggregate(fn: Any, values: Iterable[Any]) -> Any:
+    """The result of UDAF `fn` over `values`: create, add them in one call, get the result."""
+    return result(fn, add(fn, create_accumulator(fn), values))
+
+
+def aggregate_merged(fn: Any, partitions: Iterable[Iterable[Any]]) -> Any:
+    """Each partition added to its own accumulator, the accumulators merged left to right (as
+    session windows merge, or partial aggregates combine), and the result of the merge."""
+    accs = [add(fn, create_accumulator(fn), values) for values in partitions]
+    if not accs:
+        return result(fn, create_accumulator(fn))
+    merged = accs[0]
+    for acc in accs[1:]:
+        merged = merge(fn, merged, acc)
+    return result(fn, merged)
