@@ -53,10 +53,12 @@ demo: plugins
     @echo "== first program, map in Python (examples/first-program/job-python.yaml)"
     @{{weir}} run examples/first-program/job-python.yaml
 
-# Every test: Rust unit and integration tests, and the Python SDK's tests.
+# Every test: Rust unit and integration tests, the Python SDK's and the Python plugins' tests
+# (one pytest per plugin folder but the first: each plugin's module is `app`, and the first import wins).
 test: plugins
     cargo test --release --workspace
     {{venv}}/bin/python -m pytest -q sdk/python plugins/upper-python
+    {{venv}}/bin/python -m pytest -q plugins/stats-python
 
 # Throughput and latency figures (JSON on stdout).
 bench: plugins
