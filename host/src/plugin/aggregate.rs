@@ -5,6 +5,10 @@
 //! window; the aggregator never holds one between calls, so an instance can be dropped and
 //! rebuilt at any time without losing state.
 //!
+//! [`Aggregator::add_grouped`] folds a batch into many accumulators in one call (value `i`
+//! into accumulator `groups[i]`), so a batch of records spread over many keys and windows
+//! costs one call, not one per key (decision 0006).
+//!
 //! Failures are per value, as for transforms:
 //! - a value the host cannot convert to the function's encoding fails before the call;
 //! - an `add` (or `retract`) of a batch that errs, traps, times out or hits the memory cap is
@@ -12,7 +16,7 @@
 //!   retry starts from the accumulator as it was after the last value that went in, so every
 //!   good value is folded in exactly once (`add` is not idempotent) and only the guilty ones
 //!   come back as [`RowFailure`]s, for the dead-letter output. Accumulators are immutable
-//!   bytes, so "the accumulator before the failed call" is just the bytes we passed in.
+//!   bytes, so "the accumulators before the failed call" are just the bytes we passed in.
 //! - `create`, `merge` and `get_result` have no values to blame: their failure is an
 //!   [`AggregateError`] for the caller to handle (for a window: no result for that window).
 
@@ -49,11 +53,23 @@ impl AggregateError {
     }
 }
 
-/// The result of folding a batch of values into an accumulator.
+/// The result of folding a batch of values into one accumulator.
 #[derive(Debug, Default)]
 pub struct AddOutcome {
     /// The new accumulator: the old one with every value not in `failures` folded in once.
     pub accumulator: Vec<u8>,
+    /// The values that failed, by index in the input batch, in index order.
+    pub failures: Vec<RowFailure>,
+    /// Instances dropped after a trap or timeout during this call.
+    pub instances_rebuilt: u32,
+}
+
+/// The result of folding a batch of values into several accumulators.
+#[derive(Debug, Default)]
+pub struct GroupedOutcome {
+    /// Every accumulator, in the order given: each with the values of its group that are
+    /// not in `failures` folded in once, in input order.
+    pub accumulators: Batch,
     /// The values that failed, by index in the input batch, in index order.
     pub failures: Vec<RowFailure>,
     /// Instances dropped after a trap or timeout during this call.
@@ -79,11 +95,14 @@ impl Fold {
 pub struct Aggregator {
     slot: InstanceSlot,
     function: FunctionInfo,
+    /// The accumulators argument, reused across calls.
+    accumulators_arg: WitBatch,
 }
 
 impl Aggregator {
     pub(super) fn new(plugin: Plugin, function: FunctionInfo) -> Self {
-        Self { slot: InstanceSlot::new(plugin, &function.name), function }
+        let accumulators_arg = WitBatch { data: Vec::new(), offsets: Vec::new() };
+        Self { slot: InstanceSlot::new(plugin, &function.name), function, accumulators_arg }
     }
 
     pub fn plugin(&self) -> &Plugin {
@@ -104,13 +123,37 @@ impl Aggregator {
     /// for an instance that cannot be created: failed values are in
     /// [`AddOutcome::failures`] and left out of the accumulator.
     pub fn add(&mut self, accumulator: &[u8], values: &Batch) -> Result<AddOutcome, PluginError> {
-        self.fold(Fold::Add, accumulator, values)
+        self.fold_one(Fold::Add, accumulator, values)
     }
 
     /// Take `values` back out of `accumulator`, like [`Aggregator::add`]. A function without
     /// retraction fails every value with its "not supported" error.
     pub fn retract(&mut self, accumulator: &[u8], values: &Batch) -> Result<AddOutcome, PluginError> {
-        self.fold(Fold::Retract, accumulator, values)
+        self.fold_one(Fold::Retract, accumulator, values)
+    }
+
+    /// Fold value `i` of `values` into accumulator `groups[i]` of `accumulators`, all in
+    /// one call; failed values are left out, as for [`Aggregator::add`].
+    ///
+    /// # Panics
+    /// If `groups` is not one index per value, each below `accumulators.len()`.
+    pub fn add_grouped(
+        &mut self,
+        accumulators: &Batch,
+        values: &Batch,
+        groups: &[u32],
+    ) -> Result<GroupedOutcome, PluginError> {
+        self.fold(Fold::Add, accumulators, values, groups)
+    }
+
+    /// [`Aggregator::add_grouped`] taking the values back out.
+    pub fn retract_grouped(
+        &mut self,
+        accumulators: &Batch,
+        values: &Batch,
+        groups: &[u32],
+    ) -> Result<GroupedOutcome, PluginError> {
+        self.fold(Fold::Retract, accumulators, values, groups)
     }
 
     /// One accumulator holding the values of both (session windows merging).
@@ -150,16 +193,36 @@ impl Aggregator {
         })
     }
 
-    fn fold(&mut self, op: Fold, accumulator: &[u8], values: &Batch) -> Result<AddOutcome, PluginError> {
-        let mut outcome = AddOutcome { accumulator: accumulator.to_vec(), ..Default::default() };
+    fn fold_one(&mut self, op: Fold, accumulator: &[u8], values: &Batch) -> Result<AddOutcome, PluginError> {
+        let mut one = Batch::with_capacity(1, accumulator.len());
+        one.push(accumulator);
+        let outcome = self.fold(op, &one, values, &vec![0; values.len()])?;
+        Ok(AddOutcome {
+            accumulator: outcome.accumulators.value(0).to_vec(),
+            failures: outcome.failures,
+            instances_rebuilt: outcome.instances_rebuilt,
+        })
+    }
+
+    fn fold(
+        &mut self,
+        op: Fold,
+        accumulators: &Batch,
+        values: &Batch,
+        groups: &[u32],
+    ) -> Result<GroupedOutcome, PluginError> {
+        assert_eq!(groups.len(), values.len(), "one group per value");
+        assert!(groups.iter().all(|&g| (g as usize) < accumulators.len()), "groups index the accumulators");
+        let mut outcome = GroupedOutcome { accumulators: accumulators.clone(), ..Default::default() };
         if values.is_empty() {
             return Ok(outcome);
         }
         let (wire, wire_rows) = to_wire(values, self.function.encoding, &mut outcome.failures);
         let wire = wire.as_ref();
         if !wire_rows.is_empty() {
-            match self.fold_call(op, accumulator, wire)? {
-                Ok(acc) => outcome.accumulator = acc,
+            let wire_groups: Vec<u32> = wire_rows.iter().map(|&i| groups[i]).collect();
+            match self.fold_call(op, accumulators, wire, &wire_groups)? {
+                Ok(accs) => outcome.accumulators = accs,
                 Err(failure) => {
                     if failure.poisoned {
                         outcome.instances_rebuilt += 1;
@@ -175,7 +238,7 @@ impl Aggregator {
                             function = %self.slot.label, values = wire_rows.len(), error = %failure.message,
                             "{} of a batch failed; retrying value by value", op.operation()
                         );
-                        self.retry_one_by_one(op, wire, &wire_rows, &mut outcome)?;
+                        self.retry_one_by_one(op, wire, &wire_rows, &wire_groups, &mut outcome)?;
                     }
                 }
             }
@@ -185,19 +248,29 @@ impl Aggregator {
         Ok(outcome)
     }
 
-    /// Each value of `wire` on its own, chaining the accumulator through the ones that go in.
+    /// Each value of `wire` on its own into its accumulator, chaining every accumulator
+    /// through the values that go in.
     fn retry_one_by_one(
         &mut self,
         op: Fold,
         wire: &Batch,
         wire_rows: &[usize],
-        outcome: &mut AddOutcome,
+        wire_groups: &[u32],
+        outcome: &mut GroupedOutcome,
     ) -> Result<(), PluginError> {
+        let mut accs: Vec<Vec<u8>> = outcome.accumulators.iter().map(|(v, _)| v.to_vec()).collect();
         for (pos, &index) in wire_rows.iter().enumerate() {
+            let group = wire_groups[pos] as usize;
+            let mut acc = Batch::with_capacity(1, accs[group].len());
+            acc.push(&accs[group]);
             let mut single = Batch::with_capacity(1, wire.value(pos).len());
             single.push(wire.value(pos));
-            match self.fold_call(op, &outcome.accumulator, &single)? {
-                Ok(acc) => outcome.accumulator = acc,
+            match self.fold_call(op, &acc, &single, &[0])? {
+                Ok(new) if new.len() == 1 => accs[group] = new.value(0).to_vec(),
+                Ok(new) => {
+                    let message = format!("returned {} accumulators for 1", new.len());
+                    outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message });
+                }
                 Err(failure) => {
                     if failure.poisoned {
                         outcome.instances_rebuilt += 1;
@@ -206,20 +279,45 @@ impl Aggregator {
                 }
             }
         }
+        let mut rebuilt = Batch::with_capacity(accs.len(), accs.iter().map(Vec::len).sum());
+        for acc in &accs {
+            rebuilt.push(acc);
+        }
+        outcome.accumulators = rebuilt;
         Ok(())
     }
 
     fn fold_call(
         &mut self,
         op: Fold,
-        accumulator: &[u8],
+        accumulators: &Batch,
         wire: &Batch,
-    ) -> Result<Result<Vec<u8>, CallFailure>, PluginError> {
+        groups: &[u32],
+    ) -> Result<Result<Batch, CallFailure>, PluginError> {
         self.slot.fill_arg(wire);
-        self.call(|guest, store, name, arg| match op {
-            Fold::Add => guest.call_add(store, name, accumulator, arg),
-            Fold::Retract => guest.call_retract(store, name, accumulator, arg),
-        })
+        let (data, offsets) = accumulators.parts();
+        let mut accs =
+            std::mem::replace(&mut self.accumulators_arg, WitBatch { data: Vec::new(), offsets: Vec::new() });
+        accs.data.clear();
+        accs.data.extend_from_slice(data);
+        accs.offsets.clear();
+        accs.offsets.extend_from_slice(offsets);
+        let expected = accumulators.len();
+        let result = self.call(|guest, store, name, arg| match op {
+            Fold::Add => guest.call_add(store, name, &accs, arg, groups),
+            Fold::Retract => guest.call_retract(store, name, &accs, arg, groups),
+        });
+        self.accumulators_arg = accs;
+        Ok(result?.and_then(|out| {
+            let batch = Batch::from_parts(out.data, out.offsets).map_err(|e| {
+                CallFailure::refused(format!("{} returned a malformed accumulator batch: {e}", op.operation()))
+            })?;
+            if batch.len() != expected {
+                let message = format!("{} returned {} accumulators for {expected}", op.operation(), batch.len());
+                return Err(CallFailure::refused(message));
+            }
+            Ok(batch)
+        }))
     }
 
     /// One call on the instance (see [`InstanceSlot::call`]): `call` gets the aggregate

@@ -30,7 +30,7 @@ use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Config, Engine, OptLevel};
 
 pub use abi::{ABI_VERSION, Exports};
-pub use aggregate::{AddOutcome, AggregateError, Aggregator};
+pub use aggregate::{AddOutcome, AggregateError, Aggregator, GroupedOutcome};
 pub use bindings::{FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
 pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};

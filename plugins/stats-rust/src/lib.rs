@@ -251,6 +251,17 @@ mod tests {
     }
 
     #[test]
+    fn one_add_call_folds_values_into_several_accumulators() {
+        let h = harness();
+        let empty = h.create_accumulator("avg").unwrap();
+        let accs = h.add_grouped("avg", &[empty.clone(), empty], [(0, 1.0), (1, 10.0), (0, 3.0)]).unwrap();
+        assert_eq!(h.result::<Option<f64>>("avg", &accs[0]).unwrap(), Some(2.0));
+        assert_eq!(h.result::<Option<f64>>("avg", &accs[1]).unwrap(), Some(10.0));
+        let err = h.add_grouped("avg", &accs, [(2, 1.0)]).unwrap_err().to_string();
+        assert!(err.contains("accumulator 2 of 2"), "{err}");
+    }
+
+    #[test]
     fn weighted_avg_weighs() {
         let values = [Weighted { value: 10.0, weight: 1.0 }, Weighted { value: 20.0, weight: 3.0 }];
         assert_eq!(harness().aggregate::<_, Option<f64>>("weighted_avg", values), Some(17.5));

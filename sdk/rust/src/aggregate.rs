@@ -11,15 +11,19 @@
 //! WIT `aggregate` interface: the component export and [`crate::testing::Harness`] both call
 //! them.
 //!
+//! One `add` call folds a batch of values into many accumulators (one per key and window the
+//! batch touches): value `i` goes into accumulator `groups[i]`, and every accumulator comes
+//! back updated, so a batch spread over 1000 keys is still one call.
+//!
 //! Failure: a value that does not decode as [`Aggregate::Input`] fails the whole `add` call
 //! (the WIT `add` returns one result for the batch); the host then retries value by value
-//! from the accumulator it passed in, so only that value goes to the dead-letter output. A
+//! from the accumulators it passed in, so only that value goes to the dead-letter output. A
 //! panic in your `add` traps the instance and is handled the same way.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::batch::BatchRef;
+use crate::batch::{BatchRef, RowWriter};
 use crate::function::Plugin;
 
 /// A UDAF, written on its accumulator type.
@@ -83,6 +87,9 @@ pub enum AggregateError {
     /// The accumulator bytes do not decode as the accumulator type.
     #[error("aggregate `{function}`: the accumulator does not decode as {ty}: {message}")]
     Accumulator { function: String, ty: &'static str, message: String },
+    /// `groups` does not match the values or names an accumulator that is not there.
+    #[error("aggregate `{function}`: bad groups: {reason}")]
+    Groups { function: String, reason: String },
     /// A value does not decode as the input type, or `retract` refused it.
     #[error("aggregate `{function}`: value {index}: {message}")]
     Value { function: String, index: usize, message: String },
@@ -92,7 +99,7 @@ pub enum AggregateError {
 }
 
 type Create = fn(&str) -> Result<Vec<u8>, AggregateError>;
-type Fold = fn(&str, &[u8], BatchRef<'_>, bool) -> Result<Vec<u8>, AggregateError>;
+type Fold = fn(&str, BatchRef<'_>, BatchRef<'_>, &[u32], bool) -> Result<Accumulators, AggregateError>;
 type Merge = fn(&str, &[u8], &[u8]) -> Result<Vec<u8>, AggregateError>;
 type Finish = fn(&str, &[u8]) -> Result<Vec<u8>, AggregateError>;
 
@@ -145,15 +152,29 @@ fn create<A: Aggregate>(function: &str) -> Result<Vec<u8>, AggregateError> {
     encode(&A::default(), function, "accumulator")
 }
 
+/// Accumulators as they cross the boundary: one flat buffer plus offsets (`data`, `offsets`).
+pub type Accumulators = (Vec<u8>, Vec<u32>);
+
 fn fold<A: Aggregate>(
     function: &str,
-    acc: &[u8],
+    accumulators: BatchRef<'_>,
     values: BatchRef<'_>,
+    groups: &[u32],
     retract: bool,
-) -> Result<Vec<u8>, AggregateError> {
-    let mut acc = decode_acc::<A>(acc, function)?;
+) -> Result<Accumulators, AggregateError> {
     let malformed = |reason| AggregateError::MalformedBatch { function: function.to_string(), reason };
-    for index in 0..values.len() {
+    let bad_groups = |reason| AggregateError::Groups { function: function.to_string(), reason };
+    if groups.len() != values.len() {
+        return Err(bad_groups(format!("{} groups for {} values", groups.len(), values.len())));
+    }
+    let mut accs = (0..accumulators.len())
+        .map(|i| decode_acc::<A>(accumulators.row(i).map_err(malformed)?, function))
+        .collect::<Result<Vec<A>, _>>()?;
+    for (index, &group) in groups.iter().enumerate() {
+        let count = accs.len();
+        let acc = accs
+            .get_mut(group as usize)
+            .ok_or_else(|| bad_groups(format!("value {index} goes to accumulator {group} of {count}")))?;
         let row = values.row(index).map_err(malformed)?;
         let value_error = |message| AggregateError::Value { function: function.to_string(), index, message };
         let value: A::Input = rmp_serde::from_slice(row)
@@ -164,7 +185,15 @@ fn fold<A: Aggregate>(
             acc.add(value);
         }
     }
-    encode(&acc, function, "accumulator")
+    let mut out = RowWriter::with_capacity(accs.len(), accumulators.data_len() + 16 * accs.len());
+    for acc in &accs {
+        out.push(acc).map_err(|message| AggregateError::Encode {
+            function: function.to_string(),
+            what: "accumulator",
+            message,
+        })?;
+    }
+    Ok(out.into_parts())
 }
 
 fn merge<A: Aggregate>(function: &str, a: &[u8], b: &[u8]) -> Result<Vec<u8>, AggregateError> {
@@ -191,40 +220,45 @@ pub fn create_accumulator(plugin: &Plugin, name: &str) -> Result<Vec<u8>, Aggreg
     (f.create)(f.name)
 }
 
-/// `add`: every value of the batch `data` + `offsets` folded into `accumulator`.
+/// `add`: value `i` of the batch `values` folded into accumulator `groups[i]` of the batch
+/// `accumulators` (each batch is `(data, offsets)`); returns every accumulator, updated.
 pub fn add(
     plugin: &Plugin,
     name: &str,
-    accumulator: &[u8],
-    data: &[u8],
-    offsets: &[u32],
-) -> Result<Vec<u8>, AggregateError> {
-    fold_batch(plugin, name, accumulator, data, offsets, false)
+    accumulators: (&[u8], &[u32]),
+    values: (&[u8], &[u32]),
+    groups: &[u32],
+) -> Result<Accumulators, AggregateError> {
+    fold_batch(plugin, name, accumulators, values, groups, false)
 }
 
-/// `retract`: every value of the batch taken back out of `accumulator`.
+/// `retract`: like [`add`], taking the values back out.
 pub fn retract(
     plugin: &Plugin,
     name: &str,
-    accumulator: &[u8],
-    data: &[u8],
-    offsets: &[u32],
-) -> Result<Vec<u8>, AggregateError> {
-    fold_batch(plugin, name, accumulator, data, offsets, true)
+    accumulators: (&[u8], &[u32]),
+    values: (&[u8], &[u32]),
+    groups: &[u32],
+) -> Result<Accumulators, AggregateError> {
+    fold_batch(plugin, name, accumulators, values, groups, true)
 }
 
 fn fold_batch(
     plugin: &Plugin,
     name: &str,
-    accumulator: &[u8],
-    data: &[u8],
-    offsets: &[u32],
+    accumulators: (&[u8], &[u32]),
+    values: (&[u8], &[u32]),
+    groups: &[u32],
     retract: bool,
-) -> Result<Vec<u8>, AggregateError> {
+) -> Result<Accumulators, AggregateError> {
     let f = find(plugin, name)?;
-    let values = BatchRef::new(data, offsets)
-        .map_err(|reason| AggregateError::MalformedBatch { function: name.to_string(), reason })?;
-    (f.fold)(f.name, accumulator, values, retract)
+    let malformed = |what: &str, reason: String| AggregateError::MalformedBatch {
+        function: name.to_string(),
+        reason: format!("{what}: {reason}"),
+    };
+    let accs = BatchRef::new(accumulators.0, accumulators.1).map_err(|r| malformed("accumulators", r))?;
+    let values = BatchRef::new(values.0, values.1).map_err(|r| malformed("values", r))?;
+    (f.fold)(f.name, accs, values, groups, retract)
 }
 
 /// `merge`: one accumulator holding what `a` and `b` hold.

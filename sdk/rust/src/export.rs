@@ -95,12 +95,21 @@ impl<P: Exported> aggregate::Guest for Component<P> {
         udaf::create_accumulator(P::plugin(), &name).map_err(|e| e.to_string())
     }
 
-    fn add(name: String, accumulator: Vec<u8>, values: types::Batch) -> Result<Vec<u8>, String> {
-        udaf::add(P::plugin(), &name, &accumulator, &values.data, &values.offsets).map_err(|e| e.to_string())
+    fn add(name: String, accs: types::Batch, values: types::Batch, groups: Vec<u32>) -> Result<types::Batch, String> {
+        udaf::add(P::plugin(), &name, (&accs.data, &accs.offsets), (&values.data, &values.offsets), &groups)
+            .map(|(data, offsets)| types::Batch { data, offsets })
+            .map_err(|e| e.to_string())
     }
 
-    fn retract(name: String, accumulator: Vec<u8>, values: types::Batch) -> Result<Vec<u8>, String> {
-        udaf::retract(P::plugin(), &name, &accumulator, &values.data, &values.offsets).map_err(|e| e.to_string())
+    fn retract(
+        name: String,
+        accs: types::Batch,
+        values: types::Batch,
+        groups: Vec<u32>,
+    ) -> Result<types::Batch, String> {
+        udaf::retract(P::plugin(), &name, (&accs.data, &accs.offsets), (&values.data, &values.offsets), &groups)
+            .map(|(data, offsets)| types::Batch { data, offsets })
+            .map_err(|e| e.to_string())
     }
 
     fn merge(name: String, a: Vec<u8>, b: Vec<u8>) -> Result<Vec<u8>, String> {

@@ -109,8 +109,7 @@ impl Harness {
         accumulator: &[u8],
         values: impl IntoIterator<Item = I>,
     ) -> Result<Vec<u8>, HarnessError> {
-        let (data, offsets) = encode_batch(values)?;
-        Ok(aggregate::add(self.plugin, name, accumulator, &data, &offsets)?)
+        self.fold_one(name, accumulator, values, aggregate::add)
     }
 
     /// `values` taken back out of `accumulator` (an error unless the aggregate supports it).
@@ -120,8 +119,37 @@ impl Harness {
         accumulator: &[u8],
         values: impl IntoIterator<Item = I>,
     ) -> Result<Vec<u8>, HarnessError> {
+        self.fold_one(name, accumulator, values, aggregate::retract)
+    }
+
+    /// Each `(group, value)` folded into `accumulators[group]` in one call, as the host
+    /// folds a batch that touches several keys or windows; returns every accumulator.
+    pub fn add_grouped<I: Serialize>(
+        &self,
+        name: &str,
+        accumulators: &[Vec<u8>],
+        values: impl IntoIterator<Item = (u32, I)>,
+    ) -> Result<Vec<Vec<u8>>, HarnessError> {
+        let (groups, values): (Vec<u32>, Vec<I>) = values.into_iter().unzip();
+        let (acc_data, acc_offsets) = flatten(accumulators);
         let (data, offsets) = encode_batch(values)?;
-        Ok(aggregate::retract(self.plugin, name, accumulator, &data, &offsets)?)
+        let (out, out_offsets) =
+            aggregate::add(self.plugin, name, (&acc_data, &acc_offsets), (&data, &offsets), &groups)?;
+        Ok(out_offsets.windows(2).map(|w| out[w[0] as usize..w[1] as usize].to_vec()).collect())
+    }
+
+    fn fold_one<I: Serialize>(
+        &self,
+        name: &str,
+        accumulator: &[u8],
+        values: impl IntoIterator<Item = I>,
+        fold: FoldFn,
+    ) -> Result<Vec<u8>, HarnessError> {
+        let (data, offsets) = encode_batch(values)?;
+        let groups = vec![0; offsets.len() - 1];
+        let acc_offsets = [0, accumulator.len() as u32];
+        let (out, _) = fold(self.plugin, name, (accumulator, &acc_offsets), (&data, &offsets), &groups)?;
+        Ok(out)
     }
 
     /// Two accumulators merged into one.
@@ -256,6 +284,18 @@ impl Harness {
 }
 
 /// `rows` as one MessagePack batch (structs as maps), as the host sends them.
+type FoldFn =
+    fn(&Plugin, &str, (&[u8], &[u32]), (&[u8], &[u32]), &[u32]) -> Result<aggregate::Accumulators, AggregateError>;
+
+/// Already encoded rows as one flat batch.
+fn flatten(rows: &[Vec<u8>]) -> (Vec<u8>, Vec<u32>) {
+    let mut offsets = vec![0u32];
+    for row in rows {
+        offsets.push(offsets[offsets.len() - 1] + row.len() as u32);
+    }
+    (rows.concat(), offsets)
+}
+
 fn encode_batch<I: Serialize>(rows: impl IntoIterator<Item = I>) -> Result<(Vec<u8>, Vec<u32>), HarnessError> {
     let mut data = Vec::new();
     let mut offsets = vec![0u32];
