@@ -7,6 +7,11 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
 use common::{read_file, run_job, temp_dir, write_file, write_job};
 
 const INPUT: &str = r#"{"url":"/a","ts":1000}
@@ -150,4 +155,101 @@ fn the_windowed_counts_example_counts_per_url_and_minute() {
     expected.sort();
     assert_eq!(got, expected, "stderr:\n{}", out.stderr);
     assert_eq!(out.summary().late, 1);
+}
+
+#[test]
+fn processing_time_windows_count_by_arrival_and_fire_at_the_end_of_a_bounded_input() {
+    // Processing time ignores `ts` (no assign_timestamps needed): every record lands in the
+    // 1-hour window of the wall clock when it arrives. The run takes well under a second, so
+    // each key's records are in one window, or two if the run straddles a full hour; either
+    // way the counts add up to the records per key and windows are hour-aligned.
+    let dir = temp_dir();
+    write_file(dir.path(), "in.jsonl", INPUT);
+    let job = write_job(
+        dir.path(),
+        "name: w\nsource: {connector: file, path: in.jsonl, format: json}\npipeline:\n\
+         \x20 - key_by: url\n  - window: {tumbling: 1 h, time: processing, aggregate: count}\nsink: {connector: file, path: out.jsonl, format: json}\n",
+    );
+    run_job(&job).assert_ok();
+    let rows = common::read_json_lines(&dir.path().join("out.jsonl"));
+    let mut per_key = std::collections::BTreeMap::new();
+    for r in &rows {
+        let (start, end) = (r["window_start"].as_i64().unwrap(), r["window_end"].as_i64().unwrap());
+        assert_eq!((start % 3_600_000, end - start), (0, 3_600_000), "{r}");
+        *per_key.entry(r["key"].as_str().unwrap().to_string()).or_insert(0) += r["count"].as_i64().unwrap();
+    }
+    assert_eq!(per_key, [("/a".to_string(), 4), ("/b".to_string(), 2)].into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!(rows.iter().all(|r| (r["window_start"].as_i64().unwrap() - now).abs() < 2 * 3_600_000), "{rows:?}");
+}
+
+#[test]
+fn processing_time_with_allowed_lateness_is_a_job_error() {
+    let dir = temp_dir();
+    write_file(dir.path(), "in.jsonl", INPUT);
+    let job = write_job(
+        dir.path(),
+        "name: w\nsource: {connector: file, path: in.jsonl, format: json}\npipeline:\n\
+         \x20 - key_by: url\n  - window: {tumbling: 1 h, time: processing, allowed_lateness: 1 s, aggregate: count}\nsink: {connector: print}\n",
+    );
+    let err = run_job(&job).assert_failed().to_string();
+    assert!(err.contains("window.allowed_lateness: processing-time windows have no late records"), "{err}");
+}
+
+/// A job on a live socket whose records all reach one of two parallel timestamp assigners:
+/// the other never sees a record, so the windows after them wait for its watermark unless
+/// it goes idle. Returns whether the first window fired while the socket was still open.
+fn first_window_fires_while_the_stream_is_open(idleness: &str) -> (bool, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: idle\nparallelism: 2\nsource: {{connector: socket, hostname: 127.0.0.1, port: {port}, format: json}}\n\
+             pipeline:\n  - assign_timestamps: {{field: ts, max_out_of_orderness: 0 s, parallelism: 2{idleness}}}\n\
+             \x20 - key_by: url\n  - window: {{tumbling: 10 s, aggregate: count}}\nsink: {{connector: print}}\n"
+        ),
+    );
+    let mut child = common::weir()
+        .arg("run")
+        .arg(&job)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir run");
+    let mut conn = common::accept_within(&listener, Duration::from_secs(60)).expect("the job connects");
+    // Both lines in one write: the source ships them as one batch, to one assigner.
+    conn.write_all(b"{\"url\":\"/a\",\"ts\":1000}\n{\"url\":\"/a\",\"ts\":12000}\n").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    drop(conn); // end of stream: the job flushes and ends
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    match first {
+        Ok(line) => (true, line),
+        Err(_) => (false, rx.try_iter().next().unwrap_or_default()),
+    }
+}
+
+#[test]
+fn an_idle_parallel_input_does_not_hold_back_the_windows() {
+    // With `idleness: 300 ms` the quiet assigner says it is idle within 300 + 200 ms; the
+    // windows then follow the busy one's watermark (11999) and [0,10000) fires while the
+    // socket is still open.
+    let (fired, line) = first_window_fires_while_the_stream_is_open(", idleness: 300 ms");
+    assert!(fired, "the window did not fire while the stream was open");
+    assert_eq!(line, row("/a", 0, 10000, 1));
+    // Without idleness the same window waits for the quiet input until the stream ends.
+    let (fired, line) = first_window_fires_while_the_stream_is_open("");
+    assert!(!fired, "without idleness the window fired early: {line}");
+    assert_eq!(line, row("/a", 0, 10000, 1), "it fires at the end of the stream instead");
 }

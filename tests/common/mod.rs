@@ -247,7 +247,7 @@ pub fn run_job(job: &Path) -> Run {
 
 /// One connection on `listener`, or a `TimedOut` error if nobody connects in time (so a
 /// job that never connects fails the test rather than hanging it).
-fn accept_within(listener: &TcpListener, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + timeout;
     loop {

@@ -43,33 +43,35 @@ pub fn run(path: &Path, format: LineFormat, ctx: &mut SourceContext) -> Result<(
                 break;
             }
             number += 1;
-            let text = trim_newline(&line);
-            let origin = || format!("{}:{number}", file.display());
-            match format {
-                LineFormat::Text => match std::str::from_utf8(text) {
-                    Ok(s) => ctx.emit_str(s)?,
-                    Err(e) => ctx.dead_letter(
-                        NAME,
-                        "malformed-input",
-                        format!("line is not UTF-8: {e}"),
-                        origin(),
-                        text.to_vec(),
-                    )?,
-                },
-                LineFormat::Json => {
-                    if text.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    if let Err(e) = ctx.emit_with(|buf| record::json_to_msgpack(text, buf))? {
-                        ctx.dead_letter(
-                            NAME,
-                            "malformed-input",
-                            format!("line is not valid JSON: {e}"),
-                            origin(),
-                            text.to_vec(),
-                        )?;
-                    }
-                }
+            emit_line(ctx, NAME, format, trim_newline(&line), || format!("{}:{number}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One input line as a record in `format`; a line that is not UTF-8 text or not valid JSON
+/// goes to the dead-letter output with its origin. Blank lines of a JSON input are skipped.
+pub fn emit_line(
+    ctx: &mut SourceContext,
+    source: &str,
+    format: LineFormat,
+    text: &[u8],
+    origin: impl FnOnce() -> String,
+) -> Result<(), ConnectorError> {
+    match format {
+        LineFormat::Text => match std::str::from_utf8(text) {
+            Ok(s) => ctx.emit_str(s)?,
+            Err(e) => {
+                ctx.dead_letter(source, "malformed-input", format!("line is not UTF-8: {e}"), origin(), text.to_vec())?
+            }
+        },
+        LineFormat::Json => {
+            if text.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            if let Err(e) = ctx.emit_with(|buf| record::json_to_msgpack(text, buf))? {
+                let message = format!("line is not valid JSON: {e}");
+                ctx.dead_letter(source, "malformed-input", message, origin(), text.to_vec())?;
             }
         }
     }

@@ -42,7 +42,7 @@ pub enum SourceSpec {
     /// Lines of a file, or of every file in a directory (in name order).
     File { path: PathBuf, format: LineFormat },
     /// Text lines read from a TCP server, until it closes the connection.
-    Socket { host: String, port: u16 },
+    Socket { host: String, port: u16, format: LineFormat },
 }
 
 impl SourceSpec {
@@ -175,7 +175,7 @@ pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), Conn
     match spec {
         SourceSpec::Collection { elements } => collection::run(elements, ctx)?,
         SourceSpec::File { path, format } => file_source::run(path, *format, ctx)?,
-        SourceSpec::Socket { host, port } => socket::run(host, *port, ctx)?,
+        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx)?,
     }
     ctx.flush()?;
     Ok(())

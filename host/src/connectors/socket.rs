@@ -8,12 +8,12 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 
-use super::file_source::trim_newline;
-use super::{ConnectorError, SourceContext};
+use super::file_source::{emit_line, trim_newline};
+use super::{ConnectorError, LineFormat, SourceContext};
 
 const NAME: &str = "source socket";
 
-pub fn run(host: &str, port: u16, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
     let addr = format!("{host}:{port}");
     let stream = TcpStream::connect(&addr).map_err(|source| ConnectorError::Io {
         what: "cannot connect to",
@@ -35,14 +35,7 @@ pub fn run(host: &str, port: u16, ctx: &mut SourceContext) -> Result<(), Connect
             break;
         }
         number += 1;
-        let text = trim_newline(&line);
-        match std::str::from_utf8(text) {
-            Ok(s) => ctx.emit_str(s)?,
-            Err(e) => {
-                let origin = format!("{addr} line {number}");
-                ctx.dead_letter(NAME, "malformed-input", format!("line is not UTF-8: {e}"), origin, text.to_vec())?
-            }
-        }
+        emit_line(ctx, NAME, format, trim_newline(&line), || format!("{addr} line {number}"))?;
         if reader.buffer().is_empty() {
             // Nothing more is waiting: ship what we have rather than wait for a full batch.
             ctx.flush()?;

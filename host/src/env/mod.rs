@@ -193,7 +193,7 @@ impl StreamEnvironment {
 
     /// Text lines read from a TCP server until it closes the connection.
     pub fn socket_text_stream(&self, host: impl Into<String>, port: u16) -> DataStream {
-        self.stream(SourceSpec::Socket { host: host.into(), port })
+        self.stream(SourceSpec::Socket { host: host.into(), port, format: LineFormat::Text })
     }
 
     pub fn from_source(&self, source: SourceSpec) -> DataStream {
@@ -281,6 +281,34 @@ impl From<&str> for KeySelector {
     }
 }
 
+/// How watermarks are made from event time (Flink's `WatermarkStrategy`).
+///
+/// ```
+/// use std::time::Duration;
+/// use weir::env::WatermarkStrategy;
+/// let s = WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(5)).with_idleness(Duration::from_secs(30));
+/// assert_eq!(s.idleness, Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkStrategy {
+    /// How late a record may be: the watermark trails the largest event time by this much.
+    pub max_out_of_orderness: std::time::Duration,
+    /// Processing time without records after which a parallel instance says it is idle,
+    /// so downstream operators stop waiting for its watermark.
+    pub idleness: Option<std::time::Duration>,
+}
+
+impl WatermarkStrategy {
+    pub fn bounded_out_of_orderness(bound: std::time::Duration) -> Self {
+        Self { max_out_of_orderness: bound, idleness: None }
+    }
+
+    pub fn with_idleness(mut self, timeout: std::time::Duration) -> Self {
+        self.idleness = Some(timeout);
+        self
+    }
+}
+
 /// A stream being built: a source and the steps after it.
 pub struct DataStream {
     env: StreamEnvironment,
@@ -365,11 +393,20 @@ impl DataStream {
     /// records to arrive up to `max_out_of_orderness` late (Flink's
     /// `forBoundedOutOfOrderness`). Records without a readable time go to the dead letters.
     pub fn assign_timestamps(self, field: &str, max_out_of_orderness: std::time::Duration) -> Self {
+        self.assign_timestamps_with(field, WatermarkStrategy::bounded_out_of_orderness(max_out_of_orderness))
+    }
+
+    /// Event time from `field`, watermarks by `strategy` (bound and idleness).
+    pub fn assign_timestamps_with(self, field: &str, strategy: WatermarkStrategy) -> Self {
         let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
         let (op_name, field) = (step_name.clone(), field.to_string());
         let factory: OperatorFactory = Arc::new(move || {
-            Ok(Box::new(crate::operator::TimestampAssigner::new(op_name.clone(), &field, max_out_of_orderness))
-                as Box<dyn Operator>)
+            let mut op =
+                crate::operator::TimestampAssigner::new(op_name.clone(), &field, strategy.max_out_of_orderness);
+            if let Some(timeout) = strategy.idleness {
+                op = op.with_idleness(timeout);
+            }
+            Ok(Box::new(op) as Box<dyn Operator>)
         });
         self.push(step_name, StepKind::Stateless, factory)
     }

@@ -4,20 +4,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::DataStream;
+use super::Function;
 use crate::graph::StepKind;
-use crate::operator::{Operator, OperatorFactory, WindowAggregate, WindowOperator};
+use crate::operator::{Operator, OperatorFactory, WindowAggregate, WindowOperator, WindowTime};
+use crate::plugin::FunctionKind;
 use crate::window::{AggregateKind, WindowAssigner};
 
 /// A keyed stream cut into windows (Flink's `WindowedStream`).
 pub struct WindowedStream {
     stream: DataStream,
     assigner: WindowAssigner,
+    time: WindowTime,
     allowed_lateness: i64,
 }
 
 impl WindowedStream {
     pub(super) fn new(stream: DataStream, assigner: WindowAssigner) -> Self {
-        Self { stream, assigner, allowed_lateness: 0 }
+        Self { stream, assigner, time: WindowTime::Event, allowed_lateness: 0 }
     }
 
     /// Keep each window's state this long after it fired: a late record within it updates
@@ -27,18 +30,42 @@ impl WindowedStream {
         self
     }
 
+    /// Follow the wall clock instead of event time (Flink's `*ProcessingTimeWindows`): a
+    /// record belongs to the windows of the time it arrives, and a window fires when the
+    /// clock passes its end. No `assign_timestamps` is needed, and nothing is late.
+    pub fn processing_time(mut self) -> Self {
+        self.time = WindowTime::processing();
+        self
+    }
+
+    /// Aggregate each window with the Wasm UDAF `f` (a function of kind `aggregate`), fed
+    /// each record whole or, with `field`, that field's value; emits
+    /// `{"key", "window_start", "window_end", <function name>: result}`.
+    pub fn aggregate_with(self, f: Function, field: Option<&str>) -> DataStream {
+        let Function::Plugin { plugin, name } = f;
+        if let Err(e) = plugin.function(&name, &[FunctionKind::Aggregate]) {
+            return self.stream.fail(format!("window aggregate {}.{name}: {e}", plugin.label()));
+        }
+        let output = name.clone();
+        self.aggregate(WindowAggregate::Udaf { plugin, function: name, field: field.map(str::to_string), output })
+    }
+
     /// Aggregate each window; emits `{"key", "window_start", "window_end", <aggregate>}`.
     pub fn aggregate(self, aggregate: WindowAggregate) -> DataStream {
         let stream = self.stream;
         if !stream.keyed {
             return stream.fail("window: needs a keyed stream: put `key_by` right before it".into());
         }
-        let step_name = format!("window[{}] {:?} {}", stream.steps.len(), self.assigner, aggregate.output_field());
+        let what = match &aggregate {
+            WindowAggregate::Udaf { plugin, function, .. } => format!("{}.{function}", plugin.label()),
+            builtin => builtin.output_field().to_string(),
+        };
+        let step_name = format!("window[{}] {:?} {what}", stream.steps.len(), self.assigner);
         let op_name = step_name.clone();
-        let (assigner, lateness) = (self.assigner, self.allowed_lateness);
+        let (assigner, time, lateness) = (self.assigner, self.time, self.allowed_lateness);
         let factory: OperatorFactory = Arc::new(move || {
-            Ok(Box::new(WindowOperator::new(op_name.clone(), assigner, lateness, aggregate.clone()))
-                as Box<dyn Operator>)
+            let op = WindowOperator::new(op_name.clone(), assigner, time, lateness, &aggregate)?;
+            Ok(Box::new(op) as Box<dyn Operator>)
         });
         stream.push(step_name, StepKind::Keyed, factory)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::time::WindowSpec;
+use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use super::{JobError, Lines};
 use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
@@ -34,11 +34,8 @@ pub enum StepSpec {
     Sum(String),
     Min(String),
     Max(String),
-    /// Event time from a field, with a bound on out-of-orderness (ms).
-    AssignTimestamps {
-        field: String,
-        max_out_of_orderness_ms: i64,
-    },
+    /// Event time from a field, with a bound on out-of-orderness and idleness.
+    AssignTimestamps(TimestampsSpec),
     Window(WindowSpec),
 }
 
@@ -283,14 +280,14 @@ fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
             Ok(SourceSpec::File { path, format: ctx.format(get(&entries, "format"), "source.format")? })
         }
         "socket" => {
-            let entries = ctx.map(v, "source", &["connector", "hostname", "port"])?;
+            let entries = ctx.map(v, "source", &["connector", "hostname", "port", "format"])?;
             let host = match get(&entries, "hostname") {
                 Some(h) => ctx.string(h, "source.hostname")?,
                 None => "localhost".to_string(),
             };
             let port = get(&entries, "port").ok_or_else(|| ctx.err("source", "the socket connector needs `port`"))?;
             let port = ctx.number(port, "source.port", 1, 65535)? as u16;
-            Ok(SourceSpec::Socket { host, port })
+            Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), "source.format")? })
         }
         other => Err(ctx.err(
             "source.connector",
@@ -407,16 +404,16 @@ fn parse_step(
         "min" => (StepSpec::Min(field("min")?), None),
         "max" => (StepSpec::Max(field("max")?), None),
         "assign_timestamps" => {
-            let (field, bound) = super::time::parse_assign_timestamps(ctx, arg, key)?;
-            (StepSpec::AssignTimestamps { field, max_out_of_orderness_ms: bound }, None)
+            let (spec, parallelism) = super::time::parse_assign_timestamps(ctx, arg, key)?;
+            (StepSpec::AssignTimestamps(spec), parallelism)
         }
-        "window" => (StepSpec::Window(super::time::parse_window(ctx, arg, key)?), None),
+        "window" => (StepSpec::Window(super::time::parse_window(ctx, arg, key, plugins)?), None),
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
 }
 
 /// `plugin.function` or `{function: plugin.function, parallelism: n}`.
-fn parse_fn(
+pub(super) fn parse_fn(
     ctx: &Ctx,
     v: &Value,
     key: &str,
@@ -514,10 +511,15 @@ impl JobSpec {
                 StepSpec::KeyBy(KeySpec::Function(f)) => {
                     stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
                 }
-                StepSpec::AssignTimestamps { field, max_out_of_orderness_ms } => stream.assign_timestamps(
-                    field,
-                    std::time::Duration::from_millis(u64::try_from(*max_out_of_orderness_ms).unwrap_or(0)),
-                ),
+                StepSpec::AssignTimestamps(t) => {
+                    let ms = |ms: i64| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                    let mut strategy =
+                        crate::env::WatermarkStrategy::bounded_out_of_orderness(ms(t.max_out_of_orderness_ms));
+                    if let Some(idle) = t.idleness_ms {
+                        strategy = strategy.with_idleness(ms(idle));
+                    }
+                    stream.assign_timestamps_with(&t.field, strategy)
+                }
                 StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) | StepSpec::Window(_) => {
                     let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
                     if !after_key_by {
@@ -528,13 +530,32 @@ impl JobSpec {
                     }
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
-                        if !self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps { .. })) {
-                            return Err(self
-                                .err(&key, "an event-time window needs `assign_timestamps` earlier in the pipeline"));
+                        let has_time =
+                            self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps(_)));
+                        if !w.processing_time && !has_time {
+                            return Err(self.err(
+                                &key,
+                                "an event-time window needs `assign_timestamps` earlier in the pipeline (or `time: processing`)",
+                            ));
                         }
                         let lateness =
                             std::time::Duration::from_millis(u64::try_from(w.allowed_lateness_ms).unwrap_or(0));
-                        stream = keyed.window(w.assigner).allowed_lateness(lateness).aggregate(w.aggregate.clone());
+                        let mut windowed = keyed.window(w.assigner).allowed_lateness(lateness);
+                        if w.processing_time {
+                            windowed = windowed.processing_time();
+                        }
+                        stream = match &w.aggregate {
+                            AggregateSpec::Builtin { kind, field } => {
+                                windowed.aggregate(crate::operator::WindowAggregate::Builtin {
+                                    kind: *kind,
+                                    field: field.clone(),
+                                })
+                            }
+                            AggregateSpec::Udaf { function: f, field } => windowed.aggregate_with(
+                                function(f, &[FunctionKind::Aggregate], &format!("{key}.aggregate"))?,
+                                field.as_deref(),
+                            ),
+                        };
                         if let Some(p) = parallelism {
                             stream = stream.set_parallelism(*p);
                         }

@@ -1,13 +1,15 @@
 //! Job-file syntax for event time and windows: `assign_timestamps`, `window`, durations.
 //!
 //! ```yaml
-//! - assign_timestamps: {field: ts, max_out_of_orderness: 5 s}
+//! - assign_timestamps: {field: ts, max_out_of_orderness: 5 s, idleness: 1 min}   # idleness optional
+//!   # (and `parallelism: n` to run n assigners, each with its own watermark)
 //! - key_by: url
 //! - window:
 //!     tumbling: 1 min            # or sliding: {size: 5 min, slide: 1 min}, or session: {gap: 30 s}
-//!     allowed_lateness: 10 s     # optional
-//!     aggregate: count           # count | sum | min | max | avg
-//!     field: latency_ms          # for sum, min, max, avg
+//!     time: event                # or processing (the wall clock; no assign_timestamps needed)
+//!     allowed_lateness: 10 s     # optional, event time only
+//!     aggregate: count           # count | sum | min | max | avg, or plugin.function (a UDAF)
+//!     field: latency_ms          # for sum, min, max, avg; for a UDAF, feed it only this field
 //! ```
 //!
 //! Durations are whole milliseconds (`5000`) or a number and a unit: `ms`, `s`, `min`
@@ -16,16 +18,38 @@
 use serde_norway::Value;
 
 use super::JobError;
-use super::spec::{Ctx, describe, get, join};
-use crate::operator::WindowAggregate;
+use super::spec::{Ctx, FnRef, describe, get, join, parse_fn};
 use crate::window::{AggregateKind, WindowAssigner};
 
 /// A window step as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSpec {
     pub assigner: WindowAssigner,
+    pub processing_time: bool,
     pub allowed_lateness_ms: i64,
-    pub aggregate: WindowAggregate,
+    pub aggregate: AggregateSpec,
+}
+
+/// A window's aggregate as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregateSpec {
+    Builtin {
+        kind: AggregateKind,
+        field: Option<String>,
+    },
+    /// A UDAF, fed the whole record or one field.
+    Udaf {
+        function: FnRef,
+        field: Option<String>,
+    },
+}
+
+/// `assign_timestamps` as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampsSpec {
+    pub field: String,
+    pub max_out_of_orderness_ms: i64,
+    pub idleness_ms: Option<i64>,
 }
 
 /// Milliseconds in a duration like `5 s`, `1min`, `250 ms` or `5000`.
@@ -61,9 +85,12 @@ fn duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
     })
 }
 
-/// `assign_timestamps: {field: ts, max_out_of_orderness: 5 s}` → (field, bound in ms).
-pub fn parse_assign_timestamps(ctx: &Ctx, v: &Value, key: &str) -> Result<(String, i64), JobError> {
-    let entries = ctx.map(v, key, &["field", "max_out_of_orderness"])?;
+/// `assign_timestamps: {field: ts, max_out_of_orderness: 5 s, idleness: 1 min, parallelism: 2}`
+/// → the spec and the step's own parallelism, if set.
+pub fn parse_assign_timestamps(ctx: &Ctx, v: &Value, key: &str) -> Result<(TimestampsSpec, Option<usize>), JobError> {
+    let entries = ctx.map(v, key, &["field", "max_out_of_orderness", "idleness", "parallelism"])?;
+    let parallelism =
+        get(&entries, "parallelism").map(|p| ctx.number(p, &join(key, "parallelism"), 1, 1024)).transpose()?;
     let field = get(&entries, "field")
         .ok_or_else(|| ctx.err(key, "missing `field`: the record field holding the event time (ms or RFC 3339)"))?;
     let field = ctx.string(field, &join(key, "field"))?;
@@ -71,12 +98,22 @@ pub fn parse_assign_timestamps(ctx: &Ctx, v: &Value, key: &str) -> Result<(Strin
         Some(b) => duration(ctx, b, &join(key, "max_out_of_orderness"))?,
         None => 0,
     };
-    Ok((field, bound))
+    let idleness = get(&entries, "idleness").map(|i| duration(ctx, i, &join(key, "idleness"))).transpose()?;
+    if idleness == Some(0) {
+        return Err(ctx.err(&join(key, "idleness"), "an idle timeout must be longer than 0 ms"));
+    }
+    let spec = TimestampsSpec { field, max_out_of_orderness_ms: bound, idleness_ms: idleness };
+    Ok((spec, parallelism.map(|p| p as usize)))
 }
 
-pub fn parse_window(ctx: &Ctx, v: &Value, key: &str) -> Result<WindowSpec, JobError> {
-    let entries =
-        ctx.map(v, key, &["tumbling", "sliding", "session", "offset", "allowed_lateness", "aggregate", "field"])?;
+pub fn parse_window(
+    ctx: &Ctx,
+    v: &Value,
+    key: &str,
+    plugins: &[(String, std::path::PathBuf)],
+) -> Result<WindowSpec, JobError> {
+    let allowed = ["tumbling", "sliding", "session", "offset", "time", "allowed_lateness", "aggregate", "field"];
+    let entries = ctx.map(v, key, &allowed)?;
     let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
     let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
     let assigner = match (get(&entries, "tumbling"), get(&entries, "sliding"), get(&entries, "session")) {
@@ -103,28 +140,46 @@ pub fn parse_window(ctx: &Ctx, v: &Value, key: &str) -> Result<WindowSpec, JobEr
             ));
         }
     };
+    let processing_time = match get(&entries, "time").map(|t| ctx.string(t, &join(key, "time"))).transpose()? {
+        None => false,
+        Some(t) if t == "event" => false,
+        Some(t) if t == "processing" => true,
+        Some(other) => {
+            return Err(ctx.err(&join(key, "time"), format!("`{other}` is not a time; expected event or processing")));
+        }
+    };
     let allowed_lateness_ms = get(&entries, "allowed_lateness")
         .map(|l| duration(ctx, l, &join(key, "allowed_lateness")))
         .transpose()?
         .unwrap_or(0);
+    if processing_time && allowed_lateness_ms > 0 {
+        return Err(ctx.err(&join(key, "allowed_lateness"), "processing-time windows have no late records"));
+    }
     let agg_key = join(key, "aggregate");
-    let name =
-        get(&entries, "aggregate").ok_or_else(|| ctx.err(key, "missing `aggregate` (count, sum, min, max or avg)"))?;
-    let kind = match ctx.string(name, &agg_key)?.as_str() {
+    let expected = "count, sum, min, max, avg, or plugin.function for a UDAF";
+    let name = get(&entries, "aggregate").ok_or_else(|| ctx.err(key, format!("missing `aggregate` ({expected})")))?;
+    let field = get(&entries, "field").map(|f| ctx.string(f, &join(key, "field"))).transpose()?;
+    let name = ctx.string(name, &agg_key)?;
+    let kind = match name.as_str() {
         "count" => AggregateKind::Count,
         "sum" => AggregateKind::Sum,
         "min" => AggregateKind::Min,
         "max" => AggregateKind::Max,
         "avg" => AggregateKind::Avg,
+        udaf if udaf.contains('.') => {
+            let (function, _) = parse_fn(ctx, &Value::String(name.clone()), &agg_key, plugins)?;
+            let aggregate = AggregateSpec::Udaf { function, field };
+            return Ok(WindowSpec { assigner, processing_time, allowed_lateness_ms, aggregate });
+        }
         other => {
-            return Err(ctx.err(&agg_key, format!("unknown aggregate `{other}`; expected count, sum, min, max or avg")));
+            return Err(ctx.err(&agg_key, format!("unknown aggregate `{other}`; expected {expected}")));
         }
     };
-    let field = get(&entries, "field").map(|f| ctx.string(f, &join(key, "field"))).transpose()?;
     if kind != AggregateKind::Count && field.is_none() {
         return Err(ctx.err(&agg_key, "this aggregate needs `field`, the numeric field to aggregate"));
     }
-    Ok(WindowSpec { assigner, allowed_lateness_ms, aggregate: WindowAggregate::Builtin { kind, field } })
+    let aggregate = AggregateSpec::Builtin { kind, field };
+    Ok(WindowSpec { assigner, processing_time, allowed_lateness_ms, aggregate })
 }
 
 #[cfg(test)]

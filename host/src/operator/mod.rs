@@ -20,10 +20,11 @@ pub use native::NativeMap;
 pub use rolling::{RollingAggregate, RollingKind};
 pub use timestamps::TimestampAssigner;
 pub use transform::{TransformKind, TransformOperator};
-pub use window::{WindowAggregate, WindowOperator};
+pub use window::{WindowAggregate, WindowOperator, WindowTime};
 
 use crate::record::Batch;
 use crate::runtime::DeadLetter;
+use crate::time::TimeSignal;
 
 /// An error that stops the job (as opposed to a failed record, which is a dead letter).
 #[derive(Debug, Error)]
@@ -72,10 +73,28 @@ pub trait Operator: Send {
         Ok(Some(watermark))
     }
 
-    /// A watermark this operator generated from the last batch (timestamp assigners),
-    /// sent on after that batch's records.
-    fn take_watermark(&mut self) -> Option<i64> {
+    /// A time signal this operator generated (timestamp assigners): a watermark from the
+    /// last batch, sent on after its records, or that its input went idle or active.
+    /// The runtime takes signals until `None`.
+    fn take_time_signal(&mut self) -> Option<TimeSignal> {
         None
+    }
+
+    /// The wall-clock time (epoch ms) at which this operator next wants
+    /// [`Operator::on_processing_time`] called, if any.
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+
+    /// The wall clock reached `now` (epoch ms): fire what is due (processing-time windows,
+    /// idleness).
+    fn on_processing_time(
+        &mut self,
+        _now: i64,
+        _out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
+        Ok(())
     }
 
     /// The input has ended (after the final watermark): emit anything held back.

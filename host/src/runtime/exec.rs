@@ -192,25 +192,39 @@ struct StageInstance {
 }
 
 impl StageInstance {
-    /// Batches and watermarks from `inputs` upstream instances, until they all end.
+    /// Batches and time signals from `inputs` upstream instances, until they all end.
+    /// While an operator has a processing-time timer, waiting for input is bounded by it.
     fn run(&mut self, mut input: mpsc::Receiver<Message>, inputs: usize) -> TaskResult {
         let mut event_time = WatermarkTracker::new(inputs);
-        while let Some(message) = input.blocking_recv() {
+        let runtime = tokio::runtime::Handle::current();
+        loop {
+            let message = match self.operators.iter().filter_map(|op| op.next_processing_timer()).min() {
+                None => input.blocking_recv(),
+                Some(due) => {
+                    let wait = Duration::from_millis(u64::try_from(due - crate::time::now_ms()).unwrap_or(0));
+                    match runtime.block_on(tokio::time::timeout(wait, input.recv())) {
+                        Ok(message) => message,
+                        Err(_elapsed) => {
+                            self.on_processing_time(crate::time::now_ms())?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(message) = message else { break };
             match message {
                 Message::Data(batch) => {
                     let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
                     self.ship(out)?;
-                    // Watermarks that operators made from this batch follow its records.
-                    for i in 0..self.operators.len() {
-                        if let Some(w) = self.operators[i].take_watermark() {
-                            self.advance(i + 1, w)?;
-                        }
-                    }
+                    self.forward_signals(0)?;
                 }
-                Message::Watermark { from, watermark } => {
-                    for signal in event_time.on_signal(from, TimeSignal::Watermark(watermark)) {
-                        if let TimeSignal::Watermark(w) = signal {
-                            self.advance(0, w)?;
+                Message::Time { from, signal } => {
+                    for signal in event_time.on_signal(from, signal) {
+                        match signal {
+                            TimeSignal::Watermark(w) => self.advance(0, w)?,
+                            idle_or_active => {
+                                self.output.broadcast_time(idle_or_active).map_err(ConnectorError::from)?
+                            }
                         }
                     }
                 }
@@ -227,6 +241,32 @@ impl StageInstance {
         Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
     }
 
+    /// The wall clock reached `now`: operators fire their processing-time timers.
+    fn on_processing_time(&mut self, now: i64) -> Result<(), RuntimeError> {
+        for i in 0..self.operators.len() {
+            let mut released = Batch::new();
+            self.operators[i].on_processing_time(now, &mut released, &mut self.letters)?;
+            let out = run_chain(&mut self.operators, i + 1, released, &mut self.letters)?;
+            self.ship(out)?;
+        }
+        self.forward_signals(0)
+    }
+
+    /// Time signals that operators from `from` on made (from the last batch or tick)
+    /// follow what they released: watermarks flow through the operators after them,
+    /// idleness goes straight downstream.
+    fn forward_signals(&mut self, from: usize) -> Result<(), RuntimeError> {
+        for i in from..self.operators.len() {
+            while let Some(signal) = self.operators[i].take_time_signal() {
+                match signal {
+                    TimeSignal::Watermark(w) => self.advance(i + 1, w)?,
+                    idle_or_active => self.output.broadcast_time(idle_or_active).map_err(ConnectorError::from)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Event time reached `watermark` at `operators[from]`: each operator releases what is
     /// due (flowing through the operators after it), then passes the watermark on, unless
     /// it makes event time itself; what comes out of the last one goes downstream.
@@ -240,7 +280,7 @@ impl StageInstance {
             self.ship(out)?;
         }
         if let Some(w) = current {
-            self.output.broadcast_watermark(w).map_err(ConnectorError::from)?;
+            self.output.broadcast_time(TimeSignal::Watermark(w)).map_err(ConnectorError::from)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::record::Batch;
+use crate::time::TimeSignal;
 
 /// Default number of key groups: the upper bound of a keyed operator's parallelism.
 pub const DEFAULT_MAX_PARALLELISM: u16 = 128;
@@ -45,11 +46,12 @@ pub struct Disconnected;
 #[derive(Debug)]
 pub enum Message {
     Data(Batch),
-    /// Event time at the sending instance `from` (its index among its siblings) reached
-    /// `watermark`: it will send no record with an earlier timestamp.
-    Watermark {
+    /// Event time at the sending instance `from` (its index among its siblings): a
+    /// watermark (it will send no record with an earlier timestamp), or that it went idle
+    /// or active again.
+    Time {
         from: usize,
-        watermark: i64,
+        signal: TimeSignal,
     },
 }
 
@@ -77,11 +79,11 @@ impl Output {
         Ok(())
     }
 
-    /// Send a watermark to every downstream instance: event time is per channel, whatever
-    /// the partitioning of the data.
-    pub fn broadcast_watermark(&mut self, watermark: i64) -> Result<(), Disconnected> {
+    /// Send a time signal to every downstream instance: event time is per channel,
+    /// whatever the partitioning of the data.
+    pub fn broadcast_time(&mut self, signal: TimeSignal) -> Result<(), Disconnected> {
         for target in 0..self.senders.len() {
-            self.send_to(target, Message::Watermark { from: self.index, watermark })?;
+            self.send_to(target, Message::Time { from: self.index, signal })?;
         }
         Ok(())
     }

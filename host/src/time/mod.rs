@@ -44,3 +44,9 @@ pub enum TimeSignal {
     /// The input has data again.
     Active,
 }
+
+/// The wall clock in epoch milliseconds (processing time).
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}

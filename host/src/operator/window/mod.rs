@@ -1,111 +1,148 @@
-//! Event-time windows on a keyed stream, aggregated incrementally.
+//! Windows on a keyed stream, in event time or processing time, aggregated incrementally.
 //!
 //! Each record of a key is folded into the accumulator of each window it belongs to (one
 //! for tumbling, `size / slide` for sliding, a merging session for session windows); no
-//! window buffers its records. A window fires when the watermark passes its end, emitting
+//! window buffers its records. The accumulator is a built-in's or a Wasm UDAF's (see
+//! [`aggregation`]); UDAF values are folded a batch at a time, one plugin call per batch.
+//!
+//! **Event time**: a window fires when the watermark passes its end, emitting
 //! `{"key", "window_start", "window_end", <aggregate>: result}` with event time
 //! `window_end - 1` (Flink's `TimeWindow.maxTimestamp`). With allowed lateness, a window's
 //! state is kept until `max_timestamp + allowed_lateness`, and a late record within it
-//! updates the window and fires it again at once; a record later than that for all its
-//! windows goes to the late-data output (kind `late`). At the end of the input the final
-//! watermark fires every window, as in Flink.
+//! updates the window and fires it again (once per batch that updates it); a record later
+//! than that for all its windows goes to the late-data output (kind `late`). At the end of
+//! the input the final watermark fires every window, as in Flink.
+//!
+//! **Processing time**: a record belongs to the windows of the wall-clock time it arrives
+//! at, and a window fires when the clock passes its end (the runtime calls
+//! [`Operator::on_processing_time`] when [`Operator::next_processing_timer`] is due).
+//! Nothing is late. At the end of a bounded input every open window fires, so a short
+//! bounded job still gets its results.
+//!
+//! A record the aggregate fails on (a UDAF that traps, a missing field) goes to the
+//! dead-letter output; the window's result for the other records is still produced.
 //!
 //! State is in memory per parallel instance for now; keyed state in sled (issue 5) takes
 //! the accumulators and timers over without changing this contract.
+
+mod aggregation;
 
 use std::collections::{BTreeSet, HashMap};
 
 use rmpv::Value;
 
+pub use aggregation::WindowAggregate;
+use aggregation::{Acc, AccFailure, Aggregation, RowFailure};
+
 use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{self, Batch, RowMeta};
-use crate::runtime::DeadLetter;
+use crate::runtime::{DeadLetter, Payload};
 use crate::window::trigger::{self, OnElement};
-use crate::window::{Accumulator, AggregateKind, SessionWindows, TimeWindow, WindowAssigner};
-
-/// How a window's records are aggregated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WindowAggregate {
-    /// A built-in aggregate over a numeric field (`count` needs none).
-    Builtin { kind: AggregateKind, field: Option<String> },
-}
-
-impl WindowAggregate {
-    /// The name of the result field in the output record.
-    pub fn output_field(&self) -> &'static str {
-        match self {
-            WindowAggregate::Builtin { kind, .. } => match kind {
-                AggregateKind::Count => "count",
-                AggregateKind::Sum => "sum",
-                AggregateKind::Min => "min",
-                AggregateKind::Max => "max",
-                AggregateKind::Avg => "avg",
-            },
-        }
-    }
-}
+use crate::window::{SessionWindows, TimeWindow, WindowAssigner};
 
 type Key = Vec<u8>;
+
+/// Which clock a window follows.
+#[derive(Debug, Clone, Copy)]
+pub enum WindowTime {
+    /// The records' event time and the watermarks.
+    Event,
+    /// The wall clock of the operator (epoch ms from `clock`).
+    Processing { clock: fn() -> i64 },
+}
+
+impl WindowTime {
+    /// Processing time on the system clock.
+    pub fn processing() -> Self {
+        WindowTime::Processing { clock: crate::time::now_ms }
+    }
+
+    fn is_event(self) -> bool {
+        matches!(self, WindowTime::Event)
+    }
+}
 
 pub struct WindowOperator {
     name: String,
     assigner: WindowAssigner,
+    time: WindowTime,
     allowed_lateness: i64,
-    aggregate: WindowAggregate,
-    accumulators: HashMap<(Key, TimeWindow), Accumulator>,
+    output_field: String,
+    aggregation: Aggregation,
+    accumulators: HashMap<(Key, TimeWindow), Acc>,
     sessions: HashMap<Key, SessionWindows>,
-    /// Event-time timers: (time, key, window), fired in time order.
+    /// Timers: (time, key, window), fired in time order (event or processing time).
     fire_timers: BTreeSet<(i64, Key, TimeWindow)>,
     cleanup_timers: BTreeSet<(i64, Key, TimeWindow)>,
     watermark: i64,
+    /// Windows a late record updated in this batch, fired again after it.
+    fire_now: Vec<(Key, TimeWindow)>,
     windows: Vec<TimeWindow>,
+    failures: Vec<RowFailure>,
 }
 
 impl WindowOperator {
-    pub fn new(name: String, assigner: WindowAssigner, allowed_lateness: i64, aggregate: WindowAggregate) -> Self {
-        Self {
+    /// A window operator; fails when a UDAF cannot be instantiated.
+    pub fn new(
+        name: String,
+        assigner: WindowAssigner,
+        time: WindowTime,
+        allowed_lateness: i64,
+        aggregate: &WindowAggregate,
+    ) -> Result<Self, OperatorError> {
+        let aggregation =
+            Aggregation::new(aggregate).map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?;
+        let allowed_lateness = if time.is_event() { allowed_lateness.max(0) } else { 0 };
+        Ok(Self {
             name,
             assigner,
-            allowed_lateness: allowed_lateness.max(0),
-            aggregate,
+            time,
+            allowed_lateness,
+            output_field: aggregate.output_field().to_string(),
+            aggregation,
             accumulators: HashMap::new(),
             sessions: HashMap::new(),
             fire_timers: BTreeSet::new(),
             cleanup_timers: BTreeSet::new(),
             watermark: i64::MIN,
+            fire_now: Vec::new(),
             windows: Vec::new(),
-        }
+            failures: Vec::new(),
+        })
     }
 
-    fn dead(&self, input: &Batch, i: usize, kind: &str, error: String) -> DeadLetter {
-        DeadLetter::of_row(&self.name, kind, error, input, i)
+    fn fatal(&self, f: AccFailure) -> OperatorError {
+        OperatorError::Failed { operator: self.name.clone(), message: format!("{} ({})", f.message, f.kind) }
     }
 
-    fn new_accumulator(&self) -> Accumulator {
-        match &self.aggregate {
-            WindowAggregate::Builtin { kind, .. } => Accumulator::new(*kind),
+    /// Fold the UDAF values noted so far; failed rows of `input` become dead letters.
+    fn flush(&mut self, input: &Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.aggregation
+            .flush(&mut self.accumulators, &mut self.failures)
+            .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+        for (i, kind, message) in self.failures.drain(..) {
+            dead.push(DeadLetter::of_row(&self.name, kind, message, input, i));
         }
-    }
-
-    fn add(&self, acc: &mut Accumulator, value: &[u8]) -> Result<(), String> {
-        match &self.aggregate {
-            WindowAggregate::Builtin { field, .. } => {
-                acc.add_record(value, field.as_deref().unwrap_or("")).map_err(|e| e.to_string())
-            }
-        }
+        Ok(())
     }
 
     /// Fold a session's absorbed windows into `into` and drop their timers.
-    fn merge_sessions(&mut self, key: &Key, into: TimeWindow, merged: &[TimeWindow]) -> Result<(), String> {
-        let mut acc = self.accumulators.remove(&(key.clone(), into)).unwrap_or_else(|| self.new_accumulator());
+    fn merge_sessions(&mut self, key: &Key, into: TimeWindow, merged: &[TimeWindow]) -> Result<(), AccFailure> {
+        let mut acc = match self.accumulators.remove(&(key.clone(), into)) {
+            Some(acc) => acc,
+            None => self.aggregation.create()?,
+        };
+        let mut result = Ok(());
         for w in merged.iter().filter(|w| **w != into) {
-            if let Some(other) = self.accumulators.remove(&(key.clone(), *w)) {
-                acc.merge(&other).map_err(|e| e.to_string())?;
+            if let Some(other) = self.accumulators.remove(&(key.clone(), *w))
+                && result.is_ok()
+            {
+                result = self.aggregation.merge(&mut acc, &other);
             }
             self.forget_timers(key, w);
         }
         self.accumulators.insert((key.clone(), into), acc);
-        Ok(())
+        result
     }
 
     fn forget_timers(&mut self, key: &Key, w: &TimeWindow) {
@@ -113,23 +150,36 @@ impl WindowOperator {
         self.cleanup_timers.remove(&(trigger::cleanup_time(w, self.allowed_lateness), key.clone(), *w));
     }
 
-    fn emit(&self, key: &Key, w: &TimeWindow, out: &mut Batch) {
+    fn emit(&mut self, key: &Key, w: &TimeWindow, out: &mut Batch, dead: &mut DeadLetters) {
         let Some(acc) = self.accumulators.get(&(key.clone(), *w)) else { return };
         let key_value = record::decode(key).unwrap_or_else(|_| Value::Binary(key.clone()));
-        let row = Value::Map(vec![
+        let mut row = vec![
             (Value::from("key"), key_value),
             (Value::from("window_start"), Value::from(w.start)),
             (Value::from("window_end"), Value::from(w.end)),
-            (Value::from(self.aggregate.output_field()), acc.result()),
-        ]);
-        out.push_record(&record::encode(&row), RowMeta { key: None, timestamp: Some(w.max_timestamp()) });
+        ];
+        match self.aggregation.result(acc) {
+            Ok(result) => {
+                row.push((Value::from(self.output_field.as_str()), result));
+                let meta = RowMeta { key: None, timestamp: Some(w.max_timestamp()) };
+                out.push_record(&record::encode(&Value::Map(row)), meta);
+            }
+            Err(f) => dead.push(DeadLetter {
+                operator: self.name.clone(),
+                kind: f.kind.to_string(),
+                error: format!("no result for this window: {}", f.message),
+                origin: None,
+                payload: Payload::Record(record::encode(&Value::Map(row))),
+                key: Some(key.clone()),
+            }),
+        }
     }
 
     fn on_record(
         &mut self,
         input: &Batch,
         i: usize,
-        out: &mut Batch,
+        now: Option<i64>,
         dead: &mut DeadLetters,
     ) -> Result<(), OperatorError> {
         let Some(key) = input.key(i).map(<[u8]>::to_vec) else {
@@ -138,47 +188,54 @@ impl WindowOperator {
                 message: "got a record without a key; a window must follow key_by".into(),
             });
         };
-        let Some(ts) = input.timestamp(i) else {
+        let Some(ts) = now.or_else(|| input.timestamp(i)) else {
             let msg = "the record has no event time; add `assign_timestamps` before `key_by`".to_string();
-            dead.push(self.dead(input, i, "missing-timestamp", msg));
+            dead.push(DeadLetter::of_row(&self.name, "missing-timestamp", msg, input, i));
             return Ok(());
         };
         let mut windows = std::mem::take(&mut self.windows);
         windows.clear();
         self.assigner.assign_into(ts, &mut windows);
-        if trigger::is_record_late(ts, &windows, self.watermark, self.allowed_lateness) {
+        if now.is_none() && trigger::is_record_late(ts, &windows, self.watermark, self.allowed_lateness) {
             let msg = format!(
                 "late record: event time {ts} is past its windows' end plus the allowed lateness of {} ms (watermark {})",
                 self.allowed_lateness, self.watermark
             );
-            dead.push(self.dead(input, i, crate::runtime::LATE, msg));
+            dead.push(DeadLetter::of_row(&self.name, crate::runtime::LATE, msg, input, i));
             self.windows = windows;
             return Ok(());
         }
         for &assigned in &windows {
             let w = if self.assigner.is_merging() {
                 let merge = self.sessions.entry(key.clone()).or_default().add(assigned);
-                if let Err(e) = self.merge_sessions(&key, merge.into, &merge.merged) {
-                    dead.push(self.dead(input, i, "error", e));
+                if merge.merged.iter().any(|m| *m != merge.into) {
+                    // Values noted for the absorbed windows go in before they merge.
+                    self.flush(input, dead)?;
+                }
+                if let Err(f) = self.merge_sessions(&key, merge.into, &merge.merged) {
+                    dead.push(DeadLetter::of_row(&self.name, f.kind, f.message, input, i));
                     continue;
                 }
                 merge.into
             } else {
                 assigned
             };
-            if trigger::is_window_late(&w, self.watermark, self.allowed_lateness) {
+            if now.is_none() && trigger::is_window_late(&w, self.watermark, self.allowed_lateness) {
                 continue;
             }
-            let mut acc = self.accumulators.remove(&(key.clone(), w)).unwrap_or_else(|| self.new_accumulator());
-            let added = self.add(&mut acc, input.value(i));
-            self.accumulators.insert((key.clone(), w), acc);
-            if let Err(e) = added {
-                dead.push(self.dead(input, i, "error", e));
+            let target = (key.clone(), w);
+            if !self.accumulators.contains_key(&target) {
+                let acc = self.aggregation.create().map_err(|f| self.fatal(f))?;
+                self.accumulators.insert(target.clone(), acc);
+            }
+            if let Err((row, kind, message)) = self.aggregation.add(&mut self.accumulators, target, input, i) {
+                dead.push(DeadLetter::of_row(&self.name, kind, message, input, row));
                 continue;
             }
             self.cleanup_timers.insert((trigger::cleanup_time(&w, self.allowed_lateness), key.clone(), w));
-            match trigger::on_element(&w, self.watermark) {
-                OnElement::FireNow => self.emit(&key, &w, out),
+            let watermark = now.map_or(self.watermark, |n| n - 1);
+            match trigger::on_element(&w, watermark) {
+                OnElement::FireNow => self.fire_now.push((key.clone(), w)),
                 OnElement::FireAt(t) => {
                     self.fire_timers.insert((t, key.clone(), w));
                 }
@@ -187,36 +244,16 @@ impl WindowOperator {
         self.windows = windows;
         Ok(())
     }
-}
 
-impl Operator for WindowOperator {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
-        for i in 0..input.len() {
-            self.on_record(&input, i, out, dead)?;
-        }
-        Ok(())
-    }
-
-    fn on_watermark(
-        &mut self,
-        watermark: i64,
-        out: &mut Batch,
-        _dead: &mut DeadLetters,
-    ) -> Result<Option<i64>, OperatorError> {
-        if watermark <= self.watermark {
-            return Ok(Some(watermark));
-        }
-        self.watermark = watermark;
-        while let Some(first) = self.fire_timers.first().filter(|(t, ..)| *t <= watermark).cloned() {
+    /// Fire the windows whose timers are at or before `time`, then drop the state of those
+    /// whose cleanup time has come.
+    fn fire_until(&mut self, time: i64, out: &mut Batch, dead: &mut DeadLetters) {
+        while let Some(first) = self.fire_timers.first().filter(|(t, ..)| *t <= time).cloned() {
             self.fire_timers.remove(&first);
             let (_, key, w) = first;
-            self.emit(&key, &w, out);
+            self.emit(&key, &w, out, dead);
         }
-        while let Some(first) = self.cleanup_timers.first().filter(|(t, ..)| *t <= watermark).cloned() {
+        while let Some(first) = self.cleanup_timers.first().filter(|(t, ..)| *t <= time).cloned() {
             self.cleanup_timers.remove(&first);
             let (_, key, w) = first;
             self.accumulators.remove(&(key.clone(), w));
@@ -227,7 +264,66 @@ impl Operator for WindowOperator {
                 }
             }
         }
+    }
+}
+
+impl Operator for WindowOperator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        let now = match self.time {
+            WindowTime::Event => None,
+            WindowTime::Processing { clock } => Some(clock()),
+        };
+        for i in 0..input.len() {
+            self.on_record(&input, i, now, dead)?;
+        }
+        self.flush(&input, dead)?;
+        let mut fire_now = std::mem::take(&mut self.fire_now);
+        fire_now.sort();
+        fire_now.dedup();
+        for (key, w) in fire_now.drain(..) {
+            self.emit(&key, &w, out, dead);
+        }
+        self.fire_now = fire_now;
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+    ) -> Result<Option<i64>, OperatorError> {
+        if !self.time.is_event() || watermark <= self.watermark {
+            return Ok(Some(watermark));
+        }
+        self.watermark = watermark;
+        self.fire_until(watermark, out, dead);
         Ok(Some(watermark))
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        match self.time {
+            WindowTime::Event => None,
+            WindowTime::Processing { .. } => self.fire_timers.first().map(|(t, ..)| *t),
+        }
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        if !self.time.is_event() {
+            self.fire_until(now, out, dead);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        if !self.time.is_event() {
+            self.fire_until(i64::MAX, out, dead);
+        }
+        Ok(())
     }
 }
 
@@ -235,6 +331,7 @@ impl Operator for WindowOperator {
 mod tests {
     use super::*;
     use crate::time::END_OF_TIME;
+    use crate::window::AggregateKind;
 
     fn run(op: &mut WindowOperator, rows: &[(&str, i64, i64)], watermark: Option<i64>) -> (Vec<String>, Vec<String>) {
         let mut input = Batch::new();
@@ -257,7 +354,9 @@ mod tests {
 
     #[test]
     fn tumbling_windows_fire_when_the_watermark_passes_their_end() {
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), 0, sum());
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), WindowTime::Event, 0, &sum())
+                .unwrap();
         // [0,10) gets 1+2 for a, [10,20) gets 4; b has 3 in [0,10). Watermark 9 = end - 1
         // of [0,10): that window is complete, [10,20) is not.
         let (out, _) = run(&mut op, &[("a", 1, 1), ("a", 9, 2), ("b", 5, 3), ("a", 12, 4)], Some(9));
@@ -276,7 +375,9 @@ mod tests {
 
     #[test]
     fn late_records_within_lateness_refire_and_later_ones_go_to_the_late_output() {
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), 5, sum());
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), WindowTime::Event, 5, &sum())
+                .unwrap();
         let (out, _) = run(&mut op, &[("a", 3, 1)], Some(9));
         assert_eq!(out, [r#"{"key":"a","window_start":0,"window_end":10,"sum":1}"#]);
         // Watermark 12: [0,10) is complete but within lateness (cleanup at 9 + 5 = 14):
@@ -296,7 +397,9 @@ mod tests {
     #[test]
     fn sliding_windows_count_a_record_in_every_window_it_falls_in() {
         let count = WindowAggregate::Builtin { kind: AggregateKind::Count, field: None };
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::sliding(10, 5, 0).unwrap(), 0, count);
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::sliding(10, 5, 0).unwrap(), WindowTime::Event, 0, &count)
+                .unwrap();
         // t=7 is in [0,10) and [5,15); t=12 in [5,15) and [10,20).
         let (mut out, _) = run(&mut op, &[("a", 7, 0), ("a", 12, 0)], Some(END_OF_TIME));
         out.sort();
@@ -312,14 +415,18 @@ mod tests {
 
     #[test]
     fn sessions_merge_when_a_record_bridges_them() {
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::session(10).unwrap(), 0, sum());
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::session(10).unwrap(), WindowTime::Event, 0, &sum())
+                .unwrap();
         // Gap 10: t=1 opens [1,11), t=20 opens [20,30); t=10 opens [10,20), which overlaps
         // the first and touches the second (Flink merges touching sessions): one [1,30).
         let (out, _) = run(&mut op, &[("a", 1, 1), ("a", 20, 2), ("a", 10, 3)], Some(END_OF_TIME));
         assert_eq!(out, [r#"{"key":"a","window_start":1,"window_end":30,"sum":6}"#]);
         // t=15 opens [15,25), which neither [1,11) nor [30,40) reaches; t=20 then bridges
         // [15,25) and [30,40) into [15,40) while [1,11) stays alone.
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::session(10).unwrap(), 0, sum());
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::session(10).unwrap(), WindowTime::Event, 0, &sum())
+                .unwrap();
         let (out, _) = run(&mut op, &[("a", 1, 1), ("a", 30, 2), ("a", 15, 3), ("a", 20, 4)], Some(END_OF_TIME));
         assert_eq!(
             out,
@@ -331,8 +438,35 @@ mod tests {
     }
 
     #[test]
+    fn processing_time_windows_follow_the_clock_and_flush_at_the_end() {
+        static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        fn clock() -> i64 {
+            NOW.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        let time = WindowTime::Processing { clock };
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), time, 0, &sum()).unwrap();
+        // Event times are ignored: the records arrive at clock 3, so they are in [0,10).
+        NOW.store(3, std::sync::atomic::Ordering::SeqCst);
+        let (out, _) = run(&mut op, &[("a", 500, 1), ("a", -7, 2)], Some(END_OF_TIME));
+        assert!(out.is_empty(), "watermarks do not fire processing-time windows");
+        assert_eq!(op.next_processing_timer(), Some(9));
+        NOW.store(12, std::sync::atomic::Ordering::SeqCst);
+        run(&mut op, &[("a", 0, 4)], None);
+        let (mut out, mut dead) = (Batch::new(), DeadLetters::default());
+        op.on_processing_time(9, &mut out, &mut dead).unwrap();
+        assert_eq!(record::display_value(out.value(0)), r#"{"key":"a","window_start":0,"window_end":10,"sum":3}"#);
+        let mut out = Batch::new();
+        op.finish(&mut out, &mut dead).unwrap();
+        assert_eq!(record::display_value(out.value(0)), r#"{"key":"a","window_start":10,"window_end":20,"sum":4}"#);
+        assert_eq!(op.next_processing_timer(), None);
+    }
+
+    #[test]
     fn records_without_event_time_are_dead_letters() {
-        let mut op = WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), 0, sum());
+        let mut op =
+            WindowOperator::new("w".into(), WindowAssigner::tumbling(10, 0).unwrap(), WindowTime::Event, 0, &sum())
+                .unwrap();
         let mut input = Batch::new();
         input.push_record(&record::encode_str("x"), RowMeta { key: Some(b"\xa1a"), timestamp: None });
         let (mut out, mut dead) = (Batch::new(), DeadLetters::default());

@@ -1,0 +1,142 @@
+//! Wasm UDAFs aggregating windows, from job files run by the CLI, with outputs worked out by
+//! hand: `plugins/stats-rust` (avg, distinct_count) and the hostile `agg_trap`, which traps
+//! on a value containing `boom`.
+//!
+//! Common setup: event time from `ts` (ms), watermarks trailing the largest timestamp by the
+//! bound given, key by `url`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
+use serde_json::{Value, json};
+
+fn job(dir: &Path, input: &str, batch_size: usize, bound: &str, window: &str) -> PathBuf {
+    write_file(dir, "input.jsonl", input);
+    write_job(
+        dir,
+        &format!(
+            "name: window udafs\nparallelism: 1\nbatch_size: {batch_size}\nplugins:\n  stats: {}\n  hostile: {}\n\
+             source: {{connector: file, path: input.jsonl, format: json}}\n\
+             pipeline:\n  - assign_timestamps: {{field: ts, max_out_of_orderness: {bound}}}\n  - key_by: url\n  - window:\n{window}\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n\
+             dead_letter: {{connector: file, path: dead.jsonl}}\n",
+            plugin_yaml("stats-rust"),
+            plugin_yaml("hostile-rust"),
+        ),
+    )
+}
+
+fn sorted(mut rows: Vec<Value>) -> Vec<Value> {
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+const LATENCIES: &str = r#"{"url":"/a","ts":1000,"latency_ms":10}
+{"url":"/b","ts":9000,"latency_ms":7}
+{"url":"/a","ts":4000,"latency_ms":30}
+{"url":"/a","ts":12000,"latency_ms":5}
+{"url":"/a","ts":16000,"latency_ms":6}
+"#;
+
+#[test]
+fn a_rust_udaf_aggregates_a_field_per_key_and_window_in_one_call_per_batch_or_per_record() {
+    // 10 s tumbling windows, average latency: /a [0,10000) has 10 and 30 -> 20; /b [0,10000)
+    // has 7; /a [10000,20000) has 5 and 6 -> 5.5. The same whether each record is its own
+    // batch (one add call each) or all five are one batch (one grouped call for 3 windows).
+    let window = "      tumbling: 10 s\n      aggregate: stats.avg\n      field: latency_ms";
+    let expected = sorted(vec![
+        json!({"key": "/a", "window_start": 0, "window_end": 10000, "avg": 20.0}),
+        json!({"key": "/b", "window_start": 0, "window_end": 10000, "avg": 7.0}),
+        json!({"key": "/a", "window_start": 10000, "window_end": 20000, "avg": 5.5}),
+    ]);
+    for batch_size in [1, 100] {
+        let dir = temp_dir();
+        let out = run_job(&job(dir.path(), LATENCIES, batch_size, "0 s", window));
+        out.assert_ok();
+        assert_eq!(sorted(read_json_lines(&dir.path().join("out.jsonl"))), expected, "batch_size {batch_size}");
+        let s = out.summary();
+        assert_eq!((s.records_in, s.records_out, s.dead_letters), (5, 3, 0));
+    }
+}
+
+#[test]
+fn with_one_record_per_batch_windows_fire_in_watermark_order() {
+    // Bound 0: ts 12000 moves the watermark to 11999, which fires both [0,10000) windows (in
+    // key order: /a, /b); the end of the input fires /a's [10000,20000).
+    let dir = temp_dir();
+    let window = "      tumbling: 10 s\n      aggregate: stats.avg\n      field: latency_ms";
+    run_job(&job(dir.path(), LATENCIES, 1, "0 s", window)).assert_ok();
+    let keys: Vec<(String, i64)> = read_json_lines(&dir.path().join("out.jsonl"))
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["window_start"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(keys, [("/a".into(), 0), ("/b".into(), 0), ("/a".into(), 10000)]);
+}
+
+#[test]
+fn a_udaf_that_traps_on_one_record_sends_it_to_the_dead_letters_and_the_window_still_fires() {
+    // agg_trap collects the `word`s of a window and traps on one containing "boom". In one
+    // batch of three records, the grouped add traps; the host retries value by value, so
+    // "x" and "y" go in once each and the "boom" record alone is a dead letter.
+    let input = r#"{"url":"/a","ts":1000,"word":"x"}
+{"url":"/a","ts":2000,"word":"boom"}
+{"url":"/b","ts":2500,"word":"z"}
+{"url":"/a","ts":3000,"word":"y"}
+"#;
+    let dir = temp_dir();
+    let window = "      tumbling: 10 s\n      aggregate: hostile.agg_trap\n      field: word";
+    let out = run_job(&job(dir.path(), input, 100, "0 s", window));
+    out.assert_ok();
+    assert_eq!(
+        sorted(read_json_lines(&dir.path().join("out.jsonl"))),
+        sorted(vec![
+            json!({"key": "/a", "window_start": 0, "window_end": 10000, "agg_trap": ["x", "y"]}),
+            json!({"key": "/b", "window_start": 0, "window_end": 10000, "agg_trap": ["z"]}),
+        ])
+    );
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["kind"], "trap");
+    assert_eq!(dead[0]["record"], json!({"url": "/a", "ts": 2000, "word": "boom"}));
+    assert!(dead[0]["error"].as_str().unwrap().contains("trap on purpose"), "{}", dead[0]["error"]);
+    assert_eq!(out.summary().dead_letters, 1);
+}
+
+#[test]
+fn session_windows_merge_udaf_accumulators() {
+    // Gap 5 s, distinct users per url. /a: 1000 (u1) opens [1000,6000), 9000 (u2) opens
+    // [9000,14000); 4500 (u1) opens [4500,9500), which overlaps both: one session
+    // [1000,14000) whose accumulator is the merge of all three -> {u1, u2} = 2. /b: 30000
+    // (u3) alone -> [30000,35000) = 1. Bound 10 s keeps 4500 from being late.
+    let input = r#"{"url":"/a","ts":1000,"user":"u1"}
+{"url":"/a","ts":9000,"user":"u2"}
+{"url":"/a","ts":4500,"user":"u1"}
+{"url":"/b","ts":30000,"user":"u3"}
+"#;
+    let window = "      session: {gap: 5 s}\n      aggregate: stats.distinct_count\n      field: user";
+    for batch_size in [1, 100] {
+        let dir = temp_dir();
+        run_job(&job(dir.path(), input, batch_size, "10 s", window)).assert_ok();
+        assert_eq!(
+            sorted(read_json_lines(&dir.path().join("out.jsonl"))),
+            sorted(vec![
+                json!({"key": "/a", "window_start": 1000, "window_end": 14000, "distinct_count": 2}),
+                json!({"key": "/b", "window_start": 30000, "window_end": 35000, "distinct_count": 1}),
+            ]),
+            "batch_size {batch_size}"
+        );
+    }
+}
+
+#[test]
+fn a_udaf_of_the_wrong_kind_or_an_undeclared_plugin_is_a_job_error() {
+    let dir = temp_dir();
+    let out = run_job(&job(dir.path(), LATENCIES, 1, "0 s", "      tumbling: 10 s\n      aggregate: stats.latency_ms"));
+    let err = out.assert_failed();
+    assert!(err.contains("pipeline[2].window.aggregate") && err.contains("is a map function"), "{err}");
+    let out = run_job(&job(dir.path(), LATENCIES, 1, "0 s", "      tumbling: 10 s\n      aggregate: nope.avg"));
+    let err = out.assert_failed();
+    assert!(err.contains("plugin `nope` is not declared"), "{err}");
+}
