@@ -278,8 +278,11 @@ def test_bad_groups_and_malformed_batches_fail_the_call():
         _aggregate.add(AVG, *accs, *values, [0])
     with pytest.raises(AggregateError, match="bad groups: value 1 goes to accumulator 2 of 2"):
         _aggregate.add(AVG, *accs, *values, [0, 2])
-    with pytest.raises(IndexError, match="value 0 goes to accumulator -1, but there are 2"):
-        weir.testing.add_grouped(Avg, [weir.testing.create_accumulator(Avg)] * 2, [(-1, 1.0)])
+    empty = weir.testing.create_accumulator(Avg)
+    with pytest.raises(ValueError, match="value 0 goes to accumulator -1: groups are indexes from 0"):
+        weir.testing.add_grouped(Avg, [empty, empty], [(-1, 1.0)])
+    with pytest.raises(AggregateError, match="bad groups: value 1 goes to accumulator 5 of 2"):
+        weir.testing.add_grouped(Avg, [empty, empty], [(0, 1.0), (5, 1.0)])
     with pytest.raises(AggregateError, match="malformed values batch"):
         _aggregate.add(AVG, *accs, values[0], [0, 1, 99], [0, 0])
     with pytest.raises(AggregateError, match="malformed accumulators batch"):

@@ -149,9 +149,11 @@ def retract(fn: Any, accumulator: bytes, values: Iterable[Any]) -> bytes:
 def _fold(op: Callable[..., Any], fn: Any, accumulators: Sequence[bytes], values: Iterable[Tuple[int, Any]]) -> List[bytes]:
     spec = _aggregate_spec(fn)
     pairs = list(values)
-    bad = next((i for i, (g, _) in enumerate(pairs) if type(g) is not int or not 0 <= g < len(accumulators)), None)
+    # Groups are WIT u32s: the dispatch names a group past the end, as the host would see it,
+    # but a negative one is only possible here (and Python would count it from the end).
+    bad = next((i for i, (g, _) in enumerate(pairs) if type(g) is not int or g < 0), None)
     if bad is not None:
-        raise IndexError(f"value {bad} goes to accumulator {pairs[bad][0]!r}, but there are {len(accumulators)}")
+        raise ValueError(f"value {bad} goes to accumulator {pairs[bad][0]!r}: groups are indexes from 0")
     acc_data, acc_offsets = _marshal_codec.join_rows(list(accumulators))
     data, offsets = _value_batch(v for _, v in pairs)
     out, out_offsets = op(spec, acc_data, acc_offsets, data, offsets, [g for g, _ in pairs])
