@@ -405,34 +405,3 @@ fn python_stats_a_bad_value_fails_alone() {
     let counts: Vec<Value> = (0..2).map(|g| result(&mut distinct, out.accumulators.value(g))).collect();
     assert_eq!(counts, [json!(1), json!(3)]);
 }
-
-#[test]
-#[ignore]
-fn tmp_bench_python_grouped_add() {
-    for dir in ["stats-python", "stats-rust"] {
-        let plugin = load(dir, SandboxLimits::default());
-        let mut avg = plugin.aggregator("avg").expect("avg");
-        let empty = avg.create().expect("create");
-        let mut accs = Batch::new();
-        for _ in 0..100 {
-            accs.push(&empty);
-        }
-        let values = batch(&(0..1024).map(|i| json!((i * 37 % 500) as f64 + 0.5)).collect::<Vec<_>>());
-        let groups: Vec<u32> = (0..1024).map(|i| (i * 13 % 100) as u32).collect();
-        for _ in 0..20 {
-            let out = avg.add_grouped(&accs, &values, &groups).expect("add");
-            accs = out.accumulators;
-        }
-        let mut best = f64::MAX;
-        for _ in 0..5 {
-            let start = std::time::Instant::now();
-            for _ in 0..50 {
-                let out = avg.add_grouped(&accs, &values, &groups).expect("add");
-                assert!(out.failures.is_empty());
-                accs = out.accumulators;
-            }
-            best = best.min(start.elapsed().as_secs_f64() / 50.0);
-        }
-        println!("{dir}: {:.0} values/s, {:.0} ns/value", 1024.0 / best, best / 1024.0 * 1e9);
-    }
-}
