@@ -140,3 +140,59 @@ fn a_udaf_of_the_wrong_kind_or_an_undeclared_plugin_is_a_job_error() {
     let err = out.assert_failed();
     assert!(err.contains("plugin `nope` is not declared"), "{err}");
 }
+
+#[test]
+fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
+    let dir = common::repo_root().join("examples/access-log");
+    let minute = |m: i64| 1_795_600_800_000 + m * 60_000; // 2026-11-25T10:00Z + m minutes
+    let row = |url: &str, start: i64, end: i64, field: &str, v: Value| json!({"key": url, "window_start": minute(start), "window_end": minute(end), field: v});
+
+    let out = run_job(&dir.join("counts.yaml"));
+    out.assert_ok();
+    // 10:00: "/" at :05 :20 :45; "/cart" at :10 and :55 (15 s out of order, within the 30 s
+    // bound); "/api" at :30. 10:01: "/" :10 :40, "/cart" :00 :50, "/api" :15. 10:02: "/" :05
+    // :45, "/api" :30. The "/" request at 10:00:40 comes last, when the watermark is
+    // 10:02:14.999: its minute has fired, so it is late. Line 10 does not parse.
+    let got: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON row")).collect();
+    let count = |url, m: i64, n: i64| row(url, m, m + 1, "count", json!(n));
+    assert_eq!(
+        sorted(got),
+        sorted(vec![
+            count("/", 0, 3),
+            count("/cart", 0, 2),
+            count("/api", 0, 1),
+            count("/", 1, 2),
+            count("/cart", 1, 2),
+            count("/api", 1, 1),
+            count("/", 2, 2),
+            count("/api", 2, 1),
+        ])
+    );
+    let late = read_json_lines(&dir.join("out/late.jsonl"));
+    assert_eq!((late.len(), &late[0]["latency_ms"]), (1, &json!(999.0)));
+    let dead = read_json_lines(&dir.join("out/dead.jsonl"));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["record"], "this line is not an access-log line");
+    assert!(dead[0]["error"].as_str().unwrap().starts_with("not an access-log line"), "{}", dead[0]["error"]);
+
+    run_job(&dir.join("p95.yaml")).assert_ok();
+    let rows = read_json_lines(&dir.join("out/p95.jsonl"));
+    // Every request is in the five 5-minute windows starting in the 5 minutes up to it:
+    // "/" (10:00-10:02) and "/api" (10:00-10:02) in 7 windows each, "/cart" (10:00-10:01) in 6.
+    assert_eq!(rows.len(), 20, "{rows:?}");
+    let p95 = |url: &str, start: i64| {
+        rows.iter()
+            .find(|r| r["key"] == url && r["window_start"] == minute(start))
+            .map(|r| r["p95"].clone())
+            .unwrap_or_else(|| panic!("no window {url} at {start}"))
+    };
+    // Nearest rank over n < 20 values is the largest value. [09:56, 10:01) holds "/" at 12,
+    // 15 and 11 ms; the late 999 ms request missed it, since it had fired. [09:58, 10:03)
+    // was still open, so it has the 999. [10:01, 10:06) holds 20, 14, 13 and 30.
+    assert_eq!(p95("/", -4), json!(15.0));
+    assert_eq!(p95("/", -3), json!(20.0));
+    assert_eq!(p95("/", -2), json!(999.0));
+    assert_eq!(p95("/", 1), json!(30.0));
+    assert_eq!(p95("/cart", 1), json!(60.0)); // 60 and 55 (10:01)
+    assert_eq!(p95("/api", 2), json!(90.0));
+}
