@@ -196,3 +196,37 @@ fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
     assert_eq!(p95("/cart", 1), json!(60.0)); // 60 and 55 (10:01)
     assert_eq!(p95("/api", 2), json!(90.0));
 }
+
+#[test]
+fn the_builder_api_gives_the_same_windows_as_the_job_file() {
+    use std::time::Duration;
+    use weir::env::StreamEnvironment;
+    use weir::window::WindowAssigner;
+
+    let example = common::repo_root().join("examples/access-log");
+    let dir = temp_dir();
+    let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
+    let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));
+    let job = job.replace("path: access.log", &format!("path: {}", example.join("access.log").display()));
+    run_job(&write_job(dir.path(), &job)).assert_ok();
+    let from_job_file = sorted(read_json_lines(&dir.path().join("out/p95.jsonl")));
+
+    let env = StreamEnvironment::new();
+    env.set_batch_size(1);
+    env.set_cache_dir(common::shared_cache_dir());
+    let access_log = env.load_plugin(common::plugin("access-log-rust")).unwrap();
+    let stats = env.load_plugin(common::plugin("stats-rust")).unwrap();
+    let collected = env
+        .read_text_file(example.join("access.log"))
+        .map(access_log.function("parse"))
+        .assign_timestamps("ts", Duration::from_secs(30))
+        .key_by("url")
+        .window(WindowAssigner::sliding(300_000, 60_000, 0).unwrap())
+        .aggregate_with(stats.function("p95"), Some("latency_ms"))
+        .collect();
+    let report = env.execute("p95").unwrap();
+    assert_eq!((report.records_in, report.dead_letters), (16, 1));
+    let rows = collected.lock().unwrap().iter().map(|v| weir::record::json_of(v)).collect();
+    assert_eq!(sorted(rows), from_job_file);
+    assert_eq!(from_job_file.len(), 20);
+}
