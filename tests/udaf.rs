@@ -228,7 +228,10 @@ fn functions_are_checked_for_their_kind() {
     let plugin = stats();
     let err = plugin.aggregator("latency_ms").err().expect("a map is not an aggregate");
     assert!(matches!(err, PluginError::WrongKind { .. }), "{err}");
-    assert_eq!(err.to_string(), "`stats.latency_ms` is a map function, but it is used as a aggregate");
+    assert_eq!(
+        err.to_string(),
+        "`stats.latency_ms` is a map function, but this step needs a function of kind aggregate"
+    );
     let err = plugin.transformer("avg", &[FunctionKind::Map]).err().expect("an aggregate is not a map");
     assert!(matches!(err, PluginError::WrongKind { .. }), "{err}");
     let err = plugin.aggregator("median").err().expect("no such function");

@@ -230,3 +230,23 @@ fn the_builder_api_gives_the_same_windows_as_the_job_file() {
     assert_eq!(sorted(rows), from_job_file);
     assert_eq!(from_job_file.len(), 20);
 }
+
+#[test]
+fn a_python_udaf_gives_the_rust_udafs_windows() {
+    // The access-log p95 job with `stats` pointing at the Python plugin: the same 20 windows
+    // with the same percentiles as the Rust plugin's (the job-file test above checks those).
+    let example = common::repo_root().join("examples/access-log");
+    let run = |plugin: &str| {
+        let dir = temp_dir();
+        let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
+        let job =
+            job.replace("../../plugins/stats-rust/stats-rust.wasm", &common::plugin(plugin).display().to_string());
+        let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));
+        let job = job.replace("path: access.log", &format!("path: {}", example.join("access.log").display()));
+        run_job(&write_job(dir.path(), &job)).assert_ok();
+        sorted(read_json_lines(&dir.path().join("out/p95.jsonl")))
+    };
+    let rust = run("stats-rust");
+    assert_eq!(rust.len(), 20);
+    assert_eq!(run("stats-python"), rust);
+}

@@ -65,7 +65,7 @@ pub enum PluginError {
     Describe(String),
     #[error("plugin `{plugin}` has no function `{function}`; it has: {available}")]
     NoSuchFunction { plugin: String, function: String, available: String },
-    #[error("`{plugin}.{function}` is a {actual} function, but it is used as a {expected}")]
+    #[error("`{plugin}.{function}` is a {actual} function, but this step needs a function of kind {expected}")]
     WrongKind { plugin: String, function: String, actual: String, expected: String },
     #[error("the plugin does not export the weir:plugin/{0} interface its function needs")]
     MissingInterface(&'static str),
