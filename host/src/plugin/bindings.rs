@@ -11,5 +11,8 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::weir::plugin::aggregate::GuestIndices as AggregateIndices;
 pub use self::exports::weir::plugin::describe::GuestIndices as DescribeIndices;
+pub use self::exports::weir::plugin::process::{
+    GuestIndices as ProcessIndices, ProcessOutput, TimeDomain as WitTimeDomain,
+};
 pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
-pub use self::weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
+pub use self::weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, RowError};

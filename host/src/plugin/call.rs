@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use super::bindings::{RowEncoding, WitBatch};
 use super::instance::Instance;
 use super::limits::MemoryLimitExceeded;
+use super::process::SharedProcessHost;
 use super::transform::{FailureKind, RowFailure};
 use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
@@ -30,6 +31,8 @@ pub(super) struct InstanceSlot {
     rows_since_instantiation: u64,
     /// The batch argument, reused across calls (the WIT record owns its lists).
     arg: WitBatch,
+    /// Where a process function's imports go (set into every instance made).
+    process_host: Option<SharedProcessHost>,
 }
 
 impl InstanceSlot {
@@ -41,7 +44,28 @@ impl InstanceSlot {
             instance: None,
             rows_since_instantiation: 0,
             arg: WitBatch { data: Vec::new(), offsets: Vec::new() },
+            process_host: None,
         }
+    }
+
+    /// Instances made from now on send their process imports to `host`.
+    pub fn set_process_host(&mut self, host: SharedProcessHost) {
+        self.process_host = Some(host);
+        self.instance = None;
+    }
+
+    /// [`InstanceSlot::call`] for a process function: the element the guest selects as
+    /// `i` is input `positions[i]`.
+    pub fn call_with_positions<T>(
+        &mut self,
+        positions: &[usize],
+        call: impl FnOnce(&mut Instance, &WitBatch) -> Result<wasmtime::Result<Result<T, String>>, PluginError>,
+    ) -> Result<Result<T, CallFailure>, PluginError> {
+        let positions = positions.to_vec();
+        self.call(move |instance, arg| {
+            instance.store.data_mut().process.positions = positions;
+            call(instance, arg)
+        })
     }
 
     pub fn plugin(&self) -> &Plugin {
@@ -68,7 +92,8 @@ impl InstanceSlot {
         let instance = match self.instance.as_mut() {
             Some(i) => i,
             None => {
-                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label)?;
+                let host = self.process_host.clone();
+                let i = Instance::new(&inner.runtime, &inner.pre, &inner.indices, inner.limits, &self.label, host)?;
                 self.rows_since_instantiation = 0;
                 self.instance.insert(i)
             }

@@ -8,8 +8,9 @@ use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, AggregateIndices, DescribeIndices, PluginInfo, TransformIndices};
+use super::bindings::{self, AggregateIndices, DescribeIndices, PluginInfo, ProcessIndices, TransformIndices};
 use super::limits::{MemoryLimiter, SandboxLimits};
+use super::process::{ProcessImports, SharedProcessHost};
 use super::stderr::StderrTail;
 use super::{Exports, PluginError, PluginRuntime};
 
@@ -20,7 +21,9 @@ pub struct HostState {
     limiter: MemoryLimiter,
     stderr: StderrTail,
     /// `name@version` of the plugin, for its log lines.
-    label: String,
+    pub(super) label: String,
+    /// Where the process imports (state, timers) go.
+    pub(super) process: ProcessImports,
 }
 
 impl WasiView for HostState {
@@ -44,11 +47,18 @@ impl bindings::weir::plugin::log::Host for HostState {
 }
 
 /// The linker every plugin is instantiated with: WASI with an empty context (the guest
-/// toolchains import it even for pure functions) and the `log` interface.
+/// toolchains import it even for pure functions), the `log` interface, and the process
+/// imports (`context`, `state`, `broadcast`, `timers`), which answer with an error outside a
+/// process function's calls.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    use bindings::weir::plugin::{broadcast, context, log, state, timers};
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    bindings::weir::plugin::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    context::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    state::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    broadcast::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    timers::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -58,6 +68,7 @@ pub struct Indices {
     describe: DescribeIndices,
     transform: Option<TransformIndices>,
     aggregate: Option<AggregateIndices>,
+    process: Option<ProcessIndices>,
 }
 
 impl Indices {
@@ -68,6 +79,7 @@ impl Indices {
             describe: DescribeIndices::new(pre).map_err(bad)?,
             transform: if exports.transform { Some(TransformIndices::new(pre).map_err(bad)?) } else { None },
             aggregate: if exports.aggregate { Some(AggregateIndices::new(pre).map_err(bad)?) } else { None },
+            process: if exports.process { Some(ProcessIndices::new(pre).map_err(bad)?) } else { None },
         })
     }
 }
@@ -78,6 +90,7 @@ pub struct Instance {
     describe: bindings::exports::weir::plugin::describe::Guest,
     pub transform: Option<bindings::exports::weir::plugin::transform::Guest>,
     pub aggregate: Option<bindings::exports::weir::plugin::aggregate::Guest>,
+    pub process: Option<bindings::exports::weir::plugin::process::Guest>,
 }
 
 impl Instance {
@@ -87,6 +100,7 @@ impl Instance {
         indices: &Indices,
         limits: SandboxLimits,
         label: &str,
+        process_host: Option<SharedProcessHost>,
     ) -> Result<Self, PluginError> {
         let stderr = StderrTail::default();
         let state = HostState {
@@ -95,6 +109,7 @@ impl Instance {
             limiter: MemoryLimiter::new(limits.memory_bytes),
             stderr,
             label: label.to_string(),
+            process: ProcessImports { host: process_host, positions: Vec::new() },
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -111,7 +126,11 @@ impl Instance {
             Some(a) => Some(a.load(&mut store, &instance).map_err(fail)?),
             None => None,
         };
-        Ok(Self { store, describe, transform, aggregate })
+        let process = match &indices.process {
+            Some(p) => Some(p.load(&mut store, &instance).map_err(fail)?),
+            None => None,
+        };
+        Ok(Self { store, describe, transform, aggregate, process })
     }
 
     /// What the plugin wrote to stderr since the last call of this.
@@ -136,7 +155,7 @@ pub fn describe(
     indices: &Indices,
     limits: SandboxLimits,
 ) -> Result<PluginInfo, PluginError> {
-    let mut instance = Instance::new(runtime, pre, indices, limits, "describe")?;
+    let mut instance = Instance::new(runtime, pre, indices, limits, "describe", None)?;
     let info = instance.describe().map_err(|e| PluginError::Describe(format!("{e:#}")))?;
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = info.functions.iter().find(|f| !seen.insert(f.name.as_str())) {

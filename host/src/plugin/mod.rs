@@ -17,6 +17,7 @@ mod cache;
 mod call;
 mod instance;
 mod limits;
+mod process;
 mod stderr;
 mod transform;
 
@@ -34,6 +35,7 @@ pub use aggregate::{AddOutcome, AggregateError, Aggregator, GroupedOutcome};
 pub use bindings::{FunctionInfo, FunctionKind, PluginInfo, RowEncoding};
 pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};
+pub use process::{ProcessHost, Processor, SharedProcessHost, TimeDomain};
 pub use transform::{FailureKind, RowFailure, TransformOutcome, Transformer};
 
 use instance::HostState;
@@ -263,6 +265,16 @@ impl Plugin {
             return Err(PluginError::MissingInterface("transform"));
         }
         Ok(Transformer::new(self.clone(), f))
+    }
+
+    /// A new processor for the process function `name`, whose state and timer calls go to
+    /// `host`.
+    pub fn processor(&self, name: &str, host: SharedProcessHost) -> Result<Processor, PluginError> {
+        let f = self.function(name, &[FunctionKind::Process])?.clone();
+        if !self.inner.exports.process {
+            return Err(PluginError::MissingInterface("process"));
+        }
+        Ok(Processor::new(self.clone(), f, host))
     }
 
     /// A new aggregator for the UDAF `name` (a function of kind `aggregate`).

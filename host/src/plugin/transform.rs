@@ -103,7 +103,7 @@ impl Transformer {
         let wire = wire.as_ref();
         if !wire_rows.is_empty() {
             match self.call(wire)? {
-                Ok(out) => self.accept(&wire_rows, out, &mut outcome),
+                Ok(out) => self.reader().accept(&wire_rows, out.into(), &mut outcome),
                 Err(failure) => {
                     if failure.poisoned {
                         outcome.instances_rebuilt += 1;
@@ -137,7 +137,7 @@ impl Transformer {
             let mut single = Batch::with_capacity(1, wire.value(pos).len());
             single.push(wire.value(pos));
             match self.call(&single)? {
-                Ok(out) => self.accept(&[index], out, outcome),
+                Ok(out) => self.reader().accept(&[index], out.into(), outcome),
                 Err(failure) => {
                     if failure.poisoned {
                         outcome.instances_rebuilt += 1;
@@ -149,11 +149,47 @@ impl Transformer {
         Ok(())
     }
 
+    fn reader(&self) -> OutputReader<'_> {
+        OutputReader { label: &self.slot.label, encoding: self.function.encoding }
+    }
+
+    /// One call of `apply` on `wire` (see [`InstanceSlot::call`]).
+    fn call(&mut self, wire: &Batch) -> Result<Result<TransformOutput, CallFailure>, PluginError> {
+        self.slot.fill_arg(wire);
+        let name = self.function.name.as_str();
+        self.slot.call(|instance, arg| {
+            let transform = instance.transform.as_ref().ok_or(PluginError::MissingInterface("transform"))?;
+            Ok(transform.call_apply(&mut instance.store, name, arg))
+        })
+    }
+}
+
+/// A call's output rows, counts and row errors, as every output-producing interface returns them.
+pub(super) struct RawOutput {
+    pub data: Vec<u8>,
+    pub offsets: Vec<u32>,
+    pub counts: Vec<u32>,
+    pub errors: Vec<super::bindings::RowError>,
+}
+
+impl From<TransformOutput> for RawOutput {
+    fn from(out: TransformOutput) -> Self {
+        RawOutput { data: out.rows.data, offsets: out.rows.offsets, counts: out.counts, errors: out.errors }
+    }
+}
+
+/// Reads a call's output back into MessagePack rows and per-input outcomes.
+pub(super) struct OutputReader<'a> {
+    pub label: &'a str,
+    pub encoding: RowEncoding,
+}
+
+impl OutputReader<'_> {
     /// Merge a successful call's output for the input rows `rows` into `outcome`.
-    fn accept(&self, rows: &[usize], out: TransformOutput, outcome: &mut TransformOutcome) {
+    pub fn accept(&self, rows: &[usize], out: RawOutput, outcome: &mut TransformOutcome) {
         // The output rows as MessagePack, and per output row why it could not be converted
         // (`bad` is empty when every row converted).
-        let (produced, bad) = match self.convert_output(out.rows.data, out.rows.offsets) {
+        let (produced, bad) = match self.convert_output(out.data, out.offsets) {
             Ok(p) => p,
             Err(e) => return self.fail_all(rows, &format!("the plugin returned a {e}"), outcome),
         };
@@ -183,7 +219,7 @@ impl Transformer {
                     outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message: e.message });
                 }
                 None => {
-                    tracing::warn!(function = %self.slot.label, index = e.index, "plugin reported an error for a row it was not given")
+                    tracing::warn!(function = %self.label, index = e.index, "plugin reported an error for a row it was not given")
                 }
             }
         }
@@ -232,7 +268,7 @@ impl Transformer {
             bad.resize(j + 1, None);
             bad[j] = Some(e);
         };
-        match self.function.encoding {
+        match self.encoding {
             RowEncoding::Msgpack => Ok((Batch::from_parts(data, offsets)?, bad)),
             RowEncoding::Json => {
                 let wire = Batch::from_parts(data, offsets)?;
@@ -275,15 +311,5 @@ impl Transformer {
                 Ok((out, bad))
             }
         }
-    }
-
-    /// One call of `apply` on `wire` (see [`InstanceSlot::call`]).
-    fn call(&mut self, wire: &Batch) -> Result<Result<TransformOutput, CallFailure>, PluginError> {
-        self.slot.fill_arg(wire);
-        let name = self.function.name.as_str();
-        self.slot.call(|instance, arg| {
-            let transform = instance.transform.as_ref().ok_or(PluginError::MissingInterface("transform"))?;
-            Ok(transform.call_apply(&mut instance.store, name, arg))
-        })
     }
 }

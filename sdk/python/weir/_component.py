@@ -83,7 +83,9 @@ def exports(module: ModuleType, aggregate: bool = False) -> Tuple[type, ...]:
         version=info["version"],
         sdk=info["sdk"],
         functions=[
-            wit_types.FunctionInfo(name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]])
+            wit_types.FunctionInfo(
+                name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]], states=[]
+            )
             for f in info["functions"]
         ],
     )
