@@ -1,5 +1,6 @@
-//! The component export: wit-bindgen glue from the `transform-aggregate-plugin` world to the
-//! transform and aggregate dispatchers.
+//! The component export: wit-bindgen glue from the `plugin` world to the transform,
+//! aggregate and process dispatchers, and the WIT imports as the process dispatcher's
+//! [`ProcessHost`].
 //!
 //! Compiled only for `wasm32`, so a plugin crate builds and unit-tests natively without
 //! wit-bindgen. The bindings are generated once, here, from the repository's `wit/` package;
@@ -15,22 +16,26 @@ use std::marker::PhantomData;
 use crate::aggregate as udaf;
 use crate::dispatch;
 use crate::function::{FunctionKind, Plugin, SDK};
-use bindings::exports::weir::plugin::{aggregate, describe, transform};
-use bindings::weir::plugin::types;
+use crate::process::dispatch as keyed;
+use crate::process::host::{Entries, ProcessHost};
+use crate::process::{ProcessOutput, StateDecl, StateKind, TimeDomain};
+use bindings::exports::weir::plugin::{aggregate, describe, process, transform};
+use bindings::weir::plugin::{broadcast, context, state, timers, types};
 
-/// The wit-bindgen bindings of `weir:plugin/transform-aggregate-plugin`.
+/// The wit-bindgen bindings of `weir:plugin/plugin`.
 ///
-/// Every plugin built with this SDK exports `describe`, `transform` and `aggregate`, whether
-/// it has functions of both kinds or not: the host calls a function through the interface
-/// its `describe` kind names, and an interface with no functions behind it answers "unknown
-/// function". One world rather than one per combination because wit-bindgen's
+/// Every plugin built with this SDK exports `describe`, `transform`, `aggregate` and
+/// `process`, whatever kinds of functions it has: the host calls a function through the
+/// interface its `describe` kind names, and an interface with no functions behind it answers
+/// "unknown function". One world rather than one per combination because wit-bindgen's
 /// `pub_export_macro` exports its per-interface macros at the crate root, so two worlds
-/// sharing `describe` cannot be generated in one crate. (The `plugin` world would also import
-/// `state` and `timers`, which only process functions need and the host does not link.)
+/// sharing `describe` cannot be generated in one crate. The world imports `context`, `state`,
+/// `broadcast` and `timers` too; the host links them for every plugin and they answer with an
+/// error outside a process function's calls.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "transform-aggregate-plugin",
+        world: "plugin",
         path: "../../wit",
         pub_export_macro: true,
         export_macro_name: "__weir_export_plugin",
@@ -64,18 +69,40 @@ impl<P: Exported> describe::Guest for Component<P> {
             name: f.name().to_string(),
             kind: wit_kind(f.kind()),
             encoding: types::RowEncoding::Msgpack,
+            states: Vec::new(),
         });
         let aggregates = plugin.aggregates().iter().map(|f| types::FunctionInfo {
             name: f.name().to_string(),
             kind: types::FunctionKind::Aggregate,
             encoding: types::RowEncoding::Msgpack,
+            states: Vec::new(),
+        });
+        let processes = plugin.processes().iter().map(|f| types::FunctionInfo {
+            name: f.name().to_string(),
+            kind: types::FunctionKind::Process,
+            encoding: types::RowEncoding::Msgpack,
+            states: f.states().iter().map(wit_state).collect(),
         });
         types::PluginInfo {
             name: plugin.name().to_string(),
             version: plugin.version().to_string(),
             sdk: SDK.to_string(),
-            functions: transforms.chain(aggregates).collect(),
+            functions: transforms.chain(aggregates).chain(processes).collect(),
         }
+    }
+}
+
+fn wit_state(decl: &StateDecl) -> types::StateDecl {
+    types::StateDecl {
+        name: decl.name().to_string(),
+        kind: match decl.kind() {
+            StateKind::Value => types::StateKind::Value,
+            StateKind::List => types::StateKind::List,
+            StateKind::Map => types::StateKind::Map,
+            StateKind::BroadcastMap => types::StateKind::BroadcastMap,
+        },
+        value_type: decl.value_type(),
+        ttl_ms: decl.ttl_ms(),
     }
 }
 
@@ -118,5 +145,135 @@ impl<P: Exported> aggregate::Guest for Component<P> {
 
     fn get_result(name: String, accumulator: Vec<u8>) -> Result<Vec<u8>, String> {
         udaf::get_result(P::plugin(), &name, &accumulator).map_err(|e| e.to_string())
+    }
+}
+
+fn wit_process_output(out: ProcessOutput) -> process::ProcessOutput {
+    process::ProcessOutput {
+        rows: types::Batch { data: out.data, offsets: out.offsets },
+        counts: out.counts,
+        errors: out.errors.into_iter().map(|e| types::RowError { index: e.index, message: e.message }).collect(),
+    }
+}
+
+impl<P: Exported> process::Guest for Component<P> {
+    fn process_elements(
+        name: String,
+        elements: types::Batch,
+        keys: types::Batch,
+        timestamps: Vec<i64>,
+    ) -> Result<process::ProcessOutput, String> {
+        let elements = (elements.data.as_slice(), elements.offsets.as_slice());
+        let keys = (keys.data.as_slice(), keys.offsets.as_slice());
+        keyed::process_elements(P::plugin(), &WitHost, &name, elements, keys, &timestamps)
+            .map(wit_process_output)
+            .map_err(|e| e.to_string())
+    }
+
+    fn on_timers(
+        name: String,
+        keys: types::Batch,
+        times: Vec<i64>,
+        domains: Vec<process::TimeDomain>,
+    ) -> Result<process::ProcessOutput, String> {
+        let domains: Vec<TimeDomain> = domains
+            .into_iter()
+            .map(|d| match d {
+                process::TimeDomain::EventTime => TimeDomain::EventTime,
+                process::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+            })
+            .collect();
+        let keys = (keys.data.as_slice(), keys.offsets.as_slice());
+        keyed::on_timers(P::plugin(), &WitHost, &name, keys, &times, &domains)
+            .map(wit_process_output)
+            .map_err(|e| e.to_string())
+    }
+
+    fn process_broadcast(
+        name: String,
+        elements: types::Batch,
+        timestamps: Vec<i64>,
+    ) -> Result<process::ProcessOutput, String> {
+        let elements = (elements.data.as_slice(), elements.offsets.as_slice());
+        keyed::process_broadcast(P::plugin(), &WitHost, &name, elements, &timestamps)
+            .map(wit_process_output)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The WIT imports, as the process dispatcher reaches them.
+struct WitHost;
+
+impl ProcessHost for WitHost {
+    fn select(&self, index: u32) {
+        context::select(index);
+    }
+
+    fn value_get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        state::value_get(name)
+    }
+    fn value_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
+        state::value_set(name, value)
+    }
+    fn value_clear(&self, name: &str) -> Result<(), String> {
+        state::value_clear(name)
+    }
+
+    fn list_get(&self, name: &str) -> Result<Vec<Vec<u8>>, String> {
+        state::list_get(name)
+    }
+    fn list_append(&self, name: &str, value: &[u8]) -> Result<(), String> {
+        state::list_append(name, value)
+    }
+    fn list_clear(&self, name: &str) -> Result<(), String> {
+        state::list_clear(name)
+    }
+
+    fn map_get(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        state::map_get(name, key)
+    }
+    fn map_put(&self, name: &str, key: &[u8], value: &[u8]) -> Result<(), String> {
+        state::map_put(name, key, value)
+    }
+    fn map_remove(&self, name: &str, key: &[u8]) -> Result<(), String> {
+        state::map_remove(name, key)
+    }
+    fn map_contains(&self, name: &str, key: &[u8]) -> Result<bool, String> {
+        state::map_contains(name, key)
+    }
+    fn map_entries(&self, name: &str) -> Result<Entries, String> {
+        state::map_entries(name)
+    }
+
+    fn broadcast_get(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        broadcast::get(name, key)
+    }
+    fn broadcast_put(&self, name: &str, key: &[u8], value: &[u8]) -> Result<(), String> {
+        broadcast::put(name, key, value)
+    }
+    fn broadcast_remove(&self, name: &str, key: &[u8]) -> Result<(), String> {
+        broadcast::remove(name, key)
+    }
+    fn broadcast_entries(&self, name: &str) -> Result<Entries, String> {
+        broadcast::entries(name)
+    }
+
+    fn current_watermark(&self) -> Option<i64> {
+        timers::current_watermark()
+    }
+    fn current_processing_time(&self) -> i64 {
+        timers::current_processing_time()
+    }
+    fn register_timer(&self, domain: TimeDomain, at_ms: i64) {
+        match domain {
+            TimeDomain::EventTime => timers::register_event_time(at_ms),
+            TimeDomain::ProcessingTime => timers::register_processing_time(at_ms),
+        }
+    }
+    fn delete_timer(&self, domain: TimeDomain, at_ms: i64) {
+        match domain {
+            TimeDomain::EventTime => timers::delete_event_time(at_ms),
+            TimeDomain::ProcessingTime => timers::delete_processing_time(at_ms),
+        }
     }
 }

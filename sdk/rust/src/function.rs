@@ -9,6 +9,7 @@
 
 use crate::aggregate::AggregateFunction;
 use crate::batch::RowWriter;
+use crate::process::ProcessFunction;
 
 /// The SDK string reported by `describe`, e.g. `weir-sdk-rust 0.1.0`.
 pub const SDK: &str = concat!("weir-sdk-rust ", env!("CARGO_PKG_VERSION"));
@@ -90,21 +91,22 @@ impl std::fmt::Debug for Function {
     }
 }
 
-/// A plugin: its name, version, function table and aggregate (UDAF) table. `weir::plugin!` defines one as the
-/// `static PLUGIN` of your crate; the component export and [`crate::testing::Harness`] both
-/// serve it.
+/// A plugin: its name, version, and tables of transform functions, aggregates (UDAFs) and
+/// process functions. `weir::plugin!` defines one as the `static PLUGIN` of your crate; the
+/// component export and [`crate::testing`]'s harnesses all serve it.
 #[derive(Debug)]
 pub struct Plugin {
     name: &'static str,
     version: &'static str,
     functions: &'static [Function],
     aggregates: &'static [AggregateFunction],
+    processes: &'static [ProcessFunction],
 }
 
 impl Plugin {
     /// A plugin from its parts (what `weir::plugin!` expands to).
     pub const fn new(name: &'static str, version: &'static str, functions: &'static [Function]) -> Self {
-        Plugin { name, version, functions, aggregates: &[] }
+        Plugin { name, version, functions, aggregates: &[], processes: &[] }
     }
 
     /// A plugin with UDAFs too (what `weir::plugin!` expands to when it lists `aggregates`).
@@ -114,7 +116,24 @@ impl Plugin {
         functions: &'static [Function],
         aggregates: &'static [AggregateFunction],
     ) -> Self {
-        Plugin { name, version, functions, aggregates }
+        Plugin { name, version, functions, aggregates, processes: &[] }
+    }
+
+    /// The same plugin with process functions (what `weir::plugin!` expands to when it lists
+    /// `processes`).
+    pub const fn with_processes(mut self, processes: &'static [ProcessFunction]) -> Self {
+        self.processes = processes;
+        self
+    }
+
+    /// Every process function, in the order `plugin!` listed them.
+    pub fn processes(&self) -> &'static [ProcessFunction] {
+        self.processes
+    }
+
+    /// The process function called `name`, if the plugin has one.
+    pub fn process(&self, name: &str) -> Option<&'static ProcessFunction> {
+        self.processes.iter().find(|f| f.name() == name)
     }
 
     /// Every aggregate function, in the order `plugin!` listed them.

@@ -83,8 +83,10 @@
 //!
 //! `weir::plugin! { name: "...", version: "x.y.z", functions: [path, ...] }` defines
 //! `pub static PLUGIN: weir::Plugin` (the function table) and, when compiling for `wasm32`,
-//! the component exports `describe`, `transform` and `aggregate` (the
-//! `transform-aggregate-plugin` world). Invoke it once per crate.
+//! the component of the `plugin` world: it exports `describe`, `transform`, `aggregate` and
+//! `process` (an interface with no functions of its kind answers "unknown function"), and
+//! imports `log`, `context`, `state`, `broadcast` and `timers` (the host links them for
+//! every plugin). Invoke it once per crate.
 //!
 //! # Aggregates (UDAFs)
 //!
@@ -92,6 +94,15 @@
 //! list it as `aggregates: [name: Type, ...]` in [`plugin!`] (`functions:` may then be left
 //! out). See [`Aggregate`] for an example and
 //! [`testing::Harness::aggregate`] for tests.
+//!
+//! # Keyed process functions
+//!
+//! Implement [`KeyedProcessFunction`] (Flink's `KeyedProcessFunction`, with an optional
+//! broadcast side) on a `Default` type and list it as `processes: [name: Type, ...]` in
+//! [`plugin!`]. Its state (value, list, map, broadcast map; optional TTL) and timers live in
+//! the host, declared in [`KeyedProcessFunction::STATES`] and reached through typed handles
+//! on the [`process::Context`]. See the [`process`] module for an example, and
+//! [`testing::ProcessHarness`] for tests with in-memory state and timers.
 //!
 //! # Rows
 //!
@@ -110,12 +121,14 @@ mod dispatch;
 mod export;
 mod function;
 pub mod log;
+pub mod process;
 pub mod testing;
 
 pub use aggregate::{Aggregate, AggregateError, AggregateFunction};
 pub use batch::RowWriter;
 pub use dispatch::{ApplyError, RowError, TransformOutput, apply};
 pub use function::{Function, FunctionKind, Plugin, RowInvoker, SDK};
+pub use process::KeyedProcessFunction;
 
 /// Marks a function as a Weir **map**: one output row per input row.
 ///
@@ -181,7 +194,9 @@ pub use weir_sdk_macros::key_selector;
 pub use weir_sdk_macros::timestamp_assigner;
 
 /// Declares the plugin: `weir::plugin! { name: "upper", version: "0.1.0", functions: [upper] }`,
-/// with UDAFs `weir::plugin! { ..., functions: [...], aggregates: [avg: Avg] }`.
+/// with UDAFs `weir::plugin! { ..., functions: [...], aggregates: [avg: Avg] }`, with keyed
+/// process functions `weir::plugin! { ..., processes: [count: CountPerKey] }` (`functions:`
+/// may be left out when `aggregates:` or `processes:` is given).
 ///
 /// Defines `pub static PLUGIN: weir::Plugin` and, for `wasm32`, the component exports. See
 /// the [crate docs](crate#plugin) for details.

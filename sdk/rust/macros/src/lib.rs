@@ -69,7 +69,8 @@ pub fn timestamp_assigner(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_function(Kind::TimestampAssigner, attr, item)
 }
 
-/// `plugin! { name: "...", version: "...", functions: [a, b, module::c], aggregates: [avg: Avg] }`
+/// `plugin! { name: "...", version: "...", functions: [a, b, module::c], aggregates: [avg: Avg],
+/// processes: [count: Count] }`
 #[proc_macro]
 pub fn plugin(input: TokenStream) -> TokenStream {
     let spec = syn::parse_macro_input!(input as PluginSpec);
@@ -223,20 +224,22 @@ struct PluginSpec {
     name: LitStr,
     version: LitStr,
     functions: Vec<Path>,
-    aggregates: Vec<AggregateEntry>,
+    aggregates: Vec<TypedEntry>,
+    processes: Vec<TypedEntry>,
 }
 
-/// `name: Type` in `aggregates: [...]`: the UDAF's name and its accumulator type.
-struct AggregateEntry {
+/// `name: Type` in `aggregates: [...]` or `processes: [...]`: the function's name and the type
+/// that implements it (the UDAF's accumulator, the process function).
+struct TypedEntry {
     name: Ident,
     ty: Type,
 }
 
-impl Parse for AggregateEntry {
+impl Parse for TypedEntry {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let name: Ident = input.parse()?;
         input.parse::<Token![:]>()?;
-        Ok(AggregateEntry { name, ty: input.parse()? })
+        Ok(TypedEntry { name, ty: input.parse()? })
     }
 }
 
@@ -246,6 +249,7 @@ impl Parse for PluginSpec {
         let mut version = None;
         let mut functions = None;
         let mut aggregates = None;
+        let mut processes = None;
         while !input.is_empty() {
             let key: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
@@ -258,19 +262,17 @@ impl Parse for PluginSpec {
                     let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
                     functions = Some(paths.into_iter().collect::<Vec<_>>());
                 }
-                "aggregates" if aggregates.is_none() => {
-                    let content;
-                    bracketed!(content in input);
-                    let entries = Punctuated::<AggregateEntry, Token![,]>::parse_terminated(&content)?;
-                    aggregates = Some(entries.into_iter().collect::<Vec<_>>());
-                }
-                "name" | "version" | "functions" | "aggregates" => {
+                "aggregates" if aggregates.is_none() => aggregates = Some(parse_entries(input)?),
+                "processes" if processes.is_none() => processes = Some(parse_entries(input)?),
+                "name" | "version" | "functions" | "aggregates" | "processes" => {
                     return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
                 }
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown key `{key}`; expected `name`, `version`, `functions` or `aggregates`"),
+                        format!(
+                            "unknown key `{key}`; expected `name`, `version`, `functions`, `aggregates` or `processes`"
+                        ),
                     ));
                 }
             }
@@ -282,14 +284,23 @@ impl Parse for PluginSpec {
         Ok(PluginSpec {
             name: name.ok_or_else(|| missing("name"))?,
             version: version.ok_or_else(|| missing("version"))?,
-            functions: match (functions, &aggregates) {
+            functions: match (functions, aggregates.is_some() || processes.is_some()) {
                 (Some(functions), _) => functions,
-                (None, Some(_)) => Vec::new(),
-                (None, None) => return Err(missing("functions")),
+                (None, true) => Vec::new(),
+                (None, false) => return Err(missing("functions")),
             },
             aggregates: aggregates.unwrap_or_default(),
+            processes: processes.unwrap_or_default(),
         })
     }
+}
+
+/// `[name: Type, ...]`
+fn parse_entries(input: ParseStream) -> syn::Result<Vec<TypedEntry>> {
+    let content;
+    bracketed!(content in input);
+    let entries = Punctuated::<TypedEntry, Token![,]>::parse_terminated(&content)?;
+    Ok(entries.into_iter().collect())
 }
 
 fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
@@ -303,7 +314,7 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
     if !is_semver(&spec.version.value()) {
         return Err(syn::Error::new(spec.version.span(), "the version must be semver, e.g. \"1.2.0\""));
     }
-    if spec.functions.is_empty() && spec.aggregates.is_empty() {
+    if spec.functions.is_empty() && spec.aggregates.is_empty() && spec.processes.is_empty() {
         return Err(syn::Error::new(Span::call_site(), "a plugin needs at least one function"));
     }
     let mut seen = std::collections::HashSet::new();
@@ -325,33 +336,40 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
         descriptors.push(descriptor);
     }
 
-    let mut aggregates = Vec::with_capacity(spec.aggregates.len());
-    for entry in &spec.aggregates {
-        if !seen.insert(entry.name.to_string()) {
-            return Err(syn::Error::new(
-                entry.name.span(),
-                format!("function `{}` is listed twice (names must be unique in a plugin)", entry.name),
-            ));
+    let mut typed = |entries: &[TypedEntry]| -> syn::Result<Vec<(LitStr, Type)>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if !seen.insert(entry.name.to_string()) {
+                return Err(syn::Error::new(
+                    entry.name.span(),
+                    format!("function `{}` is listed twice (names must be unique in a plugin)", entry.name),
+                ));
+            }
+            out.push((LitStr::new(&entry.name.to_string(), entry.name.span()), entry.ty.clone()));
         }
-        let name = LitStr::new(&entry.name.to_string(), entry.name.span());
-        let ty = &entry.ty;
-        aggregates.push((name, ty));
-    }
+        Ok(out)
+    };
+    let aggregates = typed(&spec.aggregates)?;
+    let processes = typed(&spec.processes)?;
 
     let sdk = sdk_path();
     let plugin_name = &spec.name;
     let version = &spec.version;
     let aggregate_names = aggregates.iter().map(|(name, _)| name);
     let aggregate_types = aggregates.iter().map(|(_, ty)| ty);
+    let process_names = processes.iter().map(|(name, _)| name);
+    let process_types = processes.iter().map(|(_, ty)| ty);
     Ok(quote! {
-        /// This crate's Weir plugin: its name, version, function and aggregate tables (what
-        /// `describe` reports and the exports dispatch over). Pass it to
-        /// `weir::testing::Harness::new`.
+        /// This crate's Weir plugin: its name, version, and tables of functions, aggregates
+        /// and process functions (what `describe` reports and the exports dispatch over).
+        /// Pass it to `weir::testing::Harness::new` or `weir::testing::ProcessHarness::new`.
         pub static PLUGIN: #sdk::Plugin = {
             const FUNCTIONS: &[#sdk::Function] = &[#(#descriptors),*];
             const AGGREGATES: &[#sdk::AggregateFunction] =
                 &[#(#sdk::AggregateFunction::of::<#aggregate_types>(#aggregate_names)),*];
-            #sdk::Plugin::with_aggregates(#plugin_name, #version, FUNCTIONS, AGGREGATES)
+            const PROCESSES: &[#sdk::process::ProcessFunction] =
+                &[#(#sdk::process::ProcessFunction::of::<#process_types>(#process_names)),*];
+            #sdk::Plugin::with_aggregates(#plugin_name, #version, FUNCTIONS, AGGREGATES).with_processes(PROCESSES)
         };
 
         #[cfg(target_arch = "wasm32")]

@@ -1,5 +1,8 @@
 //! Run a plugin's functions locally, through the same path the component takes.
 //!
+//! [`Harness`] runs transforms and aggregates; [`ProcessHarness`] runs a keyed process
+//! function with in-memory state and timers (see [its module](process)).
+//!
 //! A [`Harness`] encodes your input values as MessagePack rows in one flat batch (structs as
 //! maps, as the host sends them), calls the dispatcher the component export calls, and
 //! decodes the output batch. So a unit test covers the row decoding, the function, the error
@@ -37,6 +40,11 @@
 //! assert!(out[1].is_err());
 //! # }
 //! ```
+
+pub(crate) mod memory;
+pub mod process;
+
+pub use process::{InputFailure, ProcessHarness, ProcessHarnessError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
