@@ -1,7 +1,8 @@
 //! Sources and sinks.
 //!
 //! Sources: `collection` (from_elements), `file` (text or JSON lines; a file or a directory
-//! of files), `socket` (TCP text lines, like Flink's `socketTextStream`). Sinks: `print`,
+//! of files), `socket` (TCP text lines, like Flink's `socketTextStream`), `datagen` (rows
+//! generated from a schema, like Flink's `datagen` connector). Sinks: `print`,
 //! `file`, `collect` (into memory, for the builder API and tests) and `discard`.
 //!
 //! Sources and sinks run as blocking tasks: their I/O is plain `std::io` with buffering,
@@ -11,6 +12,7 @@
 //! goes to the dead-letter output with its file and line; the job goes on.
 
 mod collection;
+mod datagen;
 mod file_sink;
 mod file_source;
 mod print;
@@ -21,6 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 use tokio::sync::mpsc;
+
+pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
 
 use crate::record::Batch;
 use crate::runtime::{DeadLetter, Disconnected, Output, Payload};
@@ -43,6 +47,9 @@ pub enum SourceSpec {
     File { path: PathBuf, format: LineFormat },
     /// Text lines read from a TCP server, until it closes the connection.
     Socket { host: String, port: u16, format: LineFormat },
+    /// Rows generated from a schema (sequences, random values, event time), optionally
+    /// rate-limited; deterministic for a seed.
+    Datagen(DatagenSpec),
 }
 
 impl SourceSpec {
@@ -51,6 +58,7 @@ impl SourceSpec {
             SourceSpec::Collection { .. } => "source collection",
             SourceSpec::File { .. } => "source file",
             SourceSpec::Socket { .. } => "source socket",
+            SourceSpec::Datagen(_) => "source datagen",
         }
     }
 }
@@ -80,6 +88,8 @@ pub enum ConnectorError {
     Io { what: &'static str, path: String, source: std::io::Error },
     #[error("the job was cancelled: a downstream task stopped")]
     Disconnected,
+    #[error("datagen source: {0}")]
+    Datagen(#[from] DatagenError),
 }
 
 impl From<Disconnected> for ConnectorError {
@@ -176,6 +186,7 @@ pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), Conn
         SourceSpec::Collection { elements } => collection::run(elements, ctx)?,
         SourceSpec::File { path, format } => file_source::run(path, *format, ctx)?,
         SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx)?,
+        SourceSpec::Datagen(spec) => datagen::run(spec, ctx)?,
     }
     ctx.flush()?;
     Ok(())

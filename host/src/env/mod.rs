@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::connectors::{Collected, LineFormat, SinkSpec, SourceSpec};
+use crate::connectors::{Collected, DatagenSpec, LineFormat, SinkSpec, SourceSpec};
 use crate::graph::{JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{
     KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
@@ -194,6 +194,32 @@ impl StreamEnvironment {
     /// Text lines read from a TCP server until it closes the connection.
     pub fn socket_text_stream(&self, host: impl Into<String>, port: u16) -> DataStream {
         self.stream(SourceSpec::Socket { host: host.into(), port, format: LineFormat::Text })
+    }
+
+    /// Rows generated from a schema, like Flink's datagen connector; a spec that cannot
+    /// generate (no fields, `min > max`, ...) is reported by [`StreamEnvironment::execute`].
+    ///
+    /// ```no_run
+    /// use weir::connectors::{DatagenSpec, FieldGenerator};
+    /// use weir::env::StreamEnvironment;
+    ///
+    /// # fn main() -> Result<(), weir::env::EnvError> {
+    /// let env = StreamEnvironment::new();
+    /// let spec = DatagenSpec::new()
+    ///     .field("user", FieldGenerator::RandomInt { min: 1, max: 100 })
+    ///     .field("ts", FieldGenerator::EventTime { start_ms: 0, step_ms: 10, max_out_of_orderness_ms: 0 })
+    ///     .number_of_rows(1_000)
+    ///     .seed(7);
+    /// env.from_datagen(spec).print();
+    /// env.execute("generated")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_datagen(&self, spec: DatagenSpec) -> DataStream {
+        if let Err(e) = spec.validate() {
+            self.state().errors.push(format!("from_datagen: {e}"));
+        }
+        self.stream(SourceSpec::Datagen(spec))
     }
 
     pub fn from_source(&self, source: SourceSpec) -> DataStream {

@@ -18,6 +18,7 @@
 //! file's folder), then [`JobSpec::build`] loads the plugins and builds the pipeline with
 //! the builder API ([`crate::env`]), so both ways of writing a job run the same code.
 
+mod datagen;
 mod locate;
 mod spec;
 mod time;

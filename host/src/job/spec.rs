@@ -254,7 +254,7 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
 }
 
 fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
-    let connector = connector(ctx, v, "source", "collection, file or socket")?;
+    let connector = connector(ctx, v, "source", "collection, file, socket or datagen")?;
     match connector.as_str() {
         "collection" => {
             let entries = ctx.map(v, "source", &["connector", "elements"])?;
@@ -289,9 +289,10 @@ fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
             let port = ctx.number(port, "source.port", 1, 65535)? as u16;
             Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), "source.format")? })
         }
+        "datagen" => super::datagen::parse_datagen(ctx, v),
         other => Err(ctx.err(
             "source.connector",
-            format!("unknown source connector `{other}`; expected collection, file or socket"),
+            format!("unknown source connector `{other}`; expected collection, file, socket or datagen"),
         )),
     }
 }
@@ -630,7 +631,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  connector: collection", "  connector: kafkaa")),
-            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file or socket"
+            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file, socket or datagen"
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),

@@ -68,7 +68,7 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
     n.checked_mul(per)
 }
 
-fn duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
+pub(super) fn duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
     let ms = match v {
         Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
         Value::String(s) => parse_duration_ms(s),
