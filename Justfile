@@ -60,9 +60,11 @@ test: plugins
     {{venv}}/bin/python -m pytest -q sdk/python plugins/upper-python
     {{venv}}/bin/python -m pytest -q plugins/stats-python
 
-# Throughput and latency figures (JSON on stdout).
+# Throughput and latency figures (JSON on stdout): the map pipeline, then the keyed window
+# count (built in, Rust UDAF, Python UDAF; WEIR_BENCH_EVENTS sets the events, default 10 M).
 bench: plugins
     cargo bench --workspace --bench pipeline
+    cargo bench --workspace --bench windows
 
 # Format and lint.
 lint:

@@ -7,9 +7,10 @@
 | `weighted_avg` | aggregate | `{value, weight}` | `sum(value * weight) / sum(weight)`, or None |
 | `distinct_count` | aggregate | a string | how many distinct strings |
 | `p95` | aggregate | a number, or a record with `latency_ms` | the exact 95th percentile (nearest rank), or None |
+| `count` | aggregate | anything | how many values; supports retract |
 | `latency_ms` | map | a record with `latency_ms` | the number, as a float |
 
-Accumulators are plain lists and sets (stored as marshal bytes by the SDK). `p95` is exact:
+Accumulators are plain lists, sets and ints (stored as marshal bytes by the SDK). `p95` is exact:
 it keeps every value, sorted, so its accumulator grows with the window (fine for examples
 and small windows; a production percentile would use a sketch such as t-digest or DDSketch).
 """
@@ -151,3 +152,26 @@ class P95(weir.AggregateFunction):
             return None
         rank = max(1, -(-len(values) * 95 // 100))
         return values[rank - 1]
+
+
+@weir.aggregate
+class Count(weir.AggregateFunction):
+    """Number of values, whatever they are; the accumulator is the count itself (an int),
+    as the Rust plugin's is a u64."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add(self, n, value):
+        return n + 1
+
+    def retract(self, n, value):
+        if n == 0:
+            raise ValueError("cannot retract a value from a count of 0")
+        return n - 1
+
+    def merge(self, n, other):
+        return n + other
+
+    def get_result(self, n):
+        return n

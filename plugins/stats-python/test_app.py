@@ -7,7 +7,7 @@ import weir
 import weir.testing as t
 
 import app
-from app import Avg, DistinctCount, P95, WeightedAvg, latency_ms
+from app import Avg, Count, DistinctCount, P95, WeightedAvg, latency_ms
 
 
 def test_describe_lists_the_map_and_the_aggregates():
@@ -18,6 +18,7 @@ def test_describe_lists_the_map_and_the_aggregates():
         ("weighted_avg", "aggregate"),
         ("distinct_count", "aggregate"),
         ("p95", "aggregate"),
+        ("count", "aggregate"),
     ]
 
 
@@ -98,3 +99,23 @@ def test_latency_ms_extracts_the_field():
         [12.0],
         t.RowError(1, "KeyError: 'latency_ms'"),
     ]
+
+
+def test_count_counts_any_values_merges_and_retracts():
+    clicks = [{"url": "/a", "ts": 1}, {"url": "/b", "ts": 2}, {"url": "/a", "ts": 3}]
+    assert t.aggregate(Count, clicks) == 3
+    assert t.aggregate(Count, []) == 0
+    assert t.aggregate_merged(Count, [["x", 1.5], [], [None]]) == 3
+    acc = t.add(Count, t.create_accumulator(Count), [1, 2])
+    assert t.accumulator(Count, acc) == 2
+    acc = t.retract(Count, acc, [1])
+    assert t.result(Count, acc) == 1
+    acc = t.retract(Count, acc, [2])
+    with pytest.raises(weir.AggregateError, match="value 0: ValueError: cannot retract a value from a count of 0"):
+        t.retract(Count, acc, [3])
+
+
+def test_count_folds_into_several_accumulators_in_one_call():
+    empty = t.create_accumulator(Count)
+    accs = t.add_grouped(Count, [empty, empty], [(0, "a"), (1, "b"), (0, "c"), (0, "d")])
+    assert [t.result(Count, a) for a in accs] == [3, 1]

@@ -6,6 +6,7 @@
 //! | `weighted_avg` | aggregate | `{value, weight}` | `sum(value * weight) / sum(weight)`, or nil |
 //! | `distinct_count` | aggregate | a string | how many distinct strings |
 //! | `p95` | aggregate | a number, or a record with `latency_ms` | the exact 95th percentile (nearest rank), or nil |
+//! | `count` | aggregate | anything (not decoded) | how many values; supports retract |
 //! | `latency_ms` | map | a record with `latency_ms` | the number |
 //!
 //! Each accumulator is a plain struct; the SDK stores it as MessagePack bytes that the host
@@ -15,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use weir::Aggregate;
 
@@ -190,6 +192,34 @@ impl Aggregate for P95 {
     }
 }
 
+/// Number of values, whatever they are: the accumulator is the count itself (a `u64`), and
+/// values are skipped over rather than decoded, so this is the cheapest UDAF there is (the
+/// benchmark of a UDAF's fixed cost against the built-in `count`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Count(u64);
+
+impl Aggregate for Count {
+    type Input = IgnoredAny;
+    type Output = u64;
+
+    fn add(&mut self, _: IgnoredAny) {
+        self.0 += 1;
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.0 += other.0;
+    }
+
+    fn result(&self) -> u64 {
+        self.0
+    }
+
+    fn retract(&mut self, _: IgnoredAny) -> Result<(), String> {
+        self.0 = self.0.checked_sub(1).ok_or("cannot retract a value from a count of 0")?;
+        Ok(())
+    }
+}
+
 /// An access-log record, as far as `latency_ms` cares.
 #[derive(Debug, Deserialize)]
 pub struct Request {
@@ -206,7 +236,7 @@ weir::plugin! {
     name: "stats",
     version: "0.1.0",
     functions: [latency_ms],
-    aggregates: [avg: Avg, weighted_avg: WeightedAvg, distinct_count: DistinctCount, p95: P95],
+    aggregates: [avg: Avg, weighted_avg: WeightedAvg, distinct_count: DistinctCount, p95: P95, count: Count],
 }
 
 #[cfg(test)]
@@ -221,7 +251,7 @@ mod tests {
     #[test]
     fn describe_lists_the_map_and_the_aggregates() {
         let names: Vec<_> = PLUGIN.aggregates().iter().map(|a| a.name()).collect();
-        assert_eq!(names, ["avg", "weighted_avg", "distinct_count", "p95"]);
+        assert_eq!(names, ["avg", "weighted_avg", "distinct_count", "p95", "count"]);
         assert_eq!(PLUGIN.functions()[0].name(), "latency_ms");
     }
 
@@ -306,6 +336,39 @@ mod tests {
         assert!(h.retract("p95", &acc, [42.0]).is_err());
         let split: Option<f64> = h.aggregate_merged("p95", [vec![1.0, 7.0, 3.0], vec![2.0, 10.0], vec![4.0]]);
         assert_eq!(split, Some(10.0));
+    }
+
+    #[test]
+    fn count_counts_any_values_merges_and_retracts() {
+        #[derive(Serialize)]
+        struct Click {
+            url: &'static str,
+            ts: i64,
+        }
+        let clicks = [Click { url: "/a", ts: 1 }, Click { url: "/b", ts: 2 }, Click { url: "/a", ts: 3 }];
+        assert_eq!(harness().aggregate::<_, u64>("count", clicks), 3);
+        assert_eq!(harness().aggregate::<f64, u64>("count", []), 0);
+        let mixed: u64 = harness().aggregate_merged("count", [vec!["x", "y"], vec![], vec!["z"]]);
+        assert_eq!(mixed, 3);
+        let h = harness();
+        let acc = h.add("count", &h.create_accumulator("count").unwrap(), [1, 2]).unwrap();
+        let acc = h.retract("count", &acc, [1]).unwrap();
+        assert_eq!(h.result::<u64>("count", &acc).unwrap(), 1);
+        let acc = h.retract("count", &acc, [2]).unwrap();
+        let err = h.retract("count", &acc, [3]).unwrap_err().to_string();
+        assert!(err.contains("count of 0"), "{err}");
+        // The accumulator is the bare number in MessagePack (a positive fixint here).
+        assert_eq!(h.create_accumulator("count").unwrap(), [0x00]);
+        assert_eq!(h.add("count", &[0x00], ["a", "b"]).unwrap(), [0x02]);
+    }
+
+    #[test]
+    fn count_folds_into_several_accumulators_in_one_call() {
+        let h = harness();
+        let empty = h.create_accumulator("count").unwrap();
+        let accs = h.add_grouped("count", &[empty.clone(), empty], [(0, "a"), (1, "b"), (0, "c"), (0, "d")]).unwrap();
+        assert_eq!(h.result::<u64>("count", &accs[0]).unwrap(), 3);
+        assert_eq!(h.result::<u64>("count", &accs[1]).unwrap(), 1);
     }
 
     #[test]

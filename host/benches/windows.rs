@@ -1,0 +1,367 @@
+//! The window benchmark: a keyed tumbling-window count over generated events, with the
+//! count built in, as a Rust UDAF and as a Python UDAF. One JSON object per variant on
+//! stdout (one line each), progress on stderr.
+//!
+//!     cargo bench --workspace --bench windows
+//!     WEIR_BENCH_EVENTS=1000000 cargo bench --workspace --bench windows
+//!
+//! Each variant is `weir run JOB --summary` in its own process, as a user runs it, on a job
+//! file with the `datagen` source: `WEIR_BENCH_EVENTS` events (default 10 M; the Python
+//! variant takes `WEIR_BENCH_PYTHON_EVENTS`, default the same) with a key drawn from 100 k,
+//! event time 1 ms per event and up to 500 ms out of order (the watermark allows for it, so
+//! no event is late) -> key_by key -> 1,000 s tumbling windows (1 M events, 10 per key,
+//! per window) -> count -> blackhole. Measured per variant:
+//!
+//! - `events_per_s`: events in / the job's own time from the summary line (plugin loading
+//!   and process start excluded; `process_ms` includes them, with a warm component cache);
+//! - `peak_rss_mib`: the child's peak resident memory (`wait4`'s `ru_maxrss`, exact, not
+//!   sampled);
+//! - `vs_builtin`: events/s relative to the built-in count, the native baseline.
+//!
+//! `datagen_only` (source -> blackhole) says how much of the time is generating events.
+//!
+//! Before the timed runs, each variant runs once on a small input with a file sink and its
+//! per-key, per-window counts are compared with counts this bench works out from the
+//! generated rows themselves: a fast wrong answer fails the benchmark (non-zero exit).
+//!
+//! Needs the CLI and the stats plugins built: `just plugins` (or `cargo build --release
+//! --workspace --all-targets` and `weir plugin build plugins/stats-rust` and
+//! `plugins/stats-python`).
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+const DEFAULT_EVENTS: u64 = 10_000_000;
+const KEYS: u64 = 100_000;
+/// Event time advances 1 ms per event, so a window of this many ms holds this many events.
+const EVENTS_PER_WINDOW: u64 = 1_000_000;
+const OUT_OF_ORDERNESS_MS: u64 = 500;
+const SEED: u64 = 2026;
+
+/// The correctness run: small enough to check in a second, with several events per key
+/// and window and windows that end mid-input.
+const CHECK_EVENTS: u64 = 100_000;
+const CHECK_KEYS: u64 = 1_000;
+const CHECK_WINDOW_MS: u64 = 7_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    DatagenOnly,
+    Builtin,
+    RustUdaf,
+    PythonUdaf,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::DatagenOnly => "datagen_only",
+            Variant::Builtin => "builtin_count",
+            Variant::RustUdaf => "rust_udaf",
+            Variant::PythonUdaf => "python_udaf",
+        }
+    }
+
+    fn aggregate(self) -> &'static str {
+        match self {
+            Variant::DatagenOnly => "none (datagen -> blackhole)",
+            Variant::Builtin => "count (built in)",
+            Variant::RustUdaf => "stats.count (Rust UDAF, plugins/stats-rust)",
+            Variant::PythonUdaf => "stats.count (Python UDAF, plugins/stats-python)",
+        }
+    }
+
+    fn plugin(self) -> Option<&'static str> {
+        match self {
+            Variant::RustUdaf => Some("stats-rust"),
+            Variant::PythonUdaf => Some("stats-python"),
+            _ => None,
+        }
+    }
+}
+
+/// The job file of `variant` over `events` events of `keys` keys in windows of `window_ms`.
+fn job_yaml(repo: &Path, variant: Variant, events: u64, keys: u64, window_ms: u64, sink: &str) -> String {
+    let plugins = match variant.plugin() {
+        Some(dir) => {
+            let path = repo.join("plugins").join(dir).join(format!("{dir}.wasm"));
+            format!("plugins:\n  stats: '{}'\n", path.display().to_string().replace('\'', "''"))
+        }
+        None => String::new(),
+    };
+    let aggregate = if variant == Variant::Builtin { "count" } else { "stats.count" };
+    let pipeline = match variant {
+        Variant::DatagenOnly => String::new(),
+        _ => format!(
+            "pipeline:\n  - assign_timestamps: {{field: ts, max_out_of_orderness: {OUT_OF_ORDERNESS_MS} ms}}\n  - key_by: key\n  - window: {{tumbling: {window_ms} ms, aggregate: {aggregate}}}\n"
+        ),
+    };
+    format!(
+        "name: window bench {name}\n{plugins}source:\n  connector: datagen\n  number-of-rows: {events}\n  seed: {SEED}\n  fields:\n    key: {{kind: random, min: 0, max: {max_key}}}\n    ts: {{kind: event-time, start: 0, step: 1 ms, max-out-of-orderness: {OUT_OF_ORDERNESS_MS} ms}}\n{pipeline}sink:\n{sink}",
+        name = variant.name(),
+        max_key = keys - 1,
+    )
+}
+
+/// What one `weir run --summary` did.
+struct Run {
+    records_in: u64,
+    records_out: u64,
+    dead_letters: u64,
+    late: u64,
+    job_ms: f64,
+    process_ms: f64,
+    peak_rss_kib: u64,
+}
+
+/// Run `weir run job --summary` and reap it with `wait4`, which reports its peak RSS.
+fn run_weir(weir: &Path, job: &Path) -> BenchResult<Run> {
+    let started = Instant::now();
+    let mut child = Command::new(weir)
+        .arg("run")
+        .arg(job)
+        .arg("--summary")
+        .env_remove("WEIR_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stderr_pipe = child.stderr.take().ok_or("no stderr pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not reaped yet (`child` is never waited on and
+        // dropping a `Child` does not wait), and both out-pointers are valid for writes.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("cannot wait for weir (pid {pid}): {err}").into());
+        }
+    }
+    let process_ms = started.elapsed().as_secs_f64() * 1e3;
+    drop(child);
+    let stderr = reader.join().map_err(|_| "the stderr reader panicked")?;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("`weir run {}` failed (wait status {status}):\n{stderr}", job.display()).into());
+    }
+    // Linux reports ru_maxrss in KiB, macOS in bytes.
+    let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+    let peak_rss_kib = if cfg!(target_os = "macos") { max_rss / 1024 } else { max_rss };
+    parse_summary(&stderr, process_ms, peak_rss_kib)
+}
+
+/// `job `x` finished: 10 records in, 3 out, 0 dead letters, 0 late, 12.3 ms (backpressure 0.0 ms)`.
+fn parse_summary(stderr: &str, process_ms: f64, peak_rss_kib: u64) -> BenchResult<Run> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("job `") && l.contains(" finished: "))
+        .ok_or_else(|| format!("no summary line from weir:\n{stderr}"))?;
+    let after = line.split(" finished: ").nth(1).unwrap_or_default();
+    let mut counters = BTreeMap::new();
+    for part in after.split(", ") {
+        if let Some((n, what)) = part.split_once(' ') {
+            counters.insert(what.split(" (").next().unwrap_or(what).to_string(), n.parse::<f64>().unwrap_or(f64::NAN));
+        }
+    }
+    let get = |what: &str| counters.get(what).copied().ok_or_else(|| format!("no `{what}` in: {line}"));
+    Ok(Run {
+        records_in: get("records in")? as u64,
+        records_out: get("out")? as u64,
+        dead_letters: get("dead letters")? as u64,
+        late: get("late")? as u64,
+        job_ms: get("ms")?,
+        process_ms,
+        peak_rss_kib,
+    })
+}
+
+/// Per (key, window start) counts in a JSON-lines file of window results (`count` is the
+/// field of the built-in and of `stats.count` alike).
+fn window_counts(path: &Path) -> BenchResult<BTreeMap<(i64, i64), u64>> {
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(path)?.lines() {
+        let w: Value = serde_json::from_str(line)?;
+        let field = |f: &str| w[f].as_i64().ok_or_else(|| format!("no integer `{f}` in {line}"));
+        let count = w["count"].as_u64().ok_or_else(|| format!("no count in {line}"))?;
+        if counts.insert((field("key")?, field("window_start")?), count).is_some() {
+            return Err(format!("a window fired twice: {line}").into());
+        }
+    }
+    Ok(counts)
+}
+
+/// Run every variant on a small input and compare its windows with counts worked out here
+/// from the generated rows.
+fn check(weir: &Path, repo: &Path, dir: &Path, variants: &[Variant]) -> BenchResult<usize> {
+    let file_sink = |name: &str| format!("  connector: file\n  path: {name}\n  format: json\n");
+    let rows_job = dir.join("check-rows.yaml");
+    let yaml =
+        job_yaml(repo, Variant::DatagenOnly, CHECK_EVENTS, CHECK_KEYS, CHECK_WINDOW_MS, &file_sink("rows.jsonl"));
+    std::fs::write(&rows_job, yaml)?;
+    run_weir(weir, &rows_job)?;
+    let mut expected: BTreeMap<(i64, i64), u64> = BTreeMap::new();
+    for line in std::fs::read_to_string(dir.join("rows.jsonl"))?.lines() {
+        let row: Value = serde_json::from_str(line)?;
+        let (key, ts) = (row["key"].as_i64(), row["ts"].as_i64());
+        let (Some(key), Some(ts)) = (key, ts) else { return Err(format!("not a generated row: {line}").into()) };
+        *expected.entry((key, ts - ts.rem_euclid(CHECK_WINDOW_MS as i64))).or_default() += 1;
+    }
+    if expected.values().sum::<u64>() != CHECK_EVENTS {
+        return Err(format!("the check input has {} rows, not {CHECK_EVENTS}", expected.values().sum::<u64>()).into());
+    }
+    for &variant in variants.iter().filter(|v| **v != Variant::DatagenOnly) {
+        let out = format!("check-{}.jsonl", variant.name());
+        let job = dir.join(format!("check-{}.yaml", variant.name()));
+        std::fs::write(&job, job_yaml(repo, variant, CHECK_EVENTS, CHECK_KEYS, CHECK_WINDOW_MS, &file_sink(&out)))?;
+        let run = run_weir(weir, &job)?;
+        let got = window_counts(&dir.join(&out))?;
+        if got != expected || run.late != 0 || run.dead_letters != 0 {
+            let differ = expected.iter().filter(|(k, v)| got.get(k) != Some(v)).count();
+            return Err(format!(
+                "{}: wrong windows ({} expected, {} got, {differ} differ; {} late, {} dead letters)",
+                variant.name(),
+                expected.len(),
+                got.len(),
+                run.late,
+                run.dead_letters
+            )
+            .into());
+        }
+        eprintln!("  {}: {} windows, as worked out from the rows", variant.name(), got.len());
+    }
+    Ok(expected.len())
+}
+
+fn env_count(name: &str, default: u64) -> BenchResult<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name}={v} is not a positive whole number").into()),
+        Err(_) => Ok(default),
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+/// The `weir` CLI next to this bench (target/release/deps/windows-* -> target/release/weir).
+fn weir_binary() -> BenchResult<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let beside = exe.parent().and_then(Path::parent).map(|d| d.join("weir"));
+    beside.into_iter().chain(option_env!("CARGO_BIN_EXE_weir").map(PathBuf::from)).find(|p| p.is_file()).ok_or_else(
+        || "the weir CLI is not built next to this bench: run `cargo build --release --workspace --all-targets`".into(),
+    )
+}
+
+fn main() -> BenchResult<()> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
+    let weir = weir_binary()?;
+    let events = env_count("WEIR_BENCH_EVENTS", DEFAULT_EVENTS)?;
+    let python_events = env_count("WEIR_BENCH_PYTHON_EVENTS", events)?;
+    let variants = [Variant::DatagenOnly, Variant::Builtin, Variant::RustUdaf, Variant::PythonUdaf];
+    for dir in variants.iter().filter_map(|v| v.plugin()) {
+        let wasm = repo.join("plugins").join(dir).join(format!("{dir}.wasm"));
+        if !wasm.is_file() {
+            return Err(format!(
+                "{} is missing: build it with `weir plugin build plugins/{dir}` (or `just plugins`)",
+                wasm.display()
+            )
+            .into());
+        }
+    }
+    let dir = tempfile::Builder::new().prefix("weir-bench-windows-").tempdir()?;
+
+    eprintln!("checking correctness ({CHECK_EVENTS} events, {CHECK_KEYS} keys, {CHECK_WINDOW_MS} ms windows)");
+    let checked_windows = check(&weir, &repo, dir.path(), &variants)?;
+
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut builtin_rate = None;
+    let mut windows_out = None;
+    for variant in variants {
+        let n = if variant == Variant::PythonUdaf { python_events } else { events };
+        let job = dir.path().join(format!("{}.yaml", variant.name()));
+        std::fs::write(&job, job_yaml(&repo, variant, n, KEYS, EVENTS_PER_WINDOW, "  connector: blackhole\n"))?;
+        if variant.plugin().is_some() {
+            // Compile the component into the cache outside the timed run, as a second run would find it.
+            let out = Command::new(&weir).arg("check").arg(&job).output()?;
+            if !out.status.success() {
+                return Err(format!("`weir check` failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+            }
+        }
+        eprintln!("{}: {n} events, {KEYS} keys ...", variant.name());
+        let run = run_weir(&weir, &job)?;
+        if run.records_in != n || run.late != 0 || run.dead_letters != 0 {
+            return Err(format!(
+                "{}: {} events in (expected {n}), {} late, {} dead letters",
+                variant.name(),
+                run.records_in,
+                run.late,
+                run.dead_letters
+            )
+            .into());
+        }
+        // The same input gives the same windows, whatever does the counting.
+        if variant != Variant::DatagenOnly && n == events {
+            match windows_out {
+                None => windows_out = Some(run.records_out),
+                Some(w) if w != run.records_out => {
+                    return Err(format!("{}: {} windows, other variants {w}", variant.name(), run.records_out).into());
+                }
+                Some(_) => {}
+            }
+        }
+        let rate = run.records_in as f64 / (run.job_ms / 1e3);
+        if variant == Variant::Builtin {
+            builtin_rate = Some(rate);
+        }
+        let report = json!({
+            "bench": "windows",
+            "variant": variant.name(),
+            "aggregate": variant.aggregate(),
+            "events": n,
+            "keys": KEYS,
+            "window": if variant == Variant::DatagenOnly { Value::Null } else {
+                json!({ "tumbling_ms": EVENTS_PER_WINDOW, "events_per_window": EVENTS_PER_WINDOW, "windows": n.div_ceil(EVENTS_PER_WINDOW) })
+            },
+            "windows_out": run.records_out,
+            "job_ms": round(run.job_ms, 1),
+            "process_ms": round(run.process_ms, 1),
+            "events_per_s": rate.round(),
+            "peak_rss_mib": round(run.peak_rss_kib as f64 / 1024.0, 1),
+            "vs_builtin": builtin_rate.filter(|_| variant != Variant::DatagenOnly).map(|b| round(rate / b, 3)),
+            "correctness": { "checked_windows": checked_windows, "ok": true },
+            "nproc": nproc,
+        });
+        eprintln!(
+            "  {:.0} events/s, {:.1} s, peak {:.0} MiB",
+            rate,
+            run.job_ms / 1e3,
+            run.peak_rss_kib as f64 / 1024.0
+        );
+        println!("{report}");
+    }
+    Ok(())
+}
