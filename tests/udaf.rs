@@ -63,6 +63,7 @@ fn describe_lists_aggregates_beside_the_map() {
             ("weighted_avg", FunctionKind::Aggregate),
             ("distinct_count", FunctionKind::Aggregate),
             ("p95", FunctionKind::Aggregate),
+            ("count", FunctionKind::Aggregate),
         ]
     );
     assert!(plugin.exports().aggregate && plugin.exports().transform);

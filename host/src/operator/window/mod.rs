@@ -224,21 +224,27 @@ impl WindowOperator {
                 continue;
             }
             let target = (key.clone(), w);
-            if !self.accumulators.contains_key(&target) {
+            let fresh = !self.accumulators.contains_key(&target);
+            if fresh {
                 let acc = self.aggregation.create().map_err(|f| self.fatal(f))?;
                 self.accumulators.insert(target.clone(), acc);
+            }
+            let watermark = now.map_or(self.watermark, |n| n - 1);
+            let on_element = trigger::on_element(&w, watermark);
+            // Timers once per window (a merged session is a new window): with 100 k keys
+            // sharing a window end, re-inserting them per record dominated the operator.
+            if fresh || self.assigner.is_merging() {
+                self.cleanup_timers.insert((trigger::cleanup_time(&w, self.allowed_lateness), key.clone(), w));
+                if let OnElement::FireAt(t) = on_element {
+                    self.fire_timers.insert((t, key.clone(), w));
+                }
             }
             if let Err((row, kind, message)) = self.aggregation.add(&mut self.accumulators, target, input, i) {
                 dead.push(DeadLetter::of_row(&self.name, kind, message, input, row));
                 continue;
             }
-            self.cleanup_timers.insert((trigger::cleanup_time(&w, self.allowed_lateness), key.clone(), w));
-            let watermark = now.map_or(self.watermark, |n| n - 1);
-            match trigger::on_element(&w, watermark) {
-                OnElement::FireNow => self.fire_now.push((key.clone(), w)),
-                OnElement::FireAt(t) => {
-                    self.fire_timers.insert((t, key.clone(), w));
-                }
+            if on_element == OnElement::FireNow {
+                self.fire_now.push((key.clone(), w));
             }
         }
         self.windows = windows;
