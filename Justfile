@@ -64,6 +64,7 @@ test: plugins
 # count (built in, Rust UDAF, Python UDAF; WEIR_BENCH_EVENTS sets the events, default 10 M).
 bench: plugins
     cargo bench --workspace --bench pipeline
+    cargo bench --workspace --bench state
     cargo bench --workspace --bench windows
 
 # Format and lint.

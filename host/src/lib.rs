@@ -11,6 +11,7 @@
 //! - [`runtime`]: tasks, channels, partitioning, dead letters.
 //! - [`connectors`]: sources and sinks.
 //! - [`time`]: event time from records, watermark generation and combination.
+//! - [`state`]: keyed state on sled (value, list, map, broadcast), timers, TTL.
 //! - [`window`]: window assignment, session merging, firing and lateness, built-in aggregates.
 //! - [`env`]: the builder API (`StreamEnvironment`, `DataStream`), like Flink's DataStream API.
 //! - [`job`]: job files (YAML), validated with errors that name file, line and key.
@@ -24,5 +25,6 @@ pub mod operator;
 pub mod plugin;
 pub mod record;
 pub mod runtime;
+pub mod state;
 pub mod time;
 pub mod window;
