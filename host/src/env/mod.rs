@@ -143,6 +143,13 @@ impl StreamEnvironment {
         self
     }
 
+    /// Keep keyed state (sled) in `dir`, so it outlives the job; by default it lives in a
+    /// temporary directory removed at the end.
+    pub fn set_state_dir(&self, dir: impl Into<PathBuf>) -> &Self {
+        self.state().config.state_dir = Some(dir.into());
+        self
+    }
+
     /// Load (compile or fetch from the cache, check, describe) a plugin component.
     pub fn load_plugin(&self, path: impl AsRef<Path>) -> Result<PluginRef, EnvError> {
         let path = path.as_ref().to_path_buf();
@@ -362,7 +369,7 @@ impl DataStream {
             return self.fail(format!("{step_name}: {e}"));
         }
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move || {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
             let t = plugin
                 .transformer(&name, &[kind.function_kind()])
                 .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
@@ -396,8 +403,9 @@ impl DataStream {
     {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory =
-            Arc::new(move || Ok(Box::new(NativeMap::typed(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+            Ok(Box::new(NativeMap::typed(op_name.clone(), f.clone())) as Box<dyn Operator>)
+        });
         self.push(step_name, StepKind::Stateless, factory)
     }
 
@@ -410,8 +418,9 @@ impl DataStream {
     {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory =
-            Arc::new(move || Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>));
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+            Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>)
+        });
         self.push(step_name, StepKind::Stateless, factory)
     }
 
@@ -426,7 +435,7 @@ impl DataStream {
     pub fn assign_timestamps_with(self, field: &str, strategy: WatermarkStrategy) -> Self {
         let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
         let (op_name, field) = (step_name.clone(), field.to_string());
-        let factory: OperatorFactory = Arc::new(move || {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
             let mut op =
                 crate::operator::TimestampAssigner::new(op_name.clone(), &field, strategy.max_out_of_orderness);
             if let Some(timeout) = strategy.idleness {
@@ -446,7 +455,7 @@ impl DataStream {
             KeySelector::Field(field) => {
                 let step_name = format!("key_by[{index}] field {field}");
                 let op_name = step_name.clone();
-                let factory: OperatorFactory = Arc::new(move || {
+                let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
                     let source = crate::operator::KeySource::Field(field.clone());
                     Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
                 });
@@ -458,7 +467,7 @@ impl DataStream {
                     return KeyedStream { stream: self.fail(format!("{step_name}: {e}")) };
                 }
                 let op_name = step_name.clone();
-                let factory: OperatorFactory = Arc::new(move || {
+                let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
                     let t = plugin
                         .transformer(&name, &[FunctionKind::KeySelector])
                         .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
@@ -525,8 +534,9 @@ impl KeyedStream {
         }
         let step_name = format!("{}[{}]", kind.as_str(), stream.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory =
-            Arc::new(move || Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>));
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+            Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>)
+        });
         stream.push(step_name, StepKind::Keyed, factory)
     }
 
@@ -534,6 +544,27 @@ impl KeyedStream {
     /// step that follows: `count()`, `sum(field)`, ... (Flink's `keyBy(..).window(..)`).
     pub fn window(self, assigner: crate::window::WindowAssigner) -> WindowedStream {
         WindowedStream::new(self.stream, assigner)
+    }
+
+    /// A keyed process function (Flink's `KeyedProcessFunction`): the Wasm function `f` (of
+    /// kind `process`) handles each element with state and timers of its key, kept by the
+    /// host.
+    pub fn process(self, f: Function) -> DataStream {
+        let stream = self.stream;
+        let Function::Plugin { plugin, name } = f;
+        let step_name = format!("process[{}] {}.{}", stream.steps.len(), plugin.info().name, name);
+        if !stream.keyed {
+            return stream.fail(format!("{step_name}: needs a keyed stream: put `key_by` right before it"));
+        }
+        if let Err(e) = plugin.function(&name, &[FunctionKind::Process]) {
+            return stream.fail(format!("{step_name}: {e}"));
+        }
+        let op_name = step_name.clone();
+        let factory: OperatorFactory = Arc::new(move |ctx: &crate::operator::InstanceContext| {
+            let op = crate::operator::ProcessOperator::new(op_name.clone(), &plugin, &name, ctx)?;
+            Ok(Box::new(op) as Box<dyn Operator>)
+        });
+        stream.push(step_name, StepKind::Keyed, factory)
     }
 
     /// A running count per key: emits `{"key": k, "count": n}` for every record.

@@ -63,7 +63,7 @@ impl WindowedStream {
         let step_name = format!("window[{}] {:?} {what}", stream.steps.len(), self.assigner);
         let op_name = step_name.clone();
         let (assigner, time, lateness) = (self.assigner, self.time, self.allowed_lateness);
-        let factory: OperatorFactory = Arc::new(move || {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
             let op = WindowOperator::new(op_name.clone(), assigner, time, lateness, &aggregate)?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });

@@ -51,6 +51,8 @@ pub struct JobConfig {
     pub batch_size: usize,
     /// Batches a channel holds before its sender blocks (backpressure).
     pub channel_capacity: usize,
+    /// Where keyed state lives (`None`: a temporary directory, gone after the job).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for JobConfig {
@@ -60,6 +62,7 @@ impl Default for JobConfig {
             max_parallelism: crate::runtime::DEFAULT_MAX_PARALLELISM,
             batch_size: 1024,
             channel_capacity: 16,
+            state_dir: None,
         }
     }
 }
@@ -158,8 +161,9 @@ mod tests {
     use crate::operator::OperatorError;
 
     fn step(name: &str, kind: StepKind, parallelism: Option<usize>) -> Step {
-        let factory: OperatorFactory =
-            Arc::new(|| Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() }));
+        let factory: OperatorFactory = Arc::new(|_: &crate::operator::InstanceContext| {
+            Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() })
+        });
         Step { name: name.into(), kind, parallelism, factory }
     }
 

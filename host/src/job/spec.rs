@@ -37,6 +37,8 @@ pub enum StepSpec {
     /// Event time from a field, with a bound on out-of-orderness and idleness.
     AssignTimestamps(TimestampsSpec),
     Window(WindowSpec),
+    /// A keyed process function.
+    Process(FnRef),
 }
 
 /// A validated job file. Paths are resolved against the job file's folder.
@@ -57,6 +59,8 @@ pub struct JobSpec {
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
     pub late_data: Option<SinkSpec>,
+    /// Where keyed state lives (sled); `None`: a temporary directory, gone after the job.
+    pub state_dir: Option<PathBuf>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -71,8 +75,9 @@ const TOP_KEYS: &[&str] = &[
     "sink",
     "dead_letter",
     "late_data",
+    "state_dir",
 ];
-const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window";
+const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process";
 
 /// Validation context: the file, its line index, and where relative paths start.
 pub(super) struct Ctx<'a> {
@@ -219,6 +224,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         None => SinkSpec::PrintStderr,
     };
     let late_data = get(&top, "late_data").map(|v| parse_sink(&ctx, v, "late_data")).transpose()?;
+    let state_dir = get(&top, "state_dir").map(|v| ctx.string(v, "state_dir").map(|d| ctx.path(&d))).transpose()?;
     Ok(JobSpec {
         file: file.to_path_buf(),
         lines: ctx.lines,
@@ -233,6 +239,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         sink,
         dead_letter,
         late_data,
+        state_dir,
     })
 }
 
@@ -409,6 +416,10 @@ fn parse_step(
             (StepSpec::AssignTimestamps(spec), parallelism)
         }
         "window" => (StepSpec::Window(super::time::parse_window(ctx, arg, key, plugins)?), None),
+        "process" => {
+            let (f, parallelism) = parse_fn(ctx, arg, key, plugins)?;
+            (StepSpec::Process(f), parallelism)
+        }
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
 }
@@ -473,6 +484,9 @@ impl JobSpec {
         if let Some(late) = &self.late_data {
             env.set_late_data(late.clone());
         }
+        if let Some(dir) = &self.state_dir {
+            env.set_state_dir(dir.clone());
+        }
 
         let mut loaded: Vec<(&str, PluginRef)> = Vec::new();
         for (alias, path) in &self.plugins {
@@ -521,7 +535,12 @@ impl JobSpec {
                     }
                     stream.assign_timestamps_with(&t.field, strategy)
                 }
-                StepSpec::Count | StepSpec::Sum(_) | StepSpec::Min(_) | StepSpec::Max(_) | StepSpec::Window(_) => {
+                StepSpec::Count
+                | StepSpec::Sum(_)
+                | StepSpec::Min(_)
+                | StepSpec::Max(_)
+                | StepSpec::Window(_)
+                | StepSpec::Process(_) => {
                     let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
                     if !after_key_by {
                         return Err(self.err(
@@ -563,6 +582,7 @@ impl JobSpec {
                         continue;
                     }
                     match step {
+                        StepSpec::Process(f) => keyed.process(function(f, &[FunctionKind::Process], &key)?),
                         StepSpec::Sum(f) => keyed.sum(f),
                         StepSpec::Min(f) => keyed.min(f),
                         StepSpec::Max(f) => keyed.max(f),
@@ -591,6 +611,7 @@ fn step_kind(step: &StepSpec) -> &'static str {
         StepSpec::Max(_) => "max",
         StepSpec::AssignTimestamps { .. } => "assign_timestamps",
         StepSpec::Window(_) => "window",
+        StepSpec::Process(_) => "process",
     }
 }
 
@@ -635,7 +656,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),
-            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window"
+            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process"
         );
         assert_eq!(
             error(&OK.replace("  connector: print", "  connector: print\n  colour: red")),

@@ -8,6 +8,7 @@
 
 mod key_by;
 mod native;
+mod process;
 mod rolling;
 mod timestamps;
 mod transform;
@@ -17,6 +18,7 @@ use thiserror::Error;
 
 pub use key_by::{KeyByOperator, KeySource};
 pub use native::NativeMap;
+pub use process::{ProcessOperator, ProcessScope};
 pub use rolling::{RollingAggregate, RollingKind};
 pub use timestamps::TimestampAssigner;
 pub use transform::{TransformKind, TransformOperator};
@@ -105,4 +107,48 @@ pub trait Operator: Send {
 
 /// Makes one operator per parallel instance. Factories are what the job graph holds, so the
 /// graph knows nothing of plugins: only of named, parallelizable operators.
-pub type OperatorFactory = std::sync::Arc<dyn Fn() -> Result<Box<dyn Operator>, OperatorError> + Send + Sync>;
+pub type OperatorFactory =
+    std::sync::Arc<dyn Fn(&InstanceContext) -> Result<Box<dyn Operator>, OperatorError> + Send + Sync>;
+
+/// Where an operator instance runs: its index among the step's parallel instances, the key
+/// groups, and the job's state store (opened on first use).
+pub struct InstanceContext {
+    pub index: usize,
+    pub parallelism: usize,
+    pub max_parallelism: u16,
+    pub state: JobState,
+}
+
+impl InstanceContext {
+    /// The key groups this instance owns.
+    pub fn key_groups(&self) -> crate::state::KeyGroupRange {
+        crate::state::KeyGroupRange::for_instance(self.index, self.parallelism, self.max_parallelism)
+    }
+}
+
+/// The job's keyed state store, opened when the first stateful operator asks for it: in
+/// `dir`, or in a temporary directory deleted at the end of the job.
+#[derive(Clone, Default)]
+pub struct JobState {
+    dir: Option<std::path::PathBuf>,
+    store: std::sync::Arc<std::sync::OnceLock<Result<crate::state::StateStore, String>>>,
+}
+
+impl JobState {
+    pub fn new(dir: Option<std::path::PathBuf>) -> Self {
+        Self { dir, store: Default::default() }
+    }
+
+    pub fn store(&self) -> Result<crate::state::StateStore, String> {
+        self.store
+            .get_or_init(|| {
+                let config = crate::state::StateConfig::default();
+                match &self.dir {
+                    Some(dir) => crate::state::StateStore::open(dir, config),
+                    None => crate::state::StateStore::temporary(config),
+                }
+                .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}

@@ -15,4 +15,6 @@ pub use self::exports::weir::plugin::process::{
     GuestIndices as ProcessIndices, ProcessOutput, TimeDomain as WitTimeDomain,
 };
 pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
-pub use self::weir::plugin::types::{Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, RowError};
+pub use self::weir::plugin::types::{
+    Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, RowError, StateDecl, StateKind,
+};

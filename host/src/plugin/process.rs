@@ -10,7 +10,7 @@
 //! Failures, as for transforms: an element the function rejects fails alone (its state
 //! changes made before the error stay, as in a Flink function that catches its own
 //! exception); a call that traps, times out or hits the memory cap is rolled back
-//! ([`ProcessHost::rollback`] undoes every state and timer change of the call) and retried
+//! ([`ProcessHost::rollback`] undoes every state write of the call) and retried
 //! element by element, so only the guilty elements go to the dead-letter output and every
 //! other element changes state exactly once.
 
@@ -39,6 +39,9 @@ impl From<TimeDomain> for WitTimeDomain {
     }
 }
 
+/// Map entries: (user key, value) pairs.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What a process function's imports reach: the operator's keyed state, broadcast state
 /// and timers. Errors are messages for the guest (an undeclared state name, a write to
 /// broadcast state from the keyed side).
@@ -55,11 +58,11 @@ pub trait ProcessHost: Send {
     fn map_put(&mut self, state: &str, key: &[u8], value: &[u8]) -> Result<(), String>;
     fn map_remove(&mut self, state: &str, key: &[u8]) -> Result<(), String>;
     fn map_contains(&mut self, state: &str, key: &[u8]) -> Result<bool, String>;
-    fn map_entries(&mut self, state: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    fn map_entries(&mut self, state: &str) -> Result<Entries, String>;
     fn broadcast_get(&mut self, state: &str, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
     fn broadcast_put(&mut self, state: &str, key: &[u8], value: &[u8]) -> Result<(), String>;
     fn broadcast_remove(&mut self, state: &str, key: &[u8]) -> Result<(), String>;
-    fn broadcast_entries(&mut self, state: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    fn broadcast_entries(&mut self, state: &str) -> Result<Entries, String>;
     fn current_watermark(&self) -> Option<i64>;
     fn register_timer(&mut self, domain: TimeDomain, at_ms: i64) -> Result<(), String>;
     fn delete_timer(&mut self, domain: TimeDomain, at_ms: i64) -> Result<(), String>;
@@ -67,7 +70,9 @@ pub trait ProcessHost: Send {
     fn begin(&mut self);
     /// The call succeeded: keep its changes.
     fn commit(&mut self);
-    /// The call failed (trapped, timed out): undo every change it made.
+    /// The call failed (trapped, timed out): undo every state write it made. Timer
+    /// registrations and deletions of the call are kept (the state store cannot tell
+    /// whether a timer existed before), so a retried element re-registers the same timer.
     fn rollback(&mut self);
 }
 
@@ -135,7 +140,7 @@ impl bindings::weir::plugin::state::Host for HostState {
     fn map_contains(&mut self, state: String, key: Vec<u8>) -> Result<bool, String> {
         self.process.host()?.map_contains(&state, &key)
     }
-    fn map_entries(&mut self, state: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn map_entries(&mut self, state: String) -> Result<Entries, String> {
         self.process.host()?.map_entries(&state)
     }
 }
@@ -150,7 +155,7 @@ impl bindings::weir::plugin::broadcast::Host for HostState {
     fn remove(&mut self, state: String, key: Vec<u8>) -> Result<(), String> {
         self.process.host()?.broadcast_remove(&state, &key)
     }
-    fn entries(&mut self, state: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn entries(&mut self, state: String) -> Result<Entries, String> {
         self.process.host()?.broadcast_entries(&state)
     }
 }

@@ -19,7 +19,7 @@ use super::{DeadLetter, Payload};
 pub const LATE: &str = "late";
 use crate::connectors::{self, ConnectorError, SourceContext, SourceSpec};
 use crate::graph::{self, GraphError, JobGraph};
-use crate::operator::{DeadLetters, Operator, OperatorError};
+use crate::operator::{DeadLetters, InstanceContext, JobState, Operator, OperatorError};
 use crate::record::Batch;
 use crate::time::{END_OF_TIME, TimeSignal, WatermarkTracker};
 
@@ -128,6 +128,7 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
         Ok(stats)
     });
 
+    let job_state = JobState::new(graph.config.state_dir.clone());
     // Stages from last to first, so each knows the senders of the one after it.
     let mut downstream: Vec<mpsc::Sender<Message>> = vec![sink_tx];
     let mut downstream_input = Partitioning::Rebalance;
@@ -136,7 +137,13 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
         let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
         for (index, rx) in rxs.into_iter().enumerate() {
-            let operators = stage.steps.iter().map(|s| (s.factory)()).collect::<Result<Vec<_>, _>>()?;
+            let ctx = InstanceContext {
+                index,
+                parallelism: stage.parallelism,
+                max_parallelism: graph.config.max_parallelism,
+                state: job_state.clone(),
+            };
+            let operators = stage.steps.iter().map(|s| (s.factory)(&ctx)).collect::<Result<Vec<_>, _>>()?;
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
             let mut instance = StageInstance { operators, output, dead, letters: DeadLetters::default() };

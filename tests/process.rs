@@ -1,0 +1,178 @@
+//! Keyed process functions (`process: plugin.function` after `key_by`) through the CLI,
+//! against `plugins/process-rust`, with state and timers kept by the host in sled. Each case
+//! says why the output is what it is.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
+use serde_json::{Value, json};
+
+/// A job over `input` (JSON lines): optional event time from `ts`, key by `user`, then the
+/// process function `function`. `extra` adds top-level keys (e.g. `state_dir`).
+fn job(dir: &Path, input: &str, batch_size: usize, timestamps: bool, function: &str, extra: &str) -> PathBuf {
+    write_file(dir, "input.jsonl", input);
+    let ts = if timestamps { "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n" } else { "" };
+    write_job(
+        dir,
+        &format!(
+            "name: process\nparallelism: 1\nbatch_size: {batch_size}\nplugins:\n  p: {}\n{extra}\
+             source: {{connector: file, path: input.jsonl, format: json}}\n\
+             pipeline:\n{ts}  - key_by: user\n  - process: p.{function}\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n\
+             dead_letter: {{connector: file, path: dead.jsonl}}\n",
+            plugin_yaml("process-rust"),
+        ),
+    )
+}
+
+fn counts(rows: &[Value]) -> Vec<(String, u64)> {
+    rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap())).collect()
+}
+
+const CLICKS: &str = r#"{"user":"a","ts":1000}
+{"user":"b","ts":2000}
+{"user":"a","ts":3000}
+{"user":"a","ts":50000}
+{"user":"b","ts":90000}
+"#;
+
+#[test]
+fn value_state_counts_per_key_in_one_call_per_batch_or_per_record() {
+    // Each element reads its key's count, adds one and emits it: a 1, b 1, a 2, a 3, b 2,
+    // whether the five elements arrive one per call or all in one call.
+    for batch_size in [1, 100] {
+        let dir = temp_dir();
+        let out = run_job(&job(dir.path(), CLICKS, batch_size, false, "count_per_key", ""));
+        out.assert_ok();
+        let rows = read_json_lines(&dir.path().join("out.jsonl"));
+        let expected = [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)].map(|(k, n)| (k.to_string(), n));
+        assert_eq!(counts(&rows), expected, "batch_size {batch_size}");
+    }
+}
+
+#[test]
+fn list_state_and_event_time_timers_close_sessions() {
+    // A session closes 30 s of event time after its latest element (a timer, moved on each
+    // element). One record per batch, so a watermark (ts - 1) follows every record, and, as
+    // in Flink, a record is handled before the watermark it brings. a: 1000, 3000 -> timer
+    // 33000. b: 2000 -> timer 32000. a: 50000 is handled first, so it joins a's session and
+    // moves its timer to 80000; then watermark 49999 fires b's timer: b [2000, 2000]. b:
+    // 90000 -> watermark 89999 fires a's timer: a [1000, 50000] with 3 events. The end of
+    // input fires b's timer at 120000: b [90000, 90000].
+    let dir = temp_dir();
+    run_job(&job(dir.path(), CLICKS, 1, true, "sessionize", "")).assert_ok();
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    let sessions: Vec<(String, i64, i64, usize)> = rows
+        .iter()
+        .map(|r| {
+            let key = r["key"].as_str().unwrap().to_string();
+            (key, r["start"].as_i64().unwrap(), r["end"].as_i64().unwrap(), r["events"].as_array().unwrap().len())
+        })
+        .collect();
+    assert_eq!(
+        sessions,
+        [("b".to_string(), 2000, 2000, 1), ("a".to_string(), 1000, 50000, 3), ("b".to_string(), 90000, 90000, 1),]
+    );
+}
+
+#[test]
+fn map_state_counts_items_per_key_and_a_bad_removal_fails_alone() {
+    let input = r#"{"user":"a","item":"pear"}
+{"user":"a","item":"apple"}
+{"user":"b","item":"pear"}
+{"user":"a","item":"pear"}
+{"user":"a","item":"fig","remove":true}
+{"user":"a","item":"apple","remove":true}
+"#;
+    let dir = temp_dir();
+    let out = run_job(&job(dir.path(), input, 100, false, "map_state_demo", ""));
+    out.assert_ok();
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    // After each element, the key's map: removing "fig", which a never had, fails that
+    // element alone; removing "apple" drops it.
+    let maps: Vec<Value> = rows.iter().map(|r| r["counts"].clone()).collect();
+    assert_eq!(
+        maps,
+        [
+            json!({"pear": 1}),
+            json!({"pear": 1, "apple": 1}),
+            json!({"pear": 1}),
+            json!({"pear": 2, "apple": 1}),
+            json!({"pear": 2}),
+        ]
+    );
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["error"].as_str().unwrap().contains("cannot remove item `fig`"), "{}", dead[0]["error"]);
+}
+
+#[test]
+fn a_trap_rolls_back_the_calls_state_writes_and_only_the_guilty_element_fails() {
+    // All five elements in one call: the element with "boom" writes a's count and then
+    // traps. The host undoes every write of the call and retries element by element, so a
+    // counts 1, (boom fails after its write is undone again), 2; b counts 1, 2.
+    let input = r#"{"user":"a"}
+{"user":"b"}
+{"user":"a","note":"boom"}
+{"user":"a"}
+{"user":"b"}
+"#;
+    let dir = temp_dir();
+    let out = run_job(&job(dir.path(), input, 100, false, "trap_after_write", ""));
+    out.assert_ok();
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    let expected = [("a", 1), ("b", 1), ("a", 2), ("b", 2)].map(|(k, n)| (k.to_string(), n));
+    assert_eq!(counts(&rows), expected);
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["kind"].as_str(), &dead[0]["record"]), (Some("trap"), &json!({"user": "a", "note": "boom"})));
+}
+
+#[test]
+fn an_undeclared_state_name_fails_each_element_with_a_clear_error() {
+    let dir = temp_dir();
+    let out = run_job(&job(dir.path(), CLICKS, 100, false, "undeclared", ""));
+    out.assert_ok();
+    assert!(read_json_lines(&dir.path().join("out.jsonl")).is_empty());
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 5);
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(error.contains("not_declared") && error.contains("count"), "{error}");
+}
+
+#[test]
+fn keyed_state_in_a_state_dir_survives_a_restart() {
+    // With `state_dir`, the sled database outlives the job: a second run over the same
+    // input goes on counting from where the first stopped (a 4 5 6, b 3 4).
+    let dir = temp_dir();
+    let job = job(dir.path(), CLICKS, 100, false, "count_per_key", "state_dir: state\n");
+    run_job(&job).assert_ok();
+    run_job(&job).assert_ok();
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    let expected = [("a", 4), ("b", 3), ("a", 5), ("a", 6), ("b", 4)].map(|(k, n)| (k.to_string(), n));
+    assert_eq!(counts(&rows), expected);
+    assert!(dir.path().join("state").is_dir());
+}
+
+#[test]
+fn process_needs_a_keyed_stream_and_a_process_function() {
+    let dir = temp_dir();
+    write_file(dir.path(), "input.jsonl", CLICKS);
+    let bad = |pipeline: &str| {
+        let job = write_job(
+            dir.path(),
+            &format!(
+                "name: p\nplugins:\n  p: {}\nsource: {{connector: file, path: input.jsonl, format: json}}\n\
+                 pipeline:\n{pipeline}sink: {{connector: print}}\n",
+                plugin_yaml("process-rust")
+            ),
+        );
+        run_job(&job).assert_failed().to_string()
+    };
+    let err = bad("  - process: p.count_per_key\n");
+    assert!(err.contains("pipeline[0].process: process needs a keyed stream"), "{err}");
+    let err = bad("  - key_by: user\n  - process: p.nope\n");
+    assert!(err.contains("has no function `nope`"), "{err}");
+}
