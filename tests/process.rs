@@ -193,3 +193,12 @@ fn the_fraud_alerts_example_flags_a_small_then_large_transaction_within_a_minute
     let s = out.summary();
     assert_eq!((s.records_in, s.records_out, s.dead_letters), (12, 2, 1));
 }
+
+#[test]
+fn plugin_inspect_lists_the_declared_states() {
+    let out = common::run(common::weir().args(["plugin", "inspect"]).arg(common::plugin("process-rust")));
+    out.assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert!(lines.contains(&"state count            value of u64, ttl 1000 ms"), "{}", out.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("state rules") && l.contains("broadcast map of")), "{}", out.stdout);
+}

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::env::StreamEnvironment;
-use crate::plugin::{ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, default_cache_dir, kind_name};
+use crate::plugin::{ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, StateKind, default_cache_dir, kind_name};
 
 /// The WIT package plugins are built against, embedded so `weir plugin build` works anywhere.
 pub const PLUGIN_WIT: &str = include_str!("../../wit/plugin.wit");
@@ -123,6 +123,16 @@ fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {
             RowEncoding::PythonMarshal => "python-marshal rows",
         };
         println!("  {:<24} {:<18} {encoding}", f.name, kind_name(f.kind));
+        for state in &f.states {
+            let kind = match state.kind {
+                StateKind::Value => "value",
+                StateKind::List => "list",
+                StateKind::Map => "map",
+                StateKind::BroadcastMap => "broadcast map",
+            };
+            let ttl = state.ttl_ms.map(|ms| format!(", ttl {ms} ms")).unwrap_or_default();
+            println!("    state {:<16} {kind} of {}{ttl}", state.name, state.value_type);
+        }
     }
     Ok(())
 }
