@@ -24,7 +24,7 @@ use thiserror::Error;
 use wasmtime::Store;
 
 use super::bindings::{FunctionInfo, RowEncoding, WitBatch};
-use super::call::{CallFailure, InstanceSlot, to_wire};
+use super::call::{CallFailure, InstanceSlot, call_then_each, to_wire};
 use super::instance::HostState;
 use super::transform::{FailureKind, RowFailure};
 use super::{Plugin, PluginError};
@@ -219,72 +219,37 @@ impl Aggregator {
         }
         let (wire, wire_rows) = to_wire(values, self.function.encoding, &mut outcome.failures);
         let wire = wire.as_ref();
-        if !wire_rows.is_empty() {
-            let wire_groups: Vec<u32> = wire_rows.iter().map(|&i| groups[i]).collect();
-            match self.fold_call(op, accumulators, wire, &wire_groups)? {
-                Ok(accs) => outcome.accumulators = accs,
-                Err(failure) => {
-                    if failure.poisoned {
-                        outcome.instances_rebuilt += 1;
-                    }
-                    if wire_rows.len() == 1 {
-                        outcome.failures.push(RowFailure {
-                            index: wire_rows[0],
-                            kind: failure.kind,
-                            message: failure.message,
-                        });
-                    } else {
-                        tracing::debug!(
-                            function = %self.slot.label, values = wire_rows.len(), error = %failure.message,
-                            "{} of a batch failed; retrying value by value", op.operation()
-                        );
-                        self.retry_one_by_one(op, wire, &wire_rows, &wire_groups, &mut outcome)?;
-                    }
-                }
+        let label = self.slot.label.clone();
+        let current = &mut outcome.accumulators;
+        // After a failed call, each value goes in on its own into its accumulator, chaining
+        // every accumulator through the values that go in (split out of `current` for that).
+        let mut split: Option<Vec<Vec<u8>>> = None;
+        let (failed, rebuilt) = call_then_each(&label, &wire_rows, |rows| {
+            if rows.len() == wire_rows.len() {
+                let wire_groups: Vec<u32> = wire_rows.iter().map(|&i| groups[i]).collect();
+                return Ok(self.fold_call(op, accumulators, wire, &wire_groups)?.map(|accs| *current = accs));
             }
+            let accs = split.get_or_insert_with(|| current.iter().map(|(v, _)| v.to_vec()).collect());
+            let group = groups[rows[0]] as usize;
+            let mut acc = Batch::with_capacity(1, accs[group].len());
+            acc.push(&accs[group]);
+            let row = wire.value(wire_rows.binary_search(&rows[0]).unwrap_or_default());
+            let mut single = Batch::with_capacity(1, row.len());
+            single.push(row);
+            Ok(self.fold_call(op, &acc, &single, &[0])?.map(|new| accs[group] = new.value(0).to_vec()))
+        })?;
+        if let Some(accs) = split {
+            let mut rebuilt = Batch::with_capacity(accs.len(), accs.iter().map(Vec::len).sum());
+            for acc in &accs {
+                rebuilt.push(acc);
+            }
+            outcome.accumulators = rebuilt;
         }
+        outcome.failures.extend(failed);
+        outcome.instances_rebuilt += rebuilt;
         outcome.failures.sort_by_key(|f| f.index);
         self.slot.recycle_after(values.len());
         Ok(outcome)
-    }
-
-    /// Each value of `wire` on its own into its accumulator, chaining every accumulator
-    /// through the values that go in.
-    fn retry_one_by_one(
-        &mut self,
-        op: Fold,
-        wire: &Batch,
-        wire_rows: &[usize],
-        wire_groups: &[u32],
-        outcome: &mut GroupedOutcome,
-    ) -> Result<(), PluginError> {
-        let mut accs: Vec<Vec<u8>> = outcome.accumulators.iter().map(|(v, _)| v.to_vec()).collect();
-        for (pos, &index) in wire_rows.iter().enumerate() {
-            let group = wire_groups[pos] as usize;
-            let mut acc = Batch::with_capacity(1, accs[group].len());
-            acc.push(&accs[group]);
-            let mut single = Batch::with_capacity(1, wire.value(pos).len());
-            single.push(wire.value(pos));
-            match self.fold_call(op, &acc, &single, &[0])? {
-                Ok(new) if new.len() == 1 => accs[group] = new.value(0).to_vec(),
-                Ok(new) => {
-                    let message = format!("returned {} accumulators for 1", new.len());
-                    outcome.failures.push(RowFailure { index, kind: FailureKind::Error, message });
-                }
-                Err(failure) => {
-                    if failure.poisoned {
-                        outcome.instances_rebuilt += 1;
-                    }
-                    outcome.failures.push(RowFailure { index, kind: failure.kind, message: failure.message });
-                }
-            }
-        }
-        let mut rebuilt = Batch::with_capacity(accs.len(), accs.iter().map(Vec::len).sum());
-        for acc in &accs {
-            rebuilt.push(acc);
-        }
-        outcome.accumulators = rebuilt;
-        Ok(())
     }
 
     fn fold_call(

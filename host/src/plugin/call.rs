@@ -130,6 +130,39 @@ impl InstanceSlot {
     }
 }
 
+/// Call `attempt` on all `inputs` at once; if that call fails, on each input alone, so
+/// only the guilty inputs fail. `attempt` makes the call and, when it succeeds, takes its
+/// output in. Returns the inputs that failed alone, in order, with why, and how many
+/// instances the failed calls poisoned. Transforms, aggregates and process functions all
+/// isolate a bad row this way.
+pub(super) fn call_then_each(
+    label: &str,
+    inputs: &[usize],
+    mut attempt: impl FnMut(&[usize]) -> Result<Result<(), CallFailure>, PluginError>,
+) -> Result<(Vec<RowFailure>, u32), PluginError> {
+    let (mut failed, mut rebuilt) = (Vec::new(), 0);
+    let mut fail = |index: usize, f: CallFailure, rebuilt: &mut u32| {
+        *rebuilt += u32::from(f.poisoned);
+        failed.push(RowFailure { index, kind: f.kind, message: f.message });
+    };
+    if inputs.is_empty() {
+        return Ok((failed, rebuilt));
+    }
+    let Err(failure) = attempt(inputs)? else { return Ok((failed, rebuilt)) };
+    if let [only] = inputs {
+        fail(*only, failure, &mut rebuilt);
+        return Ok((failed, rebuilt));
+    }
+    tracing::debug!(function = %label, inputs = inputs.len(), error = %failure.message, "call failed; retrying input by input");
+    rebuilt += u32::from(failure.poisoned);
+    for &index in inputs {
+        if let Err(failure) = attempt(&[index])? {
+            fail(index, failure, &mut rebuilt);
+        }
+    }
+    Ok((failed, rebuilt))
+}
+
 /// A whole call that failed.
 #[derive(Debug, Clone)]
 pub(super) struct CallFailure {

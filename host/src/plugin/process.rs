@@ -17,9 +17,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::bindings::{self, FunctionInfo, ProcessOutput, WitBatch, WitTimeDomain};
-use super::call::{CallFailure, InstanceSlot, to_wire};
+use super::call::{CallFailure, InstanceSlot, call_then_each, to_wire};
 use super::instance::HostState;
-use super::transform::{OutputReader, RawOutput, RowFailure, TransformOutcome};
+use super::transform::{OutputReader, RawOutput, TransformOutcome};
 use super::{Plugin, PluginError};
 use crate::record::Batch;
 
@@ -289,32 +289,12 @@ impl Processor {
             };
             Wire { rows: rows.to_vec(), elements: pick(&elements, &element_rows), keys: pick(&keys, &key_rows) }
         };
-        if !ok.is_empty() {
-            match self.call(&inputs, &wire(&ok))? {
-                Ok(out) => self.reader().accept(&ok, out, &mut outcome),
-                Err(failure) if ok.len() == 1 => {
-                    outcome.instances_rebuilt += u32::from(failure.poisoned);
-                    outcome.failures.push(RowFailure { index: ok[0], kind: failure.kind, message: failure.message });
-                }
-                Err(failure) => {
-                    outcome.instances_rebuilt += u32::from(failure.poisoned);
-                    tracing::debug!(function = %self.slot.label, inputs = ok.len(), error = %failure.message, "process call failed; retrying input by input");
-                    for &index in &ok {
-                        match self.call(&inputs, &wire(&[index]))? {
-                            Ok(out) => self.reader().accept(&[index], out, &mut outcome),
-                            Err(failure) => {
-                                outcome.instances_rebuilt += u32::from(failure.poisoned);
-                                outcome.failures.push(RowFailure {
-                                    index,
-                                    kind: failure.kind,
-                                    message: failure.message,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let label = self.slot.label.clone();
+        let (failed, rebuilt) = call_then_each(&label, &ok, |rows| {
+            Ok(self.call(&inputs, &wire(rows))?.map(|out| self.reader().accept(rows, out, &mut outcome)))
+        })?;
+        outcome.failures.extend(failed);
+        outcome.instances_rebuilt += rebuilt;
         outcome.failures.sort_by_key(|f| f.index);
         self.slot.recycle_after(n);
         Ok(outcome)

@@ -14,7 +14,7 @@
 use std::fmt;
 
 use super::bindings::{FunctionInfo, RowEncoding, TransformOutput};
-use super::call::{CallFailure, InstanceSlot, to_wire};
+use super::call::{CallFailure, InstanceSlot, call_then_each, to_wire};
 use super::{Plugin, PluginError};
 use crate::record::{self, Batch};
 
@@ -101,52 +101,24 @@ impl Transformer {
         }
         let (wire, wire_rows) = to_wire(input, self.function.encoding, &mut outcome.failures);
         let wire = wire.as_ref();
-        if !wire_rows.is_empty() {
-            match self.call(wire)? {
-                Ok(out) => self.reader().accept(&wire_rows, out.into(), &mut outcome),
-                Err(failure) => {
-                    if failure.poisoned {
-                        outcome.instances_rebuilt += 1;
-                    }
-                    if wire_rows.len() == 1 {
-                        outcome.failures.push(RowFailure {
-                            index: wire_rows[0],
-                            kind: failure.kind,
-                            message: failure.message,
-                        });
-                    } else {
-                        tracing::debug!(function = %self.slot.label, rows = wire_rows.len(), error = %failure.message, "batch call failed; retrying row by row");
-                        self.retry_rows_one_by_one(wire, &wire_rows, &mut outcome)?;
-                    }
-                }
-            }
-        }
+        let label = self.slot.label.clone();
+        let (failed, rebuilt) = call_then_each(&label, &wire_rows, |rows| {
+            let out = if rows.len() == wire_rows.len() {
+                self.call(wire)?
+            } else {
+                // One row of `wire` (in the function's encoding) on its own, after a failed call.
+                let row = wire.value(wire_rows.binary_search(&rows[0]).unwrap_or_default());
+                let mut single = Batch::with_capacity(1, row.len());
+                single.push(row);
+                self.call(&single)?
+            };
+            Ok(out.map(|out| self.reader().accept(rows, out.into(), &mut outcome)))
+        })?;
+        outcome.failures.extend(failed);
+        outcome.instances_rebuilt += rebuilt;
         outcome.failures.sort_by_key(|f| f.index);
         self.slot.recycle_after(input.len());
         Ok(outcome)
-    }
-
-    /// Rows of `wire` (in the function's encoding), each on its own, after a failed call.
-    fn retry_rows_one_by_one(
-        &mut self,
-        wire: &Batch,
-        wire_rows: &[usize],
-        outcome: &mut TransformOutcome,
-    ) -> Result<(), PluginError> {
-        for (pos, &index) in wire_rows.iter().enumerate() {
-            let mut single = Batch::with_capacity(1, wire.value(pos).len());
-            single.push(wire.value(pos));
-            match self.call(&single)? {
-                Ok(out) => self.reader().accept(&[index], out.into(), outcome),
-                Err(failure) => {
-                    if failure.poisoned {
-                        outcome.instances_rebuilt += 1;
-                    }
-                    outcome.failures.push(RowFailure { index, kind: failure.kind, message: failure.message });
-                }
-            }
-        }
-        Ok(())
     }
 
     fn reader(&self) -> OutputReader<'_> {
