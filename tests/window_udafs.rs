@@ -197,6 +197,20 @@ fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
     assert_eq!(p95("/api", 2), json!(90.0));
 }
 
+/// The access-log example's `p95.yaml`, run in a temporary folder with `stats` pointing at
+/// the plugin `stats_plugin` (`stats-rust` or `stats-python`): its windows, sorted.
+fn run_p95_example(stats_plugin: &str) -> Vec<Value> {
+    let example = common::repo_root().join("examples/access-log");
+    let dir = temp_dir();
+    let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
+    let stats = common::plugin(stats_plugin).display().to_string();
+    let job = job.replace("../../plugins/stats-rust/stats-rust.wasm", &stats);
+    let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));
+    let job = job.replace("path: access.log", &format!("path: {}", example.join("access.log").display()));
+    run_job(&write_job(dir.path(), &job)).assert_ok();
+    sorted(read_json_lines(&dir.path().join("out/p95.jsonl")))
+}
+
 #[test]
 fn the_builder_api_gives_the_same_windows_as_the_job_file() {
     use std::time::Duration;
@@ -204,12 +218,7 @@ fn the_builder_api_gives_the_same_windows_as_the_job_file() {
     use weir::window::WindowAssigner;
 
     let example = common::repo_root().join("examples/access-log");
-    let dir = temp_dir();
-    let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
-    let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));
-    let job = job.replace("path: access.log", &format!("path: {}", example.join("access.log").display()));
-    run_job(&write_job(dir.path(), &job)).assert_ok();
-    let from_job_file = sorted(read_json_lines(&dir.path().join("out/p95.jsonl")));
+    let from_job_file = run_p95_example("stats-rust");
 
     let env = StreamEnvironment::new();
     env.set_batch_size(1);
@@ -235,18 +244,7 @@ fn the_builder_api_gives_the_same_windows_as_the_job_file() {
 fn a_python_udaf_gives_the_rust_udafs_windows() {
     // The access-log p95 job with `stats` pointing at the Python plugin: the same 20 windows
     // with the same percentiles as the Rust plugin's (the job-file test above checks those).
-    let example = common::repo_root().join("examples/access-log");
-    let run = |plugin: &str| {
-        let dir = temp_dir();
-        let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
-        let job =
-            job.replace("../../plugins/stats-rust/stats-rust.wasm", &common::plugin(plugin).display().to_string());
-        let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));
-        let job = job.replace("path: access.log", &format!("path: {}", example.join("access.log").display()));
-        run_job(&write_job(dir.path(), &job)).assert_ok();
-        sorted(read_json_lines(&dir.path().join("out/p95.jsonl")))
-    };
-    let rust = run("stats-rust");
+    let rust = run_p95_example("stats-rust");
     assert_eq!(rust.len(), 20);
-    assert_eq!(run("stats-python"), rust);
+    assert_eq!(run_p95_example("stats-python"), rust);
 }
