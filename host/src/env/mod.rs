@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::connectors::{Collected, DatagenSpec, LineFormat, SinkSpec, SourceSpec};
-use crate::graph::{JobConfig, JobGraph, Step, StepKind};
+use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{
     KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
     TransformOperator,
@@ -353,8 +353,24 @@ pub struct DataStream {
 impl DataStream {
     pub(crate) fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
         self.keyed = kind == StepKind::KeyBy;
-        self.steps.push(Step { name, kind, parallelism: None, factory });
+        self.steps.push(Step { name, kind, parallelism: None, factory, broadcast: None });
         self
+    }
+
+    /// This stream as the broadcast side of a connected stream (Flink's
+    /// `DataStream.broadcast()`), for [`KeyedStream::connect`]. It must come straight from
+    /// its source: transform broadcast records in the process function's
+    /// `process-broadcast`.
+    pub fn broadcast(self) -> BroadcastStream {
+        let input = BroadcastInput { source: self.source.clone(), preload: false };
+        if let Some(step) = self.steps.first() {
+            let message = format!(
+                "broadcast(): a broadcast stream takes its records straight from its source, but `{}` comes before it",
+                step.name
+            );
+            self.fail(message);
+        }
+        BroadcastStream { input }
     }
 
     pub(crate) fn fail(self, message: String) -> Self {
@@ -567,6 +583,13 @@ impl KeyedStream {
         stream.push(step_name, StepKind::Keyed, factory)
     }
 
+    /// Connect a broadcast stream (Flink's `keyBy(..).connect(broadcastStream)`): the
+    /// process function after it gets the keyed records in `process-element` and every
+    /// broadcast record, in every parallel instance, in `process-broadcast`.
+    pub fn connect(self, broadcast: BroadcastStream) -> BroadcastConnectedStream {
+        BroadcastConnectedStream { keyed: self, broadcast }
+    }
+
     /// A running count per key: emits `{"key": k, "count": n}` for every record.
     pub fn count(self) -> DataStream {
         self.rolling(RollingKind::Count)
@@ -594,5 +617,37 @@ impl KeyedStream {
     /// The keyed stream as a plain stream (Flink's KeyedStream is a DataStream too).
     pub fn into_stream(self) -> DataStream {
         self.stream
+    }
+}
+
+/// A stream whose every record reaches every parallel instance of the step it is connected
+/// to, made by [`DataStream::broadcast`]. It carries its source's records as they are.
+pub struct BroadcastStream {
+    input: BroadcastInput,
+}
+
+impl BroadcastStream {
+    /// Let the keyed input wait until this (bounded) stream has ended, so that reference
+    /// data (users, rules) is complete before the first keyed record is processed.
+    pub fn preload(mut self) -> Self {
+        self.input.preload = true;
+        self
+    }
+}
+
+/// A keyed stream connected to a broadcast stream: it continues with a process function.
+pub struct BroadcastConnectedStream {
+    keyed: KeyedStream,
+    broadcast: BroadcastStream,
+}
+
+impl BroadcastConnectedStream {
+    /// The process function `f` handles both inputs (Flink's `KeyedBroadcastProcessFunction`).
+    pub fn process(self, f: Function) -> DataStream {
+        let mut stream = self.keyed.process(f);
+        if let Some(step) = stream.steps.last_mut() {
+            step.broadcast = Some(self.broadcast.input);
+        }
+        stream
     }
 }

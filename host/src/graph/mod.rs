@@ -1,7 +1,7 @@
 //! The job graph: what a job is made of, and how it becomes parallel tasks.
 //!
 //! A [`JobGraph`] is the logical plan: one source, a chain of steps, one sink, and a
-//! dead-letter output. [`plan`] turns it into [`Stage`]s, the physical tasks:
+//! dead-letter output; a keyed step may also have a broadcast input of its own. [`plan`] turns it into [`Stage`]s, the physical tasks:
 //! - stateless steps are **fused** into one stage (one task per parallel instance, no
 //!   channel between them), as Flink chains operators;
 //! - a step with another parallelism starts a new stage fed by **rebalance**;
@@ -38,6 +38,20 @@ pub struct Step {
     /// Parallel instances; `None` inherits the input's (or the job default after key_by).
     pub parallelism: Option<usize>,
     pub factory: OperatorFactory,
+    /// A broadcast stream connected to this step (Flink's `connect(broadcastStream)`): every
+    /// parallel instance of the step gets every record of it.
+    pub broadcast: Option<BroadcastInput>,
+}
+
+/// The broadcast side of a connected stream: a source whose records reach every parallel
+/// instance of the step, in the same order, through `Operator::process_broadcast`.
+#[derive(Debug, Clone)]
+pub struct BroadcastInput {
+    pub source: SourceSpec,
+    /// Hold the keyed input back until the broadcast source ends: for a bounded reference
+    /// table (users, rules) that must be complete before the first keyed record. Without
+    /// it the two inputs interleave, broadcast records first when both are waiting.
+    pub preload: bool,
 }
 
 /// Job-wide settings.
@@ -85,6 +99,10 @@ pub struct JobGraph {
 pub enum GraphError {
     #[error("`{step}` needs a keyed stream: put `key_by` right before it")]
     NotKeyed { step: String },
+    #[error(
+        "`{step}` cannot take a broadcast input: only keyed `process` steps can be connected to a broadcast stream"
+    )]
+    BroadcastNotKeyed { step: String },
     #[error("`{step}` has parallelism {parallelism}; it must be between 1 and {max} (the job's max_parallelism)")]
     Parallelism { step: String, parallelism: usize, max: usize },
 }
@@ -95,6 +113,13 @@ pub struct Stage {
     pub steps: Vec<Step>,
     pub parallelism: usize,
     pub input: Partitioning,
+}
+
+impl Stage {
+    /// The broadcast input of the stage's first step, the only one that can have one.
+    pub fn broadcast(&self) -> Option<&BroadcastInput> {
+        self.steps.first().and_then(|s| s.broadcast.as_ref())
+    }
 }
 
 /// Split a job's steps into stages.
@@ -113,6 +138,10 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
         }
         if step.kind == StepKind::Keyed && !after_key_by {
             return Err(GraphError::NotKeyed { step: step.name.clone() });
+        }
+        // A keyed step starts its stage, so its broadcast input feeds that stage's instances.
+        if step.broadcast.is_some() && step.kind != StepKind::Keyed {
+            return Err(GraphError::BroadcastNotKeyed { step: step.name.clone() });
         }
         if after_key_by {
             // Start the keyed stage.
@@ -164,7 +193,7 @@ mod tests {
         let factory: OperatorFactory = Arc::new(|_: &crate::operator::InstanceContext| {
             Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() })
         });
-        Step { name: name.into(), kind, parallelism, factory }
+        Step { name: name.into(), kind, parallelism, factory, broadcast: None }
     }
 
     fn graph(steps: Vec<Step>) -> JobGraph {
@@ -235,5 +264,19 @@ mod tests {
         assert!(matches!(plan(&g), Err(GraphError::NotKeyed { .. })));
         let g = graph(vec![step("m", StepKind::Stateless, Some(0))]);
         assert!(matches!(plan(&g), Err(GraphError::Parallelism { .. })));
+    }
+
+    #[test]
+    fn a_broadcast_input_belongs_to_the_keyed_step_that_starts_a_stage() {
+        let rules = BroadcastInput { source: SourceSpec::Collection { elements: vec![] }, preload: false };
+        let mut process = step("process", StepKind::Keyed, None);
+        process.broadcast = Some(rules.clone());
+        let g = graph(vec![step("key_by", StepKind::KeyBy, None), process, step("m", StepKind::Stateless, None)]);
+        let stages = plan(&g).unwrap();
+        assert!(stages[0].broadcast().is_none());
+        assert!(stages[1].broadcast().is_some());
+        let mut map = step("m", StepKind::Stateless, None);
+        map.broadcast = Some(rules);
+        assert!(matches!(plan(&graph(vec![map])), Err(GraphError::BroadcastNotKeyed { .. })));
     }
 }

@@ -27,43 +27,44 @@ const SOURCE_KEYS: &[&str] = &["connector", "number-of-rows", "rows-per-second",
 const KINDS: &str = "sequence, random or event-time";
 
 /// `source: {connector: datagen, ...}`.
-pub fn parse_datagen(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
-    let entries = ctx.map(v, "source", SOURCE_KEYS)?;
+pub fn parse_datagen(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+    let entries = ctx.map(v, key, SOURCE_KEYS)?;
     let mut spec = DatagenSpec::new();
     if let Some(n) = get(&entries, "number-of-rows") {
-        spec.number_of_rows = Some(ctx.number(n, "source.number-of-rows", 0, u64::MAX)?);
+        spec.number_of_rows = Some(ctx.number(n, &join(key, "number-of-rows"), 0, u64::MAX)?);
     }
     if let Some(r) = get(&entries, "rows-per-second") {
-        spec.rows_per_second = Some(ctx.number(r, "source.rows-per-second", 1, 1_000_000_000)?);
+        spec.rows_per_second = Some(ctx.number(r, &join(key, "rows-per-second"), 1, 1_000_000_000)?);
     }
     if let Some(s) = get(&entries, "seed") {
-        spec.seed = ctx.number(s, "source.seed", 0, u64::MAX)?;
+        spec.seed = ctx.number(s, &join(key, "seed"), 0, u64::MAX)?;
     }
     let fields = get(&entries, "fields").ok_or_else(|| {
-        ctx.err("source", "the datagen connector needs `fields`: each field's name and generator, e.g. `id: {kind: sequence, start: 1}`")
+        ctx.err(key, "the datagen connector needs `fields`: each field's name and generator, e.g. `id: {kind: sequence, start: 1}`")
     })?;
     let Value::Mapping(fields) = fields else {
         return Err(ctx.err(
-            "source.fields",
+            &join(key, "fields"),
             format!("expected a mapping of field name to generator, found {}", describe(fields)),
         ));
     };
     if fields.is_empty() {
-        return Err(ctx.err("source.fields", "a datagen source needs at least one field"));
+        return Err(ctx.err(&join(key, "fields"), "a datagen source needs at least one field"));
     }
     for (name, generator) in fields {
         let Some(name) = name.as_str().filter(|n| !n.is_empty()) else {
-            return Err(
-                ctx.err("source.fields", format!("field names must be non-empty strings, found {}", describe(name)))
-            );
+            return Err(ctx.err(
+                &join(key, "fields"),
+                format!("field names must be non-empty strings, found {}", describe(name)),
+            ));
         };
-        let key = join("source.fields", name);
+        let key = join(&join(key, "fields"), name);
         let generator = parse_field(ctx, generator, &key)?;
         generator.check().map_err(|e| ctx.err(&key, e.to_string()))?;
         spec.fields.push((name.to_string(), generator));
     }
     // Field names come from a mapping, so they are unique; the rest was checked field by field.
-    spec.validate().map_err(|e| ctx.err("source", e.to_string()))?;
+    spec.validate().map_err(|e| ctx.err(key, e.to_string()))?;
     Ok(SourceSpec::Datagen(spec))
 }
 

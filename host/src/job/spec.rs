@@ -9,6 +9,7 @@ use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use super::{JobError, Lines};
 use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
+use crate::graph::BroadcastInput;
 use crate::plugin::{FunctionKind, SandboxLimits};
 
 /// `plugin.function`, as written in a pipeline step.
@@ -24,7 +25,7 @@ pub enum KeySpec {
     Function(FnRef),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StepSpec {
     Map(FnRef),
     Filter(FnRef),
@@ -37,8 +38,8 @@ pub enum StepSpec {
     /// Event time from a field, with a bound on out-of-orderness and idleness.
     AssignTimestamps(TimestampsSpec),
     Window(WindowSpec),
-    /// A keyed process function.
-    Process(FnRef),
+    /// A keyed process function, optionally connected to a broadcast stream.
+    Process(FnRef, Option<BroadcastInput>),
 }
 
 /// A validated job file. Paths are resolved against the job file's folder.
@@ -208,7 +209,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
             plugins.push((alias.to_string(), ctx.path(&ctx.string(p, &key)?)));
         }
     }
-    let source = parse_source(&ctx, required("source")?)?;
+    let source = parse_source(&ctx, required("source")?, "source")?;
     let mut pipeline = Vec::new();
     if let Some(v) = get(&top, "pipeline") {
         let Value::Sequence(steps) = v else {
@@ -260,45 +261,47 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
     Ok(limits)
 }
 
-fn parse_source(ctx: &Ctx, v: &Value) -> Result<SourceSpec, JobError> {
-    let connector = connector(ctx, v, "source", "collection, file, socket or datagen")?;
+fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+    let connector = connector(ctx, v, key, "collection, file, socket or datagen")?;
     match connector.as_str() {
         "collection" => {
-            let entries = ctx.map(v, "source", &["connector", "elements"])?;
+            let entries = ctx.map(v, key, &["connector", "elements"])?;
             let Some(Value::Sequence(items)) = get(&entries, "elements") else {
-                return Err(ctx.err("source.elements", "the collection connector needs `elements`, a list of values"));
+                return Err(
+                    ctx.err(&join(key, "elements"), "the collection connector needs `elements`, a list of values")
+                );
             };
             let mut elements = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let encoded = rmp_serde::to_vec_named(item)
-                    .map_err(|e| ctx.err(&format!("source.elements[{i}]"), format!("cannot encode the value: {e}")))?;
+                    .map_err(|e| ctx.err(&format!("{key}.elements[{i}]"), format!("cannot encode the value: {e}")))?;
                 elements.push(encoded);
             }
             Ok(SourceSpec::Collection { elements })
         }
         "file" | "filesystem" => {
-            let entries = ctx.map(v, "source", &["connector", "path", "format"])?;
+            let entries = ctx.map(v, key, &["connector", "path", "format"])?;
             let path = get(&entries, "path")
-                .ok_or_else(|| ctx.err("source", "the file connector needs `path`, a file or a folder"))?;
-            let path = ctx.path(&ctx.string(path, "source.path")?);
+                .ok_or_else(|| ctx.err(key, "the file connector needs `path`, a file or a folder"))?;
+            let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
             if !path.exists() {
-                return Err(ctx.err("source.path", format!("{} does not exist", path.display())));
+                return Err(ctx.err(&join(key, "path"), format!("{} does not exist", path.display())));
             }
-            Ok(SourceSpec::File { path, format: ctx.format(get(&entries, "format"), "source.format")? })
+            Ok(SourceSpec::File { path, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
         }
         "socket" => {
-            let entries = ctx.map(v, "source", &["connector", "hostname", "port", "format"])?;
+            let entries = ctx.map(v, key, &["connector", "hostname", "port", "format"])?;
             let host = match get(&entries, "hostname") {
-                Some(h) => ctx.string(h, "source.hostname")?,
+                Some(h) => ctx.string(h, &join(key, "hostname"))?,
                 None => "localhost".to_string(),
             };
-            let port = get(&entries, "port").ok_or_else(|| ctx.err("source", "the socket connector needs `port`"))?;
-            let port = ctx.number(port, "source.port", 1, 65535)? as u16;
-            Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), "source.format")? })
+            let port = get(&entries, "port").ok_or_else(|| ctx.err(key, "the socket connector needs `port`"))?;
+            let port = ctx.number(port, &join(key, "port"), 1, 65535)? as u16;
+            Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
         }
-        "datagen" => super::datagen::parse_datagen(ctx, v),
+        "datagen" => super::datagen::parse_datagen(ctx, v, key),
         other => Err(ctx.err(
-            "source.connector",
+            &join(key, "connector"),
             format!("unknown source connector `{other}`; expected collection, file, socket or datagen"),
         )),
     }
@@ -417,11 +420,38 @@ fn parse_step(
         }
         "window" => (StepSpec::Window(super::time::parse_window(ctx, arg, key, plugins)?), None),
         "process" => {
-            let (f, parallelism) = parse_fn(ctx, arg, key, plugins)?;
-            (StepSpec::Process(f), parallelism)
+            // `broadcast:` is the process step's own: the rest is what every function step takes.
+            let mut arg = arg.clone();
+            let broadcast = match &mut arg {
+                Value::Mapping(m) => m.remove("broadcast"),
+                _ => None,
+            };
+            let broadcast = broadcast.map(|b| parse_broadcast(ctx, &b, &join(key, "broadcast"))).transpose()?;
+            let (f, parallelism) = parse_fn(ctx, &arg, key, plugins)?;
+            (StepSpec::Process(f, broadcast), parallelism)
         }
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
+}
+
+/// `broadcast: {source: {...}, preload: bool}` of a process step.
+fn parse_broadcast(ctx: &Ctx, v: &Value, key: &str) -> Result<BroadcastInput, JobError> {
+    let entries = ctx.map(v, key, &["source", "preload"])?;
+    let source = get(&entries, "source").ok_or_else(|| {
+        ctx.err(
+            key,
+            "a broadcast input needs `source`, e.g. `source: {connector: file, path: rules.jsonl, format: json}`",
+        )
+    })?;
+    let source = parse_source(ctx, source, &join(key, "source"))?;
+    let preload = match get(&entries, "preload") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ctx.err(&join(key, "preload"), format!("expected true or false, found {}", describe(other))));
+        }
+    };
+    Ok(BroadcastInput { source, preload })
 }
 
 /// `plugin.function` or `{function: plugin.function, parallelism: n}`.
@@ -540,7 +570,7 @@ impl JobSpec {
                 | StepSpec::Min(_)
                 | StepSpec::Max(_)
                 | StepSpec::Window(_)
-                | StepSpec::Process(_) => {
+                | StepSpec::Process(..) => {
                     let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
                     if !after_key_by {
                         return Err(self.err(
@@ -582,7 +612,14 @@ impl JobSpec {
                         continue;
                     }
                     match step {
-                        StepSpec::Process(f) => keyed.process(function(f, &[FunctionKind::Process], &key)?),
+                        StepSpec::Process(f, None) => keyed.process(function(f, &[FunctionKind::Process], &key)?),
+                        StepSpec::Process(f, Some(b)) => {
+                            let mut side = env.from_source(b.source.clone()).broadcast();
+                            if b.preload {
+                                side = side.preload();
+                            }
+                            keyed.connect(side).process(function(f, &[FunctionKind::Process], &key)?)
+                        }
                         StepSpec::Sum(f) => keyed.sum(f),
                         StepSpec::Min(f) => keyed.min(f),
                         StepSpec::Max(f) => keyed.max(f),
@@ -611,7 +648,7 @@ fn step_kind(step: &StepSpec) -> &'static str {
         StepSpec::Max(_) => "max",
         StepSpec::AssignTimestamps { .. } => "assign_timestamps",
         StepSpec::Window(_) => "window",
-        StepSpec::Process(_) => "process",
+        StepSpec::Process(..) => "process",
     }
 }
 
@@ -631,9 +668,9 @@ mod tests {
         assert_eq!(spec.name, "t");
         assert_eq!(spec.plugins, vec![("up".to_string(), PathBuf::from("./up.wasm"))]);
         let steps: Vec<_> = spec.pipeline.iter().map(|(s, p)| (s.clone(), *p)).collect();
-        assert_eq!(steps[0], (StepSpec::Map(FnRef { plugin: "up".into(), function: "upper".into() }), None));
-        assert_eq!(steps[1], (StepSpec::KeyBy(KeySpec::Field("x".into())), None));
-        assert_eq!(steps[2], (StepSpec::Count, None));
+        assert!(matches!(&steps[0], (StepSpec::Map(f), None) if f.plugin == "up" && f.function == "upper"));
+        assert!(matches!(&steps[1], (StepSpec::KeyBy(KeySpec::Field(x)), None) if x == "x"));
+        assert!(matches!(&steps[2], (StepSpec::Count, None)));
         assert_eq!(steps[3].1, Some(2));
         let SourceSpec::Collection { elements } = spec.source else { panic!("not a collection") };
         assert_eq!(elements.len(), 3);

@@ -63,6 +63,21 @@ pub trait Operator: Send {
     /// Process one batch, appending results to `out` and failures to `dead`.
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError>;
 
+    /// Process one batch of the broadcast stream connected to this operator (Flink's
+    /// `connect(broadcastStream)`). Only operators that take a broadcast input override it.
+    fn process_broadcast(
+        &mut self,
+        _input: Batch,
+        _out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
+        Err(OperatorError::Failed {
+            operator: self.name().to_string(),
+            message: "this step takes no broadcast input: only `process` steps can be connected to a broadcast stream"
+                .into(),
+        })
+    }
+
     /// Event time reached `watermark` at this operator's input: release into `out` what
     /// is now due (windows that fire), and return the watermark to pass on: the same by
     /// default, `None` for an operator that makes event time itself (a timestamp assigner).

@@ -377,6 +377,22 @@ impl ProcessOperator {
         }
     }
 
+    /// The output of a call on `input`: each element's records carry its event time; its
+    /// failures become dead letters carrying the element.
+    fn emit(&self, input: &Batch, outcome: &plugin::TransformOutcome, out: &mut Batch, dead: &mut DeadLetters) {
+        let mut next = 0;
+        for (i, &n) in outcome.counts.iter().enumerate() {
+            let timestamp = input.timestamp(i);
+            for j in next..next + n as usize {
+                out.push_record(outcome.rows.value(j), RowMeta { key: None, timestamp });
+            }
+            next += n as usize;
+        }
+        for f in &outcome.failures {
+            dead.push(DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), input, f.index));
+        }
+    }
+
     fn maybe_flush(&mut self) -> Result<(), OperatorError> {
         let mut scope = self.scope();
         if scope.state.stats().buffered_writes >= FLUSH_AFTER_WRITES {
@@ -418,17 +434,27 @@ impl Operator for ProcessOperator {
         let outcome = self.processor.process_elements(&input, &keys, &timestamps);
         self.scope().phase = Phase::Idle;
         let outcome = outcome.map_err(|e| self.plugin_error(e))?;
-        let mut next = 0;
-        for (i, &n) in outcome.counts.iter().enumerate() {
-            let timestamp = input.timestamp(i);
-            for j in next..next + n as usize {
-                out.push_record(outcome.rows.value(j), RowMeta { key: None, timestamp });
-            }
-            next += n as usize;
+        self.emit(&input, &outcome, out, dead);
+        self.maybe_flush()
+    }
+
+    fn process_broadcast(
+        &mut self,
+        input: Batch,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
+        let timestamps: Vec<i64> = (0..input.len()).map(|i| input.timestamp(i).unwrap_or(NO_TIMESTAMP)).collect();
+        {
+            let mut scope = self.scope();
+            scope.keys.clear();
+            scope.selected = None;
+            scope.phase = Phase::Broadcast;
         }
-        for f in outcome.failures {
-            dead.push(DeadLetter::of_row(&self.name, f.kind.as_str(), f.message, &input, f.index));
-        }
+        let outcome = self.processor.process_broadcast(&input, &timestamps);
+        self.scope().phase = Phase::Idle;
+        let outcome = outcome.map_err(|e| self.plugin_error(e))?;
+        self.emit(&input, &outcome, out, dead);
         self.maybe_flush()
     }
 

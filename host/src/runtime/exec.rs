@@ -48,6 +48,8 @@ pub struct JobReport {
     pub name: String,
     /// Records the source emitted.
     pub records_in: u64,
+    /// Records broadcast sources emitted (each reaches every instance of its step).
+    pub broadcast_in: u64,
     /// Records the sink received.
     pub records_out: u64,
     pub dead_letters: u64,
@@ -62,6 +64,7 @@ pub struct JobReport {
 #[derive(Debug, Default)]
 struct TaskStats {
     records_in: u64,
+    broadcast_in: u64,
     records_out: u64,
     dead_letters: u64,
     late_records: u64,
@@ -136,6 +139,18 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
         // Instances sending into this stage: the previous stage's, or the single source.
         let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
+        // A broadcast input: its own source task, sending every batch to every instance.
+        let mut broadcast_rxs = match stage.broadcast() {
+            None => Vec::new(),
+            Some(input) => {
+                let (btxs, brxs): (Vec<_>, Vec<_>) =
+                    (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
+                let output = Output::new(btxs, Partitioning::Broadcast, 0);
+                spawn_source(&mut tasks, input.source.clone(), output, &graph.config, &dead_tx, true);
+                brxs.into_iter().map(|rx| BroadcastRx { rx, preload: input.preload }).collect()
+            }
+        }
+        .into_iter();
         for (index, rx) in rxs.into_iter().enumerate() {
             let ctx = InstanceContext {
                 index,
@@ -147,7 +162,8 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
             let mut instance = StageInstance { operators, output, dead, letters: DeadLetters::default() };
-            tasks.spawn_blocking(move || instance.run(rx, inputs));
+            let broadcast = broadcast_rxs.next();
+            tasks.spawn_blocking(move || instance.run(rx, inputs, broadcast));
         }
         downstream = txs;
         downstream_input = stage.input;
@@ -156,12 +172,8 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
     // The source task takes the spec: a collection's elements move instead of being copied
     // (a million-record collection took ~80 ms to clone, inside the job's time).
     let source = std::mem::replace(&mut graph.source, SourceSpec::Collection { elements: Vec::new() });
-    let mut ctx = SourceContext::new(Output::new(downstream, downstream_input, 0), graph.config.batch_size, dead_tx);
-    tasks.spawn_blocking(move || -> TaskResult {
-        let result = connectors::run_source(&source, &mut ctx);
-        let stats = TaskStats { records_in: ctx.emitted, backpressure: ctx.backpressure(), ..Default::default() };
-        result.map(|()| stats).map_err(RuntimeError::from)
-    });
+    spawn_source(&mut tasks, source, Output::new(downstream, downstream_input, 0), &graph.config, &dead_tx, false);
+    drop(dead_tx);
 
     let mut report = JobReport { name: graph.name.clone(), ..Default::default() };
     let mut first_error: Option<RuntimeError> = None;
@@ -170,6 +182,7 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
         match result {
             Ok(s) => {
                 report.records_in += s.records_in;
+                report.broadcast_in += s.broadcast_in;
                 report.records_out += s.records_out;
                 report.dead_letters += s.dead_letters;
                 report.late_records += s.late_records;
@@ -190,6 +203,72 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
     }
 }
 
+/// A source task: reads `source` into `output` until it ends.
+fn spawn_source(
+    tasks: &mut tokio::task::JoinSet<TaskResult>,
+    source: SourceSpec,
+    output: Output,
+    config: &graph::JobConfig,
+    dead: &mpsc::Sender<Vec<DeadLetter>>,
+    broadcast: bool,
+) {
+    let mut ctx = SourceContext::new(output, config.batch_size, dead.clone());
+    tasks.spawn_blocking(move || -> TaskResult {
+        let result = connectors::run_source(&source, &mut ctx);
+        let mut stats = TaskStats { backpressure: ctx.backpressure(), ..Default::default() };
+        if broadcast {
+            stats.broadcast_in = ctx.emitted;
+        } else {
+            stats.records_in = ctx.emitted;
+        }
+        result.map(|()| stats).map_err(RuntimeError::from)
+    });
+}
+
+/// A stage instance's end of a broadcast input.
+struct BroadcastRx {
+    rx: mpsc::Receiver<Message>,
+    preload: bool,
+}
+
+/// What a stage instance got while waiting.
+enum Next {
+    Data(Option<Message>),
+    Broadcast(Option<Message>),
+    /// The earliest processing-time timer is due.
+    Timer,
+}
+
+/// Wait for the next message of either input, or for the processing-time timer `due`; a
+/// waiting broadcast message goes first. Inputs that have ended are `None`.
+async fn next_input(
+    data: Option<&mut mpsc::Receiver<Message>>,
+    broadcast: Option<&mut mpsc::Receiver<Message>>,
+    due: Option<i64>,
+) -> Next {
+    async fn recv(rx: Option<&mut mpsc::Receiver<Message>>) -> Option<Message> {
+        match rx {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+    let timer = async {
+        match due {
+            Some(due) => {
+                let wait = Duration::from_millis(u64::try_from(due - crate::time::now_ms()).unwrap_or(0));
+                tokio::time::sleep(wait).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        m = recv(broadcast) => Next::Broadcast(m),
+        m = recv(data) => Next::Data(m),
+        () = timer => Next::Timer,
+    }
+}
+
 /// One parallel instance of a stage: its fused operators, and where their output goes.
 struct StageInstance {
     operators: Vec<Box<dyn Operator>>,
@@ -199,26 +278,49 @@ struct StageInstance {
 }
 
 impl StageInstance {
-    /// Batches and time signals from `inputs` upstream instances, until they all end.
-    /// While an operator has a processing-time timer, waiting for input is bounded by it.
-    fn run(&mut self, mut input: mpsc::Receiver<Message>, inputs: usize) -> TaskResult {
+    /// Batches and time signals from `inputs` upstream instances, and batches of the
+    /// broadcast input if there is one, until they all end. While an operator has a
+    /// processing-time timer, waiting for input is bounded by it.
+    fn run(&mut self, input: mpsc::Receiver<Message>, inputs: usize, broadcast: Option<BroadcastRx>) -> TaskResult {
         let mut event_time = WatermarkTracker::new(inputs);
         let runtime = tokio::runtime::Handle::current();
-        loop {
-            let message = match self.operators.iter().filter_map(|op| op.next_processing_timer()).min() {
-                None => input.blocking_recv(),
-                Some(due) => {
-                    let wait = Duration::from_millis(u64::try_from(due - crate::time::now_ms()).unwrap_or(0));
-                    match runtime.block_on(tokio::time::timeout(wait, input.recv())) {
-                        Ok(message) => message,
-                        Err(_elapsed) => {
-                            self.on_processing_time(crate::time::now_ms())?;
-                            continue;
-                        }
-                    }
+        let mut data = Some(input);
+        let mut broadcast = match broadcast {
+            Some(mut b) if b.preload => {
+                // The whole (bounded) broadcast input before the first keyed record.
+                while let Some(message) = b.rx.blocking_recv() {
+                    self.on_broadcast(message)?;
                 }
+                None
+            }
+            b => b.map(|b| b.rx),
+        };
+        while data.is_some() || broadcast.is_some() {
+            let due = self.operators.iter().filter_map(|op| op.next_processing_timer()).min();
+            let next = match (&mut data, &mut broadcast, due) {
+                // The common case, without a runtime round trip.
+                (Some(rx), None, None) => Next::Data(rx.blocking_recv()),
+                (data, broadcast, due) => runtime.block_on(next_input(data.as_mut(), broadcast.as_mut(), due)),
             };
-            let Some(message) = message else { break };
+            let message = match next {
+                Next::Timer => {
+                    self.on_processing_time(crate::time::now_ms())?;
+                    continue;
+                }
+                Next::Broadcast(Some(message)) => {
+                    self.on_broadcast(message)?;
+                    continue;
+                }
+                Next::Broadcast(None) => {
+                    broadcast = None;
+                    continue;
+                }
+                Next::Data(None) => {
+                    data = None;
+                    continue;
+                }
+                Next::Data(Some(message)) => message,
+            };
             match message {
                 Message::Data(batch) => {
                     let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
@@ -246,6 +348,18 @@ impl StageInstance {
             self.ship(out)?;
         }
         Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
+    }
+
+    /// A batch of the broadcast input goes to the first operator (the connected step);
+    /// its watermarks do not move event time.
+    fn on_broadcast(&mut self, message: Message) -> Result<(), RuntimeError> {
+        let Message::Data(batch) = message else { return Ok(()) };
+        let Some(first) = self.operators.first_mut() else { return Ok(()) };
+        let mut out = Batch::new();
+        first.process_broadcast(batch, &mut out, &mut self.letters)?;
+        let out = run_chain(&mut self.operators, 1, out, &mut self.letters)?;
+        self.ship(out)?;
+        self.forward_signals(0)
     }
 
     /// The wall clock reached `now`: operators fire their processing-time timers.

@@ -35,6 +35,8 @@ pub enum Partitioning {
     Rebalance,
     /// Each record to the instance owning its key's key group.
     KeyGroups { max_parallelism: u16 },
+    /// Every batch to every instance (the broadcast side of a connected stream).
+    Broadcast,
 }
 
 /// The downstream side of a channel closed: the job is shutting down.
@@ -116,6 +118,7 @@ impl Output {
                 vec![(target, batch)]
             }
             Partitioning::KeyGroups { .. } if n == 1 => vec![(0, batch)],
+            Partitioning::Broadcast => (0..n).map(|target| (target, batch.clone())).collect(),
             Partitioning::KeyGroups { max_parallelism } => {
                 let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
                 for i in 0..batch.len() {
