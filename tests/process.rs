@@ -179,19 +179,27 @@ fn process_needs_a_keyed_stream_and_a_process_function() {
 
 #[test]
 fn the_fraud_alerts_example_flags_a_small_then_large_transaction_within_a_minute() {
-    // Worked out in examples/fraud-alerts/README.md: account 1 (0.50 then 700.00 30 s later)
-    // and account 4 (0.30 then 600.00) alert; 2 (a normal transaction in between), 3 (more
-    // than a minute apart) do not; account 5's amount is not a number: a dead letter.
+    // Worked out in examples/fraud-alerts/README.md. The broadcast rules come first
+    // (`preload`): account 2 alerts above 10.00, the rule for account 3 is inverted (a dead
+    // letter), every other account uses the default (small under 1.00, large over 500.00).
+    // Alerts in event-time order: account 2 (0.20 then 20.00), account 1 (0.50 then 700.00
+    // 30 s later), account 4 (0.30 then 600.00). Account 3's two transactions are more than
+    // a minute apart; account 5's amount is not a number: a dead letter.
     let out = run_job(&common::repo_root().join("examples/fraud-alerts/job.yaml"));
     out.assert_ok();
     let alerts: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON alert")).collect();
     assert_eq!(
         alerts,
-        [json!({"account": 1, "small": 0.5, "large": 700.0}), json!({"account": 4, "small": 0.3, "large": 600.0})]
+        [
+            json!({"account": 2, "small": 0.2, "large": 20.0}),
+            json!({"account": 1, "small": 0.5, "large": 700.0}),
+            json!({"account": 4, "small": 0.3, "large": 600.0})
+        ]
     );
     assert!(out.stderr.contains("\"account\":5"), "the bad transaction is a dead letter on stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("rule `3`: small (900) must be a number not above large (100)"), "{}", out.stderr);
     let s = out.summary();
-    assert_eq!((s.records_in, s.records_out, s.dead_letters), (12, 2, 1));
+    assert_eq!((s.records_in, s.broadcast, s.records_out, s.dead_letters), (12, 3, 3, 2));
 }
 
 #[test]

@@ -93,8 +93,10 @@ fn run_job(path: &Path, cache_dir: PathBuf, summary: bool) -> Result<()> {
         dead_letters = report.dead_letters, elapsed_ms = report.elapsed.as_millis() as u64, "job finished"
     );
     if summary {
+        let broadcast =
+            if report.broadcast_in > 0 { format!(", {} broadcast", report.broadcast_in) } else { String::new() };
         eprintln!(
-            "job `{}` finished: {} records in, {} out, {} dead letters, {} late, {:.1} ms (backpressure {:.1} ms)",
+            "job `{}` finished: {} records in{broadcast}, {} out, {} dead letters, {} late, {:.1} ms (backpressure {:.1} ms)",
             report.name,
             report.records_in,
             report.records_out,

@@ -169,6 +169,7 @@ impl Run {
             records_out: get("out"),
             dead_letters: get("dead letters"),
             late: numbers.get("late").copied().unwrap_or(0),
+            broadcast: numbers.get("broadcast").copied().unwrap_or(0),
         }
     }
 }
@@ -177,6 +178,8 @@ impl Run {
 pub struct Summary {
     /// Records sent to the late-data output (0 when the line has no such counter).
     pub late: u64,
+    /// Records of broadcast inputs (0 when the line has no such counter).
+    pub broadcast: u64,
     pub records_in: u64,
     pub records_out: u64,
     pub dead_letters: u64,

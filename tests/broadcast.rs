@@ -1,0 +1,171 @@
+//! Broadcast connect (`process: {function, broadcast: {source, preload}}`) through the CLI:
+//! rules on a broadcast stream reach every parallel instance of a keyed process function
+//! (`fraud_detector` of plugins/process-rust, which reads its thresholds from broadcast
+//! state `rules`).
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
+use serde_json::Value;
+
+/// A fraud-detection job at `parallelism` over `transactions`, with `rules` (JSON lines) on
+/// a broadcast input (`preload` as given), output in out.jsonl and dead letters in dead.jsonl.
+fn fraud_job(dir: &Path, parallelism: usize, transactions: &str, rules: &str, preload: bool) -> PathBuf {
+    write_file(dir, "rules.jsonl", rules);
+    fraud_job_from(dir, parallelism, transactions, "{connector: file, path: rules.jsonl, format: json}", preload)
+}
+
+/// [`fraud_job`] with the broadcast source given as YAML.
+fn fraud_job_from(dir: &Path, parallelism: usize, transactions: &str, rules_source: &str, preload: bool) -> PathBuf {
+    write_file(dir, "transactions.jsonl", transactions);
+    write_job(
+        dir,
+        &format!(
+            "name: fraud\nparallelism: {parallelism}\nplugins:\n  fraud: {}\n\
+             source: {{connector: file, path: transactions.jsonl, format: json}}\n\
+             pipeline:\n  - key_by: account\n  - process:\n      function: fraud.fraud_detector\n\
+             \x20     broadcast: {{source: {rules_source}, preload: {preload}}}\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n\
+             dead_letter: {{connector: file, path: dead.jsonl}}\n",
+            plugin_yaml("process-rust"),
+        ),
+    )
+}
+
+/// Accounts 0..n, each with a small (0.50) then a medium (50.00) transaction: no alert with
+/// the default thresholds (large is over 500.00), an alert under a rule with large 10.00.
+fn small_then_medium(accounts: u32) -> String {
+    let mut text = String::new();
+    for a in 0..accounts {
+        writeln!(text, r#"{{"account":"acct-{a}","amount":0.50}}"#).unwrap();
+    }
+    for a in 0..accounts {
+        writeln!(text, r#"{{"account":"acct-{a}","amount":50.00}}"#).unwrap();
+    }
+    text
+}
+
+fn alerted_accounts(dir: &Path) -> Vec<String> {
+    let mut accounts: Vec<String> = read_json_lines(&dir.join("out.jsonl"))
+        .iter()
+        .map(|a| a["account"].as_str().expect("account").to_string())
+        .collect();
+    accounts.sort();
+    accounts
+}
+
+#[test]
+fn preloaded_rules_reach_every_parallel_instance() {
+    // 64 accounts spread over 4 instances by key group. The default rule (large over 10.00)
+    // makes every account's 50.00 an alert, so each instance must hold the rule; the rule
+    // for acct-7 (large over 100.00) spares that one account only.
+    let dir = temp_dir();
+    let rules = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
+    let job = fraud_job(dir.path(), 4, &small_then_medium(64), rules, true);
+    let out = run_job(&job);
+    out.assert_ok();
+    let mut expected: Vec<String> = (0..64).filter(|&a| a != 7).map(|a| format!("acct-{a}")).collect();
+    expected.sort();
+    assert_eq!(alerted_accounts(dir.path()), expected);
+    let s = out.summary();
+    assert_eq!((s.records_in, s.broadcast, s.records_out, s.dead_letters), (128, 2, 63, 0));
+}
+
+/// A socket server that accepts one connection, waits `delay`, then writes `lines` and
+/// closes: rules that arrive well after the transactions file has been read.
+fn late_rules_server(lines: &'static str, delay: Duration) -> (u16, std::thread::JoinHandle<std::io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().expect("local address").port();
+    let handle = std::thread::spawn(move || {
+        let mut conn = common::accept_within(&listener, Duration::from_secs(60))?;
+        std::thread::sleep(delay);
+        conn.write_all(lines.as_bytes())?;
+        conn.shutdown(std::net::Shutdown::Write)
+    });
+    (port, handle)
+}
+
+#[test]
+fn preload_holds_the_keyed_input_until_the_broadcast_input_ends() {
+    // The rules come from a socket 700 ms after it is opened; the transactions are a file,
+    // read at once. With preload every transaction waits for the rules: all 16 accounts
+    // alert. Without it the transactions are handled before the rules arrive: none does.
+    const RULES: &str = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n";
+    for (preload, alerts) in [(true, 16), (false, 0)] {
+        let dir = temp_dir();
+        let (port, server) = late_rules_server(RULES, Duration::from_millis(700));
+        let source = format!("{{connector: socket, hostname: 127.0.0.1, port: {port}, format: json}}");
+        let out = run_job(&fraud_job_from(dir.path(), 2, &small_then_medium(16), &source, preload));
+        out.assert_ok();
+        server.join().expect("server thread").expect("server wrote the rules");
+        assert_eq!(alerted_accounts(dir.path()).len(), alerts, "preload: {preload}");
+        assert_eq!(out.summary().broadcast, 1);
+    }
+}
+
+#[test]
+fn without_rules_the_defaults_hold_and_with_parallelism_one_the_same_rules_apply() {
+    // The same input with no rule: no alert (50.00 is not over 500.00). With one instance
+    // the rules give the same 63 alerts as with four.
+    let dir = temp_dir();
+    run_job(&fraud_job(dir.path(), 2, &small_then_medium(64), "", true)).assert_ok();
+    assert_eq!(alerted_accounts(dir.path()), Vec::<String>::new());
+    let rules = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
+    run_job(&fraud_job(dir.path(), 1, &small_then_medium(64), rules, true)).assert_ok();
+    assert_eq!(alerted_accounts(dir.path()).len(), 63);
+}
+
+#[test]
+fn without_preload_both_inputs_run_to_their_end_and_a_bad_rule_is_a_dead_letter() {
+    // The inputs interleave, so which transactions see the rules depends on timing: only
+    // what does not is checked. The job ends when both inputs have ended, every broadcast
+    // record reached the function (the inverted rule is a dead letter once per instance,
+    // since every instance handles it), and every alert is one the rules allow.
+    let dir = temp_dir();
+    let rules = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"bad\",\"small\":5.0,\"large\":1.0}\n";
+    let out = run_job(&fraud_job(dir.path(), 2, &small_then_medium(200), rules, false));
+    out.assert_ok();
+    let s = out.summary();
+    assert_eq!((s.records_in, s.broadcast, s.dead_letters), (400, 2, 2));
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert!(dead.iter().all(|d| d["error"].as_str().unwrap_or_default().contains("rule `bad`")), "{dead:?}");
+    let alerts = read_json_lines(&dir.path().join("out.jsonl"));
+    assert!(alerts.iter().all(|a| a["small"] == 0.5 && a["large"] == 50.0), "{alerts:?}");
+    assert!(alerts.len() <= 200);
+}
+
+#[test]
+fn a_broadcast_input_without_a_source_is_a_job_error() {
+    let dir = temp_dir();
+    write_file(dir.path(), "t.jsonl", "");
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: p\nplugins:\n  fraud: {}\nsource: {{connector: file, path: t.jsonl, format: json}}\n\
+             pipeline:\n  - key_by: account\n  - process:\n      function: fraud.fraud_detector\n\
+             \x20     broadcast: {{preload: true}}\nsink: {{connector: print}}\n",
+            plugin_yaml("process-rust")
+        ),
+    );
+    let err = run_job(&job).assert_failed().to_string();
+    assert!(err.contains("job.yaml:9: pipeline[1].process.broadcast: a broadcast input needs `source`"), "{err}");
+}
+
+#[test]
+fn a_bad_broadcast_record_goes_to_the_dead_letters_and_the_rest_apply() {
+    // A rule that is not a rule (no thresholds) fails alone; the good rule still applies.
+    let dir = temp_dir();
+    let rules = "{\"name\":\"default\"}\n{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n";
+    let out = run_job(&fraud_job(dir.path(), 1, &small_then_medium(3), rules, true));
+    out.assert_ok();
+    assert_eq!(alerted_accounts(dir.path()), ["acct-0", "acct-1", "acct-2"]);
+    let dead: Vec<Value> = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["record"]["name"], "default");
+}
