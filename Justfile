@@ -60,12 +60,14 @@ test: plugins
     {{venv}}/bin/python -m pytest -q sdk/python plugins/upper-python
     {{venv}}/bin/python -m pytest -q plugins/stats-python
 
-# Throughput and latency figures (JSON on stdout): the map pipeline, then the keyed window
-# count (built in, Rust UDAF, Python UDAF; WEIR_BENCH_EVENTS sets the events, default 10 M).
+# Throughput and latency figures (JSON on stdout): the map pipeline, the state backend, the
+# keyed window count (built in, Rust UDAF, Python UDAF) and the keyed count in value state
+# (Rust process plugin vs native operator); WEIR_BENCH_EVENTS sets the events, default 10 M.
 bench: plugins
     cargo bench --workspace --bench pipeline
     cargo bench --workspace --bench state
     cargo bench --workspace --bench windows
+    cargo bench --workspace --bench keyed_count
 
 # Format and lint.
 lint:

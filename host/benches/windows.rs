@@ -28,16 +28,14 @@
 //! --workspace --all-targets` and `weir plugin build plugins/stats-rust` and
 //! `plugins/stats-python`).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::error::Error;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
+use common::{BenchResult, env_count, round, run_measured};
 use serde_json::{Value, json};
-
-type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 const DEFAULT_EVENTS: u64 = 10_000_000;
 const KEYS: u64 = 100_000;
@@ -122,50 +120,13 @@ struct Run {
     peak_rss_kib: u64,
 }
 
-/// Run `weir run job --summary` and reap it with `wait4`, which reports its peak RSS.
+/// Run `weir run job --summary` in its own process (peak RSS by `wait4`).
 fn run_weir(weir: &Path, job: &Path) -> BenchResult<Run> {
-    let started = Instant::now();
-    let mut child = Command::new(weir)
-        .arg("run")
-        .arg(job)
-        .arg("--summary")
-        .env_remove("WEIR_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut stderr_pipe = child.stderr.take().ok_or("no stderr pipe")?;
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let pid = libc::pid_t::try_from(child.id())?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own child, not reaped yet (`child` is never waited on and
-        // dropping a `Child` does not wait), and both out-pointers are valid for writes.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("cannot wait for weir (pid {pid}): {err}").into());
-        }
-    }
-    let process_ms = started.elapsed().as_secs_f64() * 1e3;
-    drop(child);
-    let stderr = reader.join().map_err(|_| "the stderr reader panicked")?;
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!("`weir run {}` failed (wait status {status}):\n{stderr}", job.display()).into());
-    }
-    // Linux reports ru_maxrss in KiB, macOS in bytes.
-    let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-    let peak_rss_kib = if cfg!(target_os = "macos") { max_rss / 1024 } else { max_rss };
-    parse_summary(&stderr, process_ms, peak_rss_kib)
+    let mut command = Command::new(weir);
+    command.arg("run").arg(job).arg("--summary").env_remove("WEIR_LOG");
+    let done = run_measured(&mut command)?;
+    parse_summary(&done.stderr, done.process_ms, done.peak_rss_kib)
+        .map_err(|e| format!("{e}\nstdout of weir:\n{}", done.stdout).into())
 }
 
 /// `job `x` finished: 10 records in, 3 out, 0 dead letters, 0 late, 12.3 ms (backpressure 0.0 ms)`.
@@ -248,23 +209,6 @@ fn check(weir: &Path, repo: &Path, dir: &Path, variants: &[Variant]) -> BenchRes
         eprintln!("  {}: {} windows, as worked out from the rows", variant.name(), got.len());
     }
     Ok(expected.len())
-}
-
-fn env_count(name: &str, default: u64) -> BenchResult<u64> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name}={v} is not a positive whole number").into()),
-        Err(_) => Ok(default),
-    }
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let p = 10f64.powi(digits);
-    (x * p).round() / p
 }
 
 /// The `weir` CLI next to this bench (target/release/deps/windows-* -> target/release/weir).
