@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A fraud-detection job at `parallelism` over `transactions`, with `rules` (JSON lines) on
 /// a broadcast input (`preload` as given), output in out.jsonl and dead letters in dead.jsonl.
@@ -66,7 +66,8 @@ fn preloaded_rules_reach_every_parallel_instance() {
     // makes every account's 50.00 an alert, so each instance must hold the rule; the rule
     // for acct-7 (large over 100.00) spares that one account only.
     let dir = temp_dir();
-    let rules = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
+    let rules =
+        "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
     let job = fraud_job(dir.path(), 4, &small_then_medium(64), rules, true);
     let out = run_job(&job);
     out.assert_ok();
@@ -116,7 +117,8 @@ fn without_rules_the_defaults_hold_and_with_parallelism_one_the_same_rules_apply
     let dir = temp_dir();
     run_job(&fraud_job(dir.path(), 2, &small_then_medium(64), "", true)).assert_ok();
     assert_eq!(alerted_accounts(dir.path()), Vec::<String>::new());
-    let rules = "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
+    let rules =
+        "{\"name\":\"default\",\"small\":1.0,\"large\":10.0}\n{\"name\":\"acct-7\",\"small\":1.0,\"large\":100.0}\n";
     run_job(&fraud_job(dir.path(), 1, &small_then_medium(64), rules, true)).assert_ok();
     assert_eq!(alerted_accounts(dir.path()).len(), 63);
 }
@@ -168,4 +170,97 @@ fn a_bad_broadcast_record_goes_to_the_dead_letters_and_the_rest_apply() {
     let dead: Vec<Value> = read_json_lines(&dir.path().join("dead.jsonl"));
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["record"]["name"], "default");
+}
+
+/// The profiles examples/user-profile must give, per user in event order, worked out by hand
+/// from events.jsonl and users.jsonl: (user, name, views, carts, purchases, spent,
+/// favourite category, last seen at 09:MM).
+fn expected_profiles() -> Vec<Value> {
+    let profile =
+        |user: &str, name: Option<(&str, &str, &str)>, counts: (u64, u64, u64), spent: f64, fav: &str, minute: i64| {
+            let (name, city, segment) = match name {
+                Some((n, c, s)) => (json!(n), json!(c), json!(s)),
+                None => (Value::Null, Value::Null, Value::Null),
+            };
+            json!({
+                "user_id": user, "name": name, "city": city, "segment": segment,
+                "views": counts.0, "carts": counts.1, "purchases": counts.2, "spent": spent,
+                "favourite_category": fav,
+                // 2026-11-25T09:MM:00Z in epoch ms
+                "last_seen": 1_795_597_200_000_i64 + minute * 60_000,
+            })
+        };
+    let ana = Some(("Ana", "Lisbon", "premium"));
+    let ben = Some(("Ben", "Berlin", "standard"));
+    let chen = Some(("Chen", "Singapore", "new"));
+    vec![
+        // u1: view books, cart books, purchase books 24.90.
+        profile("u1", ana, (1, 0, 0), 0.0, "books", 0),
+        profile("u1", ana, (1, 1, 0), 0.0, "books", 2),
+        profile("u1", ana, (1, 1, 1), 24.9, "books", 4),
+        // u2: view garden; the purchase without a price is a dead letter; view toys (a tie:
+        // garden first by name); purchase toys 15.00 (toys 2, garden 1).
+        profile("u2", ben, (1, 0, 0), 0.0, "garden", 1),
+        profile("u2", ben, (2, 0, 0), 0.0, "garden", 7),
+        profile("u2", ben, (2, 0, 1), 15.0, "toys", 8),
+        // u3: view toys; a malformed line (a dead letter at the source); view toys.
+        profile("u3", chen, (1, 0, 0), 0.0, "toys", 3),
+        profile("u3", chen, (2, 0, 0), 0.0, "toys", 9),
+        // u9 is not in users.jsonl: a profile without base information.
+        profile("u9", None, (1, 0, 0), 0.0, "books", 6),
+    ]
+}
+
+/// Rows grouped by user, each user's in the order they came (instances interleave users).
+fn by_user(mut rows: Vec<Value>) -> Vec<Value> {
+    rows.sort_by_key(|r| r["user_id"].as_str().unwrap_or_default().to_string());
+    rows
+}
+
+#[test]
+fn the_user_profile_example_enriches_every_event_with_the_users_data() {
+    let out = run_job(&common::repo_root().join("examples/user-profile/job.yaml"));
+    out.assert_ok();
+    let rows: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON profile")).collect();
+    assert_eq!(by_user(rows), expected_profiles());
+    let s = out.summary();
+    assert_eq!((s.records_in, s.broadcast, s.records_out, s.dead_letters), (10, 3, 9, 2));
+}
+
+#[test]
+fn the_builder_api_connects_a_broadcast_stream_like_the_job_file() {
+    use weir::env::StreamEnvironment;
+
+    let example = common::repo_root().join("examples/user-profile");
+    let env = StreamEnvironment::new();
+    env.set_parallelism(2);
+    env.set_cache_dir(common::shared_cache_dir());
+    env.set_dead_letter(weir::connectors::SinkSpec::Discard);
+    let profile = env.load_plugin(common::plugin("user-profile-rust")).unwrap();
+    let users = env.read_json_lines(example.join("users.jsonl")).broadcast().preload();
+    let collected = env
+        .read_json_lines(example.join("events.jsonl"))
+        .assign_timestamps("ts", Duration::ZERO)
+        .key_by("user_id")
+        .connect(users)
+        .process(profile.function("user_profile"))
+        .collect();
+    let report = env.execute("profiles").unwrap();
+    assert_eq!((report.records_in, report.broadcast_in, report.dead_letters), (10, 3, 2));
+    let rows = collected.lock().unwrap().iter().map(|v| weir::record::json_of(v)).collect();
+    assert_eq!(by_user(rows), expected_profiles());
+}
+
+#[test]
+fn a_broadcast_stream_must_come_straight_from_its_source() {
+    use weir::env::StreamEnvironment;
+
+    let env = StreamEnvironment::new();
+    env.set_cache_dir(common::shared_cache_dir());
+    let profile = env.load_plugin(common::plugin("user-profile-rust")).unwrap();
+    let upper = env.load_plugin(common::plugin("upper-rust")).unwrap();
+    let users = env.from_elements(["u1"]).map(upper.function("upper")).broadcast();
+    env.from_elements(["e"]).key_by("user_id").connect(users).process(profile.function("user_profile")).discard();
+    let err = env.execute("bad").unwrap_err().to_string();
+    assert!(err.contains("a broadcast stream takes its records straight from its source"), "{err}");
 }
