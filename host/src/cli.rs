@@ -34,10 +34,30 @@ pub enum Cmd {
     },
     /// Validate a job file and load its plugins, without running it.
     Check { job: PathBuf },
+    /// Read a job's keyed state (read-only; the job may be running).
+    State {
+        #[command(subcommand)]
+        command: StateCmd,
+    },
     /// Build and inspect plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCmd {
+    /// Print, as JSON, everything an operator keeps for one key: each declared state, the
+    /// broadcast state and the key's pending timers, as of the job's last state flush.
+    Get {
+        /// The job file (its `state_dir` holds the state).
+        job: PathBuf,
+        /// The operator: its full name (e.g. `process[2] fraud.fraud_detector`) or a part
+        /// only one operator's name contains (e.g. `fraud_detector`).
+        operator: String,
+        /// The key, as JSON (`42`, `"u1"`); other text is taken as a string.
+        key: String,
     },
 }
 
@@ -67,6 +87,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let env = spec.build_in(env_with_cache(cache_dir))?;
             env.graph(&spec.name).with_context(|| format!("{}", job.display()))?;
             println!("{}: ok ({} steps, {} plugins)", job.display(), spec.pipeline.len(), spec.plugins.len());
+            Ok(())
+        }
+        Cmd::State { command: StateCmd::Get { job, operator, key } } => {
+            let spec = crate::job::load(&job)?;
+            let found =
+                crate::job::query_state(&spec, &operator, &key).with_context(|| format!("{}", job.display()))?;
+            println!("{}", serde_json::to_string_pretty(&found)?);
             Ok(())
         }
         Cmd::Plugin { command: PluginCmd::Build { dir, output } } => build_plugin(&dir, output),

@@ -21,6 +21,7 @@
 mod datagen;
 mod locate;
 mod spec;
+mod state_query;
 mod time;
 
 use std::fmt;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use locate::Lines;
 pub use spec::{FnRef, JobSpec, KeySpec, StepSpec};
+pub use state_query::{StateQueryError, query as query_state};
 pub use time::{WindowSpec, parse_duration_ms};
 
 /// An error in a job file, with where it is.

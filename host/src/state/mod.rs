@@ -40,6 +40,7 @@ mod buffer;
 mod cache;
 mod error;
 mod flush;
+mod inspect;
 mod keyed;
 mod layout;
 mod store;
@@ -54,6 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::StateError;
+pub use inspect::{KeyReport, StoredState};
 pub use keyed::KeyedState;
 pub use store::StateStore;
 pub use ttl::{Clock, ManualClock, SystemClock};

@@ -66,6 +66,10 @@ impl StateStore {
         Ok(Self { inner: Arc::new(Inner { db, path, config, operators: Mutex::new(HashMap::new()) }) })
     }
 
+    pub(super) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.inner.path
