@@ -144,3 +144,75 @@ def test_transform_only_world_still_builds_its_exports(world):
     component, app = world("transform-plugin")
     exported = component.exports(app)
     assert [c.__name__ for c in exported] == ["Describe", "Transform"]
+
+
+PROCESS_APP = '''
+import weir
+weir.plugin(name="keyed", version="0.1.0")
+
+@weir.process
+class CountPerKey(weir.KeyedProcessFunction):
+    count = weir.ValueState(int, ttl_ms=1000)
+    rules = weir.BroadcastMapState(str, float)
+
+    def process_element(self, value, ctx):
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        ctx.timer_service().register_event_time_timer(ctx.timestamp() + 10)
+        yield {"key": ctx.get_current_key(), "count": n}
+
+    def on_timer(self, timestamp, ctx):
+        yield [ctx.get_current_key(), timestamp, ctx.time_domain().name]
+'''
+
+
+def test_process_export_over_the_wit_imports(world, monkeypatch):
+    component, app = world("plugin", PROCESS_APP)
+    from componentize_py_types import Err
+    from wit_world.exports import process as wit_process
+    from wit_world.imports import context, state, timers
+    from wit_world.imports import types as wit_types
+
+    calls = []
+    stored = {}
+    monkeypatch.setattr(context, "select", lambda i: calls.append(f"select {i}"))
+    monkeypatch.setattr(state, "value_get", lambda name: stored.get(name))
+    monkeypatch.setattr(state, "value_set", lambda name, value: (calls.append(f"set {name}"), stored.update({name: value})))
+    monkeypatch.setattr(timers, "register_event_time", lambda at: calls.append(f"timer {at}"))
+
+    def refuse(name):
+        raise Err(f"operator `p` used state `{name}`, which it did not declare")
+
+    exported = component.exports(app, aggregate=True, process=True)
+    assert [c.__name__ for c in exported] == ["Describe", "Transform", "Aggregate", "Process"]
+    Describe, _, _, Process = exported
+    [info] = Describe().describe().functions
+    assert (info.name, info.kind) == ("count_per_key", wit_types.FunctionKind.PROCESS)
+    assert [(s.name, s.kind, s.value_type, s.ttl_ms) for s in info.states] == [
+        ("count", wit_types.StateKind.VALUE, "int", 1000),
+        ("rules", wit_types.StateKind.BROADCAST_MAP, "str -> float", None),
+    ]
+
+    codec = weir._marshal_codec
+    rows = wit_types.Batch(*codec.join_rows([codec.encode_row(v) for v in ({"x": 1}, {"x": 2})]))
+    keys = wit_types.Batch(*codec.join_rows([codec.encode_row("a"), codec.encode_row("a")]))
+    out = Process().process_elements("count_per_key", rows, keys, [5, 7])
+    assert isinstance(out, wit_process.ProcessOutput)
+    assert (out.counts, out.errors) == ([1, 1], [])
+    assert codec.unpack(out.rows.data, out.rows.offsets) == [{"key": "a", "count": 1}, {"key": "a", "count": 2}]
+    assert calls == ["select 0", "set count", "timer 15", "select 1", "set count", "timer 17"]
+
+    one = wit_types.Batch(*codec.join_rows([codec.encode_row("a")]))
+    out = Process().on_timers("count_per_key", one, [15], [wit_process.TimeDomain.PROCESSING_TIME])
+    assert codec.unpack(out.rows.data, out.rows.offsets) == [["a", 15, "PROCESSING_TIME"]]
+
+    monkeypatch.setattr(state, "value_get", refuse)
+    out = Process().process_elements("count_per_key", wit_types.Batch(rows.data[:0], [0]), wit_types.Batch(b"", [0]), [])
+    assert out.counts == []
+    out = Process().process_elements("count_per_key", one, one, [0])
+    assert out.errors[0].message == (
+        "process function `count_per_key`: StateError: operator `p` used state `count`, which it did not declare"
+    )
+    with pytest.raises(Err) as failed:
+        Process().process_broadcast("nope", one, [0])
+    assert failed.value.value.startswith("plugin keyed 0.1.0 has no function 'nope'")

@@ -1,32 +1,35 @@
 """The glue between componentize-py's bindings and the SDK dispatchers.
 
 Importable only inside a component build (it imports `wit_world`, which componentize-py
-generates for the world `weir.build` picks: `transform-plugin`, or
-`transform-aggregate-plugin` when the app has aggregates). `python -m weir build` writes a
-small module::
+generates for the world `weir.build` picks: `transform-plugin`,
+`transform-aggregate-plugin` when the app has aggregates, `plugin` when it has process
+functions). `python -m weir build` writes a small module::
 
     import app
     from weir._component import exports
     Describe, Transform = exports(app)                          # transform-plugin
     Describe, Transform, Aggregate = exports(app, aggregate=True)  # transform-aggregate-plugin
+    Describe, Transform, Aggregate, Process = exports(app, aggregate=True, process=True)  # plugin
 
 componentize-py finds the classes named after the exported interfaces (`Describe`,
-`Transform`, `Aggregate`) in that module. All the logic lives in `weir._dispatch` and
-`weir._aggregate`, shared with `weir.testing`.
+`Transform`, `Aggregate`, `Process`) in that module. All the logic lives in
+`weir._dispatch`, `weir._aggregate` and `weir._process`, shared with `weir.testing`; the
+process functions reach the host's state and timers through `WitProcessHost`.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Callable, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from componentize_py_types import Err
 from wit_world.exports import transform as wit_transform
 from wit_world.imports import log as wit_log
 from wit_world.imports import types as wit_types
 
-from . import _aggregate, _dispatch, _marshal_codec, log
+from . import _aggregate, _dispatch, _marshal_codec, _process, log
 from ._functions import Plugin, WeirError
+from ._state import StateError
 
 _KINDS = {
     "map": wit_types.FunctionKind.MAP,
@@ -35,6 +38,13 @@ _KINDS = {
     "key-selector": wit_types.FunctionKind.KEY_SELECTOR,
     "timestamp-assigner": wit_types.FunctionKind.TIMESTAMP_ASSIGNER,
     "aggregate": wit_types.FunctionKind.AGGREGATE,
+    "process": wit_types.FunctionKind.PROCESS,
+}
+_STATE_KINDS = {
+    "value": wit_types.StateKind.VALUE,
+    "list": wit_types.StateKind.LIST,
+    "map": wit_types.StateKind.MAP,
+    "broadcast-map": wit_types.StateKind.BROADCAST_MAP,
 }
 _ENCODINGS = {
     "json": wit_types.RowEncoding.JSON,
@@ -69,9 +79,17 @@ def _call(operation: str, name: str, call: Callable[[], T]) -> T:
         ) from None
 
 
-def exports(module: ModuleType, aggregate: bool = False) -> Tuple[type, ...]:
+def _states(f: Any) -> List[Any]:
+    return [
+        wit_types.StateDecl(name=s["name"], kind=_STATE_KINDS[s["kind"]], value_type=s["value_type"], ttl_ms=s["ttl_ms"])
+        for s in f.get("states", [])
+    ]
+
+
+def exports(module: ModuleType, aggregate: bool = False, process: bool = False) -> Tuple[type, ...]:
     """The export classes for plugin module `module`: `Describe` and `Transform`, plus
-    `Aggregate` when `aggregate` (the world exports the `aggregate` interface).
+    `Aggregate` when `aggregate` (the world exports the `aggregate` interface), plus
+    `Process` when `process` (world `plugin`, which exports every interface).
 
     Runs while componentize-py pre-initializes the component, so a plugin error (no
     `weir.plugin(...)`, duplicate names) fails the build, not the first call.
@@ -84,7 +102,7 @@ def exports(module: ModuleType, aggregate: bool = False) -> Tuple[type, ...]:
         sdk=info["sdk"],
         functions=[
             wit_types.FunctionInfo(
-                name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]], states=[]
+                name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]], states=_states(f)
             )
             for f in info["functions"]
         ],
@@ -141,4 +159,126 @@ def exports(module: ModuleType, aggregate: bool = False) -> Tuple[type, ...]:
             )
             return wit_types.Batch(data=data, offsets=offsets)
 
-    return Describe, Transform, Aggregate
+    if not process:
+        return Describe, Transform, Aggregate
+
+    from wit_world.exports import process as wit_process
+
+    host = WitProcessHost()
+    domains_of = {
+        wit_process.TimeDomain.EVENT_TIME: _process.TimeDomain.EVENT_TIME,
+        wit_process.TimeDomain.PROCESSING_TIME: _process.TimeDomain.PROCESSING_TIME,
+    }
+
+    def output(out: _dispatch.Output) -> Any:
+        return wit_process.ProcessOutput(
+            rows=wit_types.Batch(data=out.data, offsets=out.offsets),
+            counts=out.counts,
+            errors=[wit_types.RowError(index=i, message=m) for i, m in out.errors],
+        )
+
+    class Process:
+        def process_elements(self, name: str, elements: Any, keys: Any, timestamps: List[int]) -> Any:
+            return output(
+                _call(
+                    "process_elements",
+                    name,
+                    lambda: _process.process_elements(
+                        plugin.process(name), host, elements.data, elements.offsets, keys.data, keys.offsets, timestamps
+                    ),
+                )
+            )
+
+        def on_timers(self, name: str, keys: Any, times: List[int], domains: List[Any]) -> Any:
+            ours = [domains_of[d] for d in domains]
+            return output(
+                _call(
+                    "on_timers",
+                    name,
+                    lambda: _process.on_timers(plugin.process(name), host, keys.data, keys.offsets, times, ours),
+                )
+            )
+
+        def process_broadcast(self, name: str, elements: Any, timestamps: List[int]) -> Any:
+            return output(
+                _call(
+                    "process_broadcast",
+                    name,
+                    lambda: _process.process_broadcast(
+                        plugin.process(name), host, elements.data, elements.offsets, timestamps
+                    ),
+                )
+            )
+
+    return Describe, Transform, Aggregate, Process
+
+
+class WitProcessHost:
+    """The `ProcessHost` of `weir._process` over the WIT imports `context`, `state`,
+    `broadcast` and `timers`; the host's refusals (`Err`) become `weir.StateError`."""
+
+    def __init__(self) -> None:
+        from wit_world.imports import broadcast, context, state, timers
+
+        self._state, self._broadcast, self._timers = state, broadcast, timers
+        self.select = context.select
+        self.current_watermark = timers.current_watermark
+        self.current_processing_time = timers.current_processing_time
+
+    @staticmethod
+    def _host(call: Callable[..., T], *args: Any) -> T:
+        try:
+            return call(*args)
+        except Err as exc:
+            raise StateError(str(exc.value)) from None
+
+    def value_get(self, name: str) -> Optional[bytes]:
+        return self._host(self._state.value_get, name)
+
+    def value_set(self, name: str, value: bytes) -> None:
+        self._host(self._state.value_set, name, value)
+
+    def value_clear(self, name: str) -> None:
+        self._host(self._state.value_clear, name)
+
+    def list_get(self, name: str) -> List[bytes]:
+        return self._host(self._state.list_get, name)
+
+    def list_append(self, name: str, value: bytes) -> None:
+        self._host(self._state.list_append, name, value)
+
+    def list_clear(self, name: str) -> None:
+        self._host(self._state.list_clear, name)
+
+    def map_get(self, name: str, key: bytes) -> Optional[bytes]:
+        return self._host(self._state.map_get, name, key)
+
+    def map_put(self, name: str, key: bytes, value: bytes) -> None:
+        self._host(self._state.map_put, name, key, value)
+
+    def map_remove(self, name: str, key: bytes) -> None:
+        self._host(self._state.map_remove, name, key)
+
+    def map_contains(self, name: str, key: bytes) -> bool:
+        return self._host(self._state.map_contains, name, key)
+
+    def map_entries(self, name: str) -> List[Tuple[bytes, bytes]]:
+        return self._host(self._state.map_entries, name)
+
+    def broadcast_get(self, name: str, key: bytes) -> Optional[bytes]:
+        return self._host(self._broadcast.get, name, key)
+
+    def broadcast_put(self, name: str, key: bytes, value: bytes) -> None:
+        self._host(self._broadcast.put, name, key, value)
+
+    def broadcast_remove(self, name: str, key: bytes) -> None:
+        self._host(self._broadcast.remove, name, key)
+
+    def broadcast_entries(self, name: str) -> List[Tuple[bytes, bytes]]:
+        return self._host(self._broadcast.entries, name)
+
+    def register_timer(self, event_time: bool, at: int) -> None:
+        (self._timers.register_event_time if event_time else self._timers.register_processing_time)(at)
+
+    def delete_timer(self, event_time: bool, at: int) -> None:
+        (self._timers.delete_event_time if event_time else self._timers.delete_processing_time)(at)

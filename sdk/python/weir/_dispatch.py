@@ -123,10 +123,12 @@ def apply(function: Function, data: bytes, offsets: Sequence[int], codec: Any = 
     """Apply `function` to every row of the batch (`data`, `offsets`) in `codec`'s encoding
     (`weir._codec`, JSON, or `weir._marshal_codec`); see the module doc."""
     if not function.kind.is_transform:
-        raise WeirError(
-            f"{function.name!r} is {function.kind.described()}, not a transform; "
-            "call it through the aggregate interface (weir.testing.aggregate in tests)"
+        how = (
+            "the process interface (weir.testing.ProcessHarness in tests)"
+            if function.kind is Kind.PROCESS
+            else "the aggregate interface (weir.testing.aggregate in tests)"
         )
+        raise WeirError(f"{function.name!r} is {function.kind.described()}, not a transform; call it through {how}")
     n = len(offsets) - 1
     if n < 0 or offsets[0] != 0 or offsets[-1] != len(data):
         raise BatchError(

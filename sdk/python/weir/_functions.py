@@ -6,7 +6,9 @@ tests keep working. The component glue and `weir.testing` find the functions by 
 a module for that attribute (`Plugin.from_module`).
 
 Aggregate functions (UDAFs) are classes, marked by `@weir.aggregate` the same way; their
-base class and decorator live in `weir._udaf`, their dispatch in `weir._aggregate`.
+base class and decorator live in `weir._udaf`, their dispatch in `weir._aggregate`. Keyed
+process functions are classes too (`@weir.process`, `weir._process`), with the state they
+declare (`weir._state`) in their `Function` spec.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import enum
 import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 #: The SDK string `describe` reports (WIT `plugin-info.sdk`).
 SDK = "weir-sdk-python 0.1.0"
@@ -36,11 +38,13 @@ class Kind(str, enum.Enum):
     TIMESTAMP_ASSIGNER = "timestamp-assigner"
     #: A UDAF, called through the `aggregate` interface (`@weir.aggregate`).
     AGGREGATE = "aggregate"
+    #: A keyed process function, called through the `process` interface (`@weir.process`).
+    PROCESS = "process"
 
     @property
     def is_transform(self) -> bool:
         """Whether the host calls it through the `transform` interface."""
-        return self is not Kind.AGGREGATE
+        return self is not Kind.AGGREGATE and self is not Kind.PROCESS
 
     def described(self) -> str:
         """`a map function`, `an aggregate function`, for messages."""
@@ -48,7 +52,10 @@ class Kind(str, enum.Enum):
 
 
 #: What to decorate with, for error messages.
-DECORATORS = "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector, @weir.timestamp_assigner or @weir.aggregate"
+DECORATORS = (
+    "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector, @weir.timestamp_assigner, "
+    "@weir.aggregate or @weir.process"
+)
 
 
 #: The one row encoding the Python SDK declares (WIT `row-encoding.python-marshal`; the
@@ -74,11 +81,14 @@ class PluginDefinitionError(WeirError):
 @dataclass(frozen=True)
 class Function:
     """One decorated user function: the name the host calls it by, its kind and the callable
-    (for an aggregate, the `AggregateFunction` instance)."""
+    (for an aggregate, the `AggregateFunction` instance; for a process function, the
+    `KeyedProcessFunction` instance, with the states it declares)."""
 
     name: str
     kind: Kind
     fn: Callable[..., Any]
+    #: The `weir._state.StateDecl`s of a process function (empty for other kinds).
+    states: Tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,10 +211,22 @@ class Plugin:
             raise UnknownFunctionError(self._unknown("aggregate function", name))
         return f
 
+    def process(self, name: str) -> Function:
+        """The process function `name`, or `UnknownFunctionError`."""
+        f = self.functions.get(name)
+        if f is None or f.kind is not Kind.PROCESS:
+            raise UnknownFunctionError(self._unknown("process function", name))
+        return f
+
     @property
     def has_aggregates(self) -> bool:
         """Whether the component must export the `aggregate` interface."""
         return any(f.kind is Kind.AGGREGATE for f in self.functions.values())
+
+    @property
+    def has_processes(self) -> bool:
+        """Whether the component must export the `process` interface (and import state and timers)."""
+        return any(f.kind is Kind.PROCESS for f in self.functions.values())
 
     def _unknown(self, what: str, name: str) -> str:
         """`what` is the kind looked for ("transform function"); said only when `name` is
@@ -221,12 +243,12 @@ class Plugin:
         )
 
     def describe(self) -> Dict[str, Any]:
-        """What the WIT `describe` returns, as plain data (the component glue converts it)."""
-        return {
-            "name": self.meta.name,
-            "version": self.meta.version,
-            "sdk": SDK,
-            "functions": [
-                {"name": f.name, "kind": f.kind.value, "encoding": ENCODING} for f in self.functions.values()
-            ],
-        }
+        """What the WIT `describe` returns, as plain data (the component glue converts it).
+        A process function also lists its `states` (name, kind, value type, TTL)."""
+        functions = []
+        for f in self.functions.values():
+            info: Dict[str, Any] = {"name": f.name, "kind": f.kind.value, "encoding": ENCODING}
+            if f.kind is Kind.PROCESS:
+                info["states"] = [s.describe() for s in f.states]
+            functions.append(info)
+        return {"name": self.meta.name, "version": self.meta.version, "sdk": SDK, "functions": functions}

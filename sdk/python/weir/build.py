@@ -8,9 +8,11 @@ call; other modules and packages in the folder may be imported from it. The buil
 2. stages a clean copy of the folder (no venvs, caches, tests or .wasm files), the `weir`
    package and a generated module that exposes `Describe` and `Transform` (the exported
    interfaces of world `transform-plugin`), plus `Aggregate` when the app has aggregates
-   (world `transform-aggregate-plugin`: componentize-py wants every export of the world
-   implemented, so an app with only aggregates still exports a `transform`, which answers
-   "no transform function" to any name), delegating to the SDK dispatchers;
+   (world `transform-aggregate-plugin`), plus `Aggregate` and `Process` when it has process
+   functions (world `plugin`, which also imports the host's state and timers; the Rust SDK
+   builds it too). componentize-py wants every export of the world implemented, so an app
+   with only aggregates still exports a `transform`, which answers "no transform function"
+   to any name; the glue delegates to the SDK dispatchers;
 3. runs componentize-py (next to `sys.executable`, else `python -m`-style) on it; packages
    installed in this Python's virtualenv are visible to the plugin as well.
 
@@ -35,6 +37,8 @@ from ._functions import Plugin
 WORLD = "transform-plugin"
 #: The world of an app with aggregates (`@weir.aggregate`).
 WORLD_WITH_AGGREGATES = "transform-aggregate-plugin"
+#: The world of an app with process functions (`@weir.process`): every export and import.
+WORLD_WITH_PROCESSES = "plugin"
 COMPONENTIZE_PY_VERSION = "0.25.1"
 #: The module componentize-py loads; must not be named like the world or the user's modules.
 GLUE_MODULE = "weir_component_glue"
@@ -51,12 +55,19 @@ from weir._component import exports
 
 
 def world_of(plugin: Plugin) -> str:
-    """The WIT world to build `plugin` for: with `aggregate` only when it has aggregates."""
+    """The WIT world to build `plugin` for: the state and timer imports only with process
+    functions, the `aggregate` export only with aggregates or process functions."""
+    if plugin.has_processes:
+        return WORLD_WITH_PROCESSES
     return WORLD_WITH_AGGREGATES if plugin.has_aggregates else WORLD
 
 
 def glue_source(world: str) -> str:
     """The generated module componentize-py loads for `world`."""
+    if world == WORLD_WITH_PROCESSES:
+        return _GLUE_SOURCE.format(
+            world=world, names="Describe, Transform, Aggregate, Process", args=", aggregate=True, process=True"
+        )
     if world == WORLD_WITH_AGGREGATES:
         return _GLUE_SOURCE.format(world=world, names="Describe, Transform, Aggregate", args=", aggregate=True")
     return _GLUE_SOURCE.format(world=world, names="Describe, Transform", args="")

@@ -23,6 +23,15 @@ Aggregate functions (UDAFs) go through the component's `aggregate` path the same
 
 A failing value raises `weir.AggregateError` with the message the host would get (it names
 the value: `"aggregate `avg`: value 1: TypeError: ..."`).
+
+Process functions (`@weir.process`) run in a `ProcessHarness`, with in-memory state and
+timers (see `weir._harness`)::
+
+    h = weir.testing.ProcessHarness(CountPerKey)
+    h.process("a", {"user": "a"}, timestamp=1_000)
+    h.advance_watermark(2_000)            # fires due event-time timers
+    assert h.output == [{"key": "a", "count": 1}]
+    assert h.value_state("a", "count") == 1
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 from . import _aggregate, _codec, _dispatch, _marshal_codec
 from ._functions import Function, Kind, Plugin, spec_of
+from ._harness import InputFailure, ProcessHarness, ProcessHarnessError, TimerLoopError
 
 __all__ = [
     "RowError",
@@ -51,6 +61,10 @@ __all__ = [
     "merge",
     "result",
     "accumulator",
+    "InputFailure",
+    "ProcessHarness",
+    "ProcessHarnessError",
+    "TimerLoopError",
 ]
 
 
