@@ -59,6 +59,7 @@ test: plugins
     cargo test --release --workspace
     {{venv}}/bin/python -m pytest -q sdk/python plugins/upper-python
     {{venv}}/bin/python -m pytest -q plugins/stats-python
+    {{venv}}/bin/python -m pytest -q plugins/process-python
 
 # Throughput and latency figures (JSON on stdout): the map pipeline, the state backend, the
 # keyed window count (built in, Rust UDAF, Python UDAF) and the keyed count in value state
