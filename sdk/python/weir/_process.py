@@ -41,7 +41,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 from . import _marshal_codec
 from ._dispatch import BatchError, Output, RowErrors, _decode, describe_exception
 from ._functions import SPEC_ATTR, Function, Kind, PluginDefinitionError, WeirError
-from ._state import BROADCAST, KEYED, SCOPE_ATTR, Scope, StateError, declared_states
+from ._state import BROADCAST, KEYED, SCOPE_ATTR, Scope, StateError, bind, declared_states, refuse_assignment
 
 #: The event time WIT callers pass for "none".
 NO_TIMESTAMP = -(2**63)
@@ -64,6 +64,10 @@ NO_BROADCAST_SIDE = (
 
 class KeyedProcessFunction:
     """Base class of a keyed process function; see the module doc."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        refuse_assignment(self, name)
+        object.__setattr__(self, name, value)
 
     def process_element(self, value: Any, ctx: "Context") -> Any:
         """Handle one element of the current key; yield (or return an iterable of) output records."""
@@ -223,7 +227,7 @@ def _mark(target: Any, name: Optional[str]) -> Any:
         raise PluginDefinitionError(f"cannot name process function {cls.__qualname__}: pass a non-empty name")
     if SCOPE_ATTR in vars(instance):
         raise PluginDefinitionError(f"{instance!r} is already a weir process function; decorate it once")
-    vars(instance)[SCOPE_ATTR] = Scope(fname, states)
+    bind(instance, Scope(fname, states), states)
     spec = Function(fname, Kind.PROCESS, instance, tuple(states))
     setattr(target, SPEC_ATTR, spec)
     return target
@@ -248,19 +252,30 @@ def process(target: Union[type, Any, str, None] = None, *, name: Optional[str] =
 # --- dispatch -----------------------------------------------------------------------------
 
 _ROW_SCALARS = frozenset({type(None), bool, float, str, bytes})
+_INT_MIN, _INT_END = -(2**63), 2**64
 
 
 def _exact_row(value: Any) -> bool:
     """Whether `value` holds only the exact types the host converts, with ints in 64 bits."""
     t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            tv = type(v)
+            # The common record: str keys, scalar values.
+            if type(k) is str and (tv in _ROW_SCALARS or (tv is int and _INT_MIN <= v < _INT_END)):
+                continue
+            if not (_exact_row(k) and _exact_row(v)):
+                return False
+        return True
     if t in _ROW_SCALARS:
         return True
     if t is int:
-        return -(2**63) <= value < 2**64
-    if t is dict:
-        return all(_exact_row(k) and _exact_row(v) for k, v in value.items())
+        return _INT_MIN <= value < _INT_END
     if t is list or t is tuple:
-        return all(map(_exact_row, value))
+        for v in value:
+            if not _exact_row(v):
+                return False
+        return True
     return False
 
 
@@ -297,13 +312,14 @@ class _Call:
         self.counts: List[int] = []
         self.errors: RowErrors = []
 
-    def run(self, index: int, handle: Callable[[], Any], method: str) -> None:
-        """Handle input `index` with `handle()` in a fresh scope; keep its output and writes
-        only if it succeeds."""
+    def run(self, index: int, method: Callable[[Any, Any], Any], first: Any, ctx: Any) -> None:
+        """Handle input `index` with `method(first, ctx)` in a fresh scope; keep its output
+        and writes only if it succeeds."""
         scope = self.scope
-        scope.begin(self.host, self.side)
+        scope.host = self.host
+        scope.side = self.side
         try:
-            rows = _output_rows(handle(), method)
+            rows = _output_rows(method(first, ctx), method.__name__)
             body = marshal.dumps(rows, 2)[5:] if rows else b""  # the list's items, without its header
         except Exception as exc:  # noqa: BLE001 - any user error fails its input only
             scope.discard()
@@ -383,15 +399,14 @@ def process_elements(
     bad = dict(decode_errors)
     call = _Call(function, host, KEYED)
     ctx = Context(call.scope)
-    fn = call.fn
+    process_element = call.fn.process_element
     for i in range(n):
         if i in bad:
             call.fail(i, bad[i])
             continue
         host.select(i)
         ctx._key, ctx._timestamp = keys[i], _event_time(timestamps[i])
-        value = values[i]
-        call.run(i, lambda: fn.process_element(value, ctx), "process_element")
+        call.run(i, process_element, values[i], ctx)
     return call.output()
 
 
@@ -411,7 +426,7 @@ def on_timers(
     bad = dict(decode_errors)
     call = _Call(function, host, KEYED)
     ctx = Context(call.scope)
-    fn = call.fn
+    on_timer = call.fn.on_timer
     for i in range(n):
         if i in bad:
             call.fail(i, bad[i])
@@ -419,7 +434,7 @@ def on_timers(
         host.select(i)
         at = times[i]
         ctx._key, ctx._timestamp, ctx._domain = keys[i], at, domains[i]
-        call.run(i, lambda: fn.on_timer(at, ctx), "on_timer")
+        call.run(i, on_timer, at, ctx)
     return call.output()
 
 
@@ -434,12 +449,11 @@ def process_broadcast(
     bad = dict(decode_errors)
     call = _Call(function, host, BROADCAST)
     ctx = BroadcastContext(call.scope)
-    fn = call.fn
+    process_broadcast_element = call.fn.process_broadcast_element
     for i in range(n):
         if i in bad:
             call.fail(i, bad[i])
             continue
         ctx._timestamp = _event_time(timestamps[i])
-        value = values[i]
-        call.run(i, lambda: fn.process_broadcast_element(value, ctx), "process_broadcast_element")
+        call.run(i, process_broadcast_element, values[i], ctx)
     return call.output()

@@ -100,20 +100,13 @@ class StateDecl:
             self.name = attribute
 
     def __get__(self, instance: Any, owner: Optional[type] = None) -> Any:
+        # Reached only for an instance without this state's handle in its __dict__ (the
+        # decorator puts the handles there, so the common lookup is a plain attribute).
         if instance is None:
             return self
-        scope = instance.__dict__.get(SCOPE_ATTR)
-        if scope is None:
-            raise StateError(
-                f"state `{self.name}` of {type(instance).__qualname__} is only available while the function "
-                "handles an element or a timer (through the host or weir.testing.ProcessHarness)"
-            )
-        return scope.handles[self.name]
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        raise AttributeError(
-            f"`{self.name}` is declared state; change it through its handle (e.g. self.{self.name}.update(value)), "
-            "not by assigning the attribute"
+        raise StateError(
+            f"state `{self.name}` of {type(instance).__qualname__} is only available while the function handles "
+            "an element or a timer (through the host or weir.testing.ProcessHarness)"
         )
 
     def describe(self) -> Dict[str, Any]:
@@ -172,6 +165,25 @@ class BroadcastMapState(MapState):
 
 #: Attribute of a registered process function instance that holds its `Scope`.
 SCOPE_ATTR = "__weir_scope__"
+
+
+def bind(instance: Any, scope: "Scope", states: Iterable[StateDecl]) -> None:
+    """Give a registered instance its scope and, under each state's attribute, its handle."""
+    attributes = vars(instance)
+    attributes[SCOPE_ATTR] = scope
+    for klass in type(instance).__mro__:
+        for attribute, value in vars(klass).items():
+            if isinstance(value, StateDecl) and attribute not in attributes:
+                attributes[attribute] = scope.handles[value.name]
+
+
+def refuse_assignment(instance: Any, attribute: str) -> None:
+    """`self.count = 5` on a declared state would replace its handle: refuse it."""
+    if isinstance(getattr(type(instance), attribute, None), StateDecl):
+        raise AttributeError(
+            f"`{attribute}` is declared state; change it through its handle (e.g. self.{attribute}.update(value)), "
+            "not by assigning the attribute"
+        )
 
 
 def declared_states(cls: type) -> List[StateDecl]:
@@ -264,10 +276,18 @@ class Scope:
         self.side = side
 
     def discard(self) -> None:
-        """Forget the input's writes (it failed) and close the scope."""
+        """Forget the input's writes (it failed, or they went to the host) and close the scope."""
         self.side = None
-        if self.values or self.lists or self.maps or self.broadcast or self.timers:
-            self.values, self.lists, self.maps, self.broadcast, self.timers = {}, {}, {}, {}, []
+        if self.values:
+            self.values = {}
+        if self.lists:
+            self.lists = {}
+        if self.maps:
+            self.maps = {}
+        if self.broadcast:
+            self.broadcast = {}
+        if self.timers:
+            self.timers = []
 
     def commit(self) -> None:
         """Hand the input's writes to the host and close the scope. A host error here leaves
@@ -275,35 +295,39 @@ class Scope:
         host = self.host
         self.side = None
         try:
-            for name, value in self.values.items():
-                if value is None:
-                    host.value_clear(name)
-                else:
-                    host.value_set(name, value)
-            for name, (cleared, appended) in self.lists.items():
-                if cleared:
-                    host.list_clear(name)
-                for value in appended:
-                    host.list_append(name, value)
-            for name, entries in self.maps.items():
-                for key, value in entries.items():
+            if self.values:
+                for name, value in self.values.items():
                     if value is None:
-                        host.map_remove(name, key)
+                        host.value_clear(name)
                     else:
-                        host.map_put(name, key, value)
-            for name, entries in self.broadcast.items():
-                for key, value in entries.items():
-                    if value is None:
-                        host.broadcast_remove(name, key)
-                    else:
-                        host.broadcast_put(name, key, value)
+                        host.value_set(name, value)
+            if self.lists:
+                for name, (cleared, appended) in self.lists.items():
+                    if cleared:
+                        host.list_clear(name)
+                    for value in appended:
+                        host.list_append(name, value)
+            if self.maps:
+                for name, entries in self.maps.items():
+                    for key, value in entries.items():
+                        if value is None:
+                            host.map_remove(name, key)
+                        else:
+                            host.map_put(name, key, value)
+            if self.broadcast:
+                for name, entries in self.broadcast.items():
+                    for key, value in entries.items():
+                        if value is None:
+                            host.broadcast_remove(name, key)
+                        else:
+                            host.broadcast_put(name, key, value)
             for register, event_time, at in self.timers:
                 if register:
                     host.register_timer(event_time, at)
                 else:
                     host.delete_timer(event_time, at)
         finally:
-            self.values, self.lists, self.maps, self.broadcast, self.timers = {}, {}, {}, {}, []
+            self.discard()
 
     def keyed(self, decl: StateDecl) -> None:
         """Refuse keyed state outside an element or timer of a key."""
