@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod connectors;
+pub mod deploy;
 pub mod env;
 pub mod graph;
 pub mod job;

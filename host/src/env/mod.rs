@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::connectors::{Collected, DatagenSpec, LineFormat, SinkSpec, SourceSpec};
+use crate::deploy::{DeployError, PluginCell, Requirement, Target, Targets, VersionRecord};
 use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{
     KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
@@ -70,6 +71,8 @@ struct EnvState {
     dead_letter: SinkSpec,
     late_data: Option<SinkSpec>,
     pipelines: Vec<(SourceSpec, Vec<Step>, SinkSpec)>,
+    /// Steps whose plugin a hot deploy can replace.
+    targets: Targets,
     errors: Vec<String>,
 }
 
@@ -91,6 +94,7 @@ impl StreamEnvironment {
                 dead_letter: SinkSpec::PrintStderr,
                 late_data: None,
                 pipelines: Vec::new(),
+                targets: Targets::default(),
                 errors: Vec::new(),
             })),
         }
@@ -233,6 +237,28 @@ impl StreamEnvironment {
         self.stream(source)
     }
 
+    /// A step that runs `function` of `plugin`: the cell its instances follow, so that a hot
+    /// deploy can replace the plugin while the job runs.
+    fn deploy_target(&self, step: &str, plugin: Plugin, function: &str, kinds: &[FunctionKind]) -> PluginCell {
+        let cell = PluginCell::new(plugin);
+        let requirement = Requirement { function: function.to_string(), kinds: kinds.to_vec() };
+        self.state().targets.0.push(Target { step: step.to_string(), cell: cell.clone(), requirement });
+        cell
+    }
+
+    /// Start the job in the background and return at once: the running job takes hot
+    /// deploys ([`RunningJob::deploy`]) until it ends.
+    pub fn start(&self, name: &str) -> Result<RunningJob, EnvError> {
+        let graph = self.graph(name)?;
+        let targets = self.state().targets.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(EnvError::Start)?;
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-job-{name}"))
+            .spawn(move || rt.block_on(crate::runtime::execute(graph)))
+            .map_err(EnvError::Start)?;
+        Ok(RunningJob { name: name.to_string(), targets, thread })
+    }
+
     /// The job graph of what was built, checked.
     pub fn graph(&self, name: &str) -> Result<JobGraph, EnvError> {
         let mut state = self.state();
@@ -267,6 +293,47 @@ impl StreamEnvironment {
     pub async fn execute_async(&self, name: &str) -> Result<JobReport, EnvError> {
         let graph = self.graph(name)?;
         Ok(crate::runtime::execute(graph).await?)
+    }
+}
+
+/// A job started with [`StreamEnvironment::start`].
+pub struct RunningJob {
+    name: String,
+    targets: Targets,
+    thread: std::thread::JoinHandle<Result<JobReport, RuntimeError>>,
+}
+
+impl RunningJob {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The steps that run plugins, each with every version it ran or was offered.
+    pub fn versions(&self) -> Vec<(String, Vec<VersionRecord>)> {
+        self.targets.0.iter().map(|t| (t.step.clone(), t.cell.history())).collect()
+    }
+
+    /// Replace the plugin of `step` (its name, or a part only it contains) with the component
+    /// `bytes`: compiled and checked here, then run by every instance from its next batch.
+    pub fn deploy(&self, step: &str, bytes: &[u8], origin: &Path) -> Result<VersionRecord, DeployError> {
+        self.targets.deploy(step, bytes, origin)
+    }
+
+    /// Run the version of `step` before the current one again.
+    pub fn rollback(&self, step: &str) -> Result<VersionRecord, DeployError> {
+        self.targets.rollback(step)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Wait for the job to end.
+    pub fn wait(self) -> Result<JobReport, EnvError> {
+        match self.thread.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(EnvError::Runtime(RuntimeError::Panic(format!("job `{}`", self.name)))),
+        }
     }
 }
 
@@ -384,12 +451,11 @@ impl DataStream {
         if let Err(e) = plugin.function(&name, &[kind.function_kind()]) {
             return self.fail(format!("{step_name}: {e}"));
         }
+        let cell = self.env.deploy_target(&step_name, plugin, &name, &[kind.function_kind()]);
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
-            let t = plugin
-                .transformer(&name, &[kind.function_kind()])
-                .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
-            Ok(Box::new(TransformOperator::new(op_name.clone(), t)) as Box<dyn Operator>)
+            let op = TransformOperator::new(op_name.clone(), kind, name.clone(), cell.clone())?;
+            Ok(Box::new(op) as Box<dyn Operator>)
         });
         self.push(step_name, StepKind::Stateless, factory)
     }
@@ -575,9 +641,10 @@ impl KeyedStream {
         if let Err(e) = plugin.function(&name, &[FunctionKind::Process]) {
             return stream.fail(format!("{step_name}: {e}"));
         }
+        let cell = stream.env.deploy_target(&step_name, plugin, &name, &[FunctionKind::Process]);
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move |ctx: &crate::operator::InstanceContext| {
-            let op = crate::operator::ProcessOperator::new(op_name.clone(), &plugin, &name, ctx)?;
+            let op = crate::operator::ProcessOperator::new(op_name.clone(), cell.clone(), &name, ctx)?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });
         stream.push(step_name, StepKind::Keyed, factory)

@@ -17,7 +17,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::{DeadLetters, InstanceContext, Operator, OperatorError};
-use crate::plugin::{self, FunctionInfo, Plugin, ProcessHost, Processor, SharedProcessHost};
+use crate::deploy::PluginCell;
+use crate::plugin::{self, FunctionInfo, FunctionKind, ProcessHost, Processor, SharedProcessHost};
 use crate::record::{Batch, NO_TIMESTAMP, RowMeta};
 use crate::runtime::{DeadLetter, key_group};
 use crate::state::{KeyedState, StateDescriptor, StateKind, TimeDomain};
@@ -285,14 +286,20 @@ pub fn descriptors(function: &FunctionInfo) -> Vec<StateDescriptor> {
 
 pub struct ProcessOperator {
     name: String,
+    function: String,
+    /// The plugin version to run, which a hot deploy may change between calls.
+    cell: PluginCell,
+    generation: u64,
     processor: Processor,
     scope: Arc<Mutex<ProcessScope>>,
     processing_time: fn() -> i64,
 }
 
 impl ProcessOperator {
-    /// The process function `function` of `plugin`, with its state in the job's store.
-    pub fn new(name: String, plugin: &Plugin, function: &str, ctx: &InstanceContext) -> Result<Self, OperatorError> {
+    /// The process function `function` of the plugin in `cell`, with its state in the job's
+    /// store.
+    pub fn new(name: String, cell: PluginCell, function: &str, ctx: &InstanceContext) -> Result<Self, OperatorError> {
+        let (generation, plugin) = cell.current();
         let failed = |message: String| OperatorError::Failed { operator: name.clone(), message };
         let info = plugin
             .function(function, &[crate::plugin::FunctionKind::Process])
@@ -315,7 +322,30 @@ impl ProcessOperator {
         let processor = plugin
             .processor(function, host)
             .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?;
-        Ok(Self { name, processor, scope, processing_time: crate::time::now_ms })
+        Ok(Self {
+            name,
+            function: function.to_string(),
+            cell,
+            generation,
+            processor,
+            scope,
+            processing_time: crate::time::now_ms,
+        })
+    }
+
+    /// Before a call: take up a newly deployed version. Its states were checked against the
+    /// old version's when it was deployed; states it declares anew are registered here.
+    fn follow_deploys(&mut self) -> Result<(), OperatorError> {
+        if self.cell.generation() == self.generation {
+            return Ok(());
+        }
+        let (generation, plugin) = self.cell.current();
+        let info = plugin.function(&self.function, &[FunctionKind::Process]).map_err(|e| self.plugin_error(e))?.clone();
+        self.scope().state.declare(&descriptors(&info)).map_err(|e| self.state_error(e))?;
+        let host: SharedProcessHost = self.scope.clone();
+        self.processor = plugin.processor(&self.function, host).map_err(|e| self.plugin_error(e))?;
+        self.generation = generation;
+        Ok(())
     }
 
     fn scope(&self) -> std::sync::MutexGuard<'_, ProcessScope> {
@@ -338,6 +368,7 @@ impl ProcessOperator {
         out: &mut Batch,
         dead: &mut DeadLetters,
     ) -> Result<(), OperatorError> {
+        self.follow_deploys()?;
         loop {
             let timers = self.scope().state.pop_due_timers(domain, up_to).map_err(|e| self.state_error(e))?;
             if timers.is_empty() {
@@ -411,6 +442,7 @@ impl Operator for ProcessOperator {
     }
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.follow_deploys()?;
         let mut keys = Batch::with_capacity(input.len(), 0);
         let mut timestamps = Vec::with_capacity(input.len());
         {
@@ -444,6 +476,7 @@ impl Operator for ProcessOperator {
         out: &mut Batch,
         dead: &mut DeadLetters,
     ) -> Result<(), OperatorError> {
+        self.follow_deploys()?;
         let timestamps: Vec<i64> = (0..input.len()).map(|i| input.timestamp(i).unwrap_or(NO_TIMESTAMP)).collect();
         {
             let mut scope = self.scope();

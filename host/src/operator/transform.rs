@@ -1,6 +1,7 @@
 //! Map, filter and flat-map over a Wasm transform function.
 
 use super::{DeadLetters, Operator, OperatorError};
+use crate::deploy::PluginCell;
 use crate::plugin::{FunctionKind, Transformer};
 use crate::record::Batch;
 use crate::runtime::DeadLetter;
@@ -32,15 +33,38 @@ impl TransformKind {
 }
 
 /// A map, filter or flat-map step running a plugin function. Keys set by an earlier
-/// `key_by` are carried to every output row of their input row.
+/// `key_by` are carried to every output row of their input row. The step's plugin version
+/// can change while the job runs (hot deploy): the operator follows its [`PluginCell`]
+/// between batches.
 pub struct TransformOperator {
     name: String,
+    kind: TransformKind,
+    function: String,
+    cell: PluginCell,
+    generation: u64,
     transformer: Transformer,
 }
 
 impl TransformOperator {
-    pub fn new(name: String, transformer: Transformer) -> Self {
-        Self { name, transformer }
+    pub fn new(name: String, kind: TransformKind, function: String, cell: PluginCell) -> Result<Self, OperatorError> {
+        let (generation, plugin) = cell.current();
+        let transformer = plugin
+            .transformer(&function, &[kind.function_kind()])
+            .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?;
+        Ok(Self { name, kind, function, cell, generation, transformer })
+    }
+
+    /// Before a batch: take up a newly deployed version.
+    fn follow_deploys(&mut self) -> Result<(), OperatorError> {
+        if self.cell.generation() == self.generation {
+            return Ok(());
+        }
+        let (generation, plugin) = self.cell.current();
+        self.transformer = plugin
+            .transformer(&self.function, &[self.kind.function_kind()])
+            .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+        self.generation = generation;
+        Ok(())
     }
 }
 
@@ -50,6 +74,7 @@ impl Operator for TransformOperator {
     }
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.follow_deploys()?;
         let outcome = self
             .transformer
             .apply(&input)

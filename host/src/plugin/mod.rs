@@ -231,6 +231,11 @@ impl Plugin {
         self.inner.limits
     }
 
+    /// The runtime that loaded it (to load its next version with).
+    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+        &self.inner.runtime
+    }
+
     /// The function `name`, checked to be of one of the `expected` kinds.
     pub fn function(&self, name: &str, expected: &[FunctionKind]) -> Result<&FunctionInfo, PluginError> {
         let info = &self.inner.info;

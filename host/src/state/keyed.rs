@@ -95,6 +95,12 @@ impl KeyedState {
         })
     }
 
+    /// Replaces the declared states (see [`KeyedState::declare`]).
+    pub(super) fn set_states(&mut self, states: Vec<(String, StateInfo)>) {
+        self.by_id = states.iter().map(|(_, info)| (info.id, *info)).collect();
+        self.states = states;
+    }
+
     /// The operator this state belongs to.
     pub fn operator(&self) -> &str {
         &self.operator

@@ -117,7 +117,10 @@ impl StateStore {
                     op
                 }
             };
-            let registered = register(&op.tree, operator, states)?;
+            let registered = {
+                let _serial = REGISTRATION.lock().unwrap_or_else(PoisonError::into_inner);
+                register(&op.tree, operator, states)?
+            };
             (op, registered)
         };
         let mut keyed = KeyedState::new(
@@ -187,6 +190,24 @@ fn validate(operator: &str, states: &[StateDescriptor]) -> Result<(), StateError
         }
     }
     Ok(())
+}
+
+/// Serializes state registration across operators and instances of this process (two
+/// instances declaring the same new state must get the same id).
+static REGISTRATION: Mutex<()> = Mutex::new(());
+
+impl KeyedState {
+    /// Declares the states again, for a new version of the operator's function (a hot
+    /// deploy): states not stored yet are registered, stored ones must keep their kind.
+    pub fn declare(&mut self, states: &[StateDescriptor]) -> Result<(), StateError> {
+        validate(&self.operator, states)?;
+        let registered = {
+            let _serial = REGISTRATION.lock().unwrap_or_else(PoisonError::into_inner);
+            register(&self.tree, &self.operator, states)?
+        };
+        self.set_states(registered);
+        Ok(())
+    }
 }
 
 /// Gives each declared state its id: the stored one, or the next free one (stored now).
