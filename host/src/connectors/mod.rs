@@ -27,7 +27,11 @@ use tokio::sync::mpsc;
 pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
 
 use crate::record::Batch;
-use crate::runtime::{DeadLetter, Disconnected, Output, Payload};
+use crate::runtime::{DeadLetter, Disconnected, JobControl, Output, Payload};
+
+/// How long a source may block on quiet input before it checks whether the job was
+/// cancelled.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Line formats of the file source and sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,17 +103,45 @@ impl From<Disconnected> for ConnectorError {
 }
 
 /// What a source emits into: batches records, ships dead letters.
+///
+/// A cancelled job's sources see [`Disconnected`] from the next batch they ship (after it
+/// has gone out), as if downstream had stopped; [`run_source`] turns that into a clean end.
 pub struct SourceContext {
     output: Output,
     batch: Batch,
     batch_size: usize,
     dead: mpsc::Sender<Vec<DeadLetter>>,
     pub emitted: u64,
+    control: Arc<JobControl>,
+    /// Whether shipped records count as the job's input (not for broadcast sources).
+    counts_input: bool,
 }
 
 impl SourceContext {
     pub fn new(output: Output, batch_size: usize, dead: mpsc::Sender<Vec<DeadLetter>>) -> Self {
-        Self { output, batch: Batch::new(), batch_size: batch_size.max(1), dead, emitted: 0 }
+        Self {
+            output,
+            batch: Batch::new(),
+            batch_size: batch_size.max(1),
+            dead,
+            emitted: 0,
+            control: Arc::default(),
+            counts_input: false,
+        }
+    }
+
+    /// Follow `control`'s cancellation, and count shipped records into its input counter
+    /// when `counts_input`.
+    pub fn with_control(mut self, control: Arc<JobControl>, counts_input: bool) -> Self {
+        self.control = control;
+        self.counts_input = counts_input;
+        self
+    }
+
+    /// Whether the job was asked to stop; sources blocked on quiet input check it at least
+    /// every [`POLL_INTERVAL`].
+    pub fn is_cancelled(&self) -> bool {
+        self.control.is_cancelled()
     }
 
     /// Emit a record whose MessagePack value `write` appends to the batch buffer; an error
@@ -145,11 +177,21 @@ impl SourceContext {
         .map(|_| ())
     }
 
-    /// Send what is batched so far (at end of input, or when a live source goes quiet).
+    /// Send what is batched so far (at end of input, or when a live source goes quiet);
+    /// `Disconnected` once it is sent if the job was cancelled.
     pub fn flush(&mut self) -> Result<(), Disconnected> {
+        self.ship()?;
+        if self.is_cancelled() { Err(Disconnected) } else { Ok(()) }
+    }
+
+    fn ship(&mut self) -> Result<(), Disconnected> {
         if !self.batch.is_empty() {
             let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(self.batch_size, 0));
+            let n = batch.len() as u64;
             self.output.send_blocking(batch)?;
+            if self.counts_input {
+                self.control.add_records_in(n);
+            }
         }
         Ok(())
     }
@@ -180,15 +222,23 @@ impl SourceContext {
     }
 }
 
-/// Run a source to its end (or until a downstream task stops).
+/// Run a source to its end, until a downstream task stops, or until the job is cancelled
+/// (then it ends cleanly with what it has read).
 pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
-    match spec {
-        SourceSpec::Collection { elements } => collection::run(elements, ctx)?,
-        SourceSpec::File { path, format } => file_source::run(path, *format, ctx)?,
-        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx)?,
-        SourceSpec::Datagen(spec) => datagen::run(spec, ctx)?,
+    let result = match spec {
+        SourceSpec::Collection { elements } => collection::run(elements, ctx).map_err(ConnectorError::from),
+        SourceSpec::File { path, format } => file_source::run(path, *format, ctx),
+        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
+        SourceSpec::Datagen(spec) => datagen::run(spec, ctx),
+    };
+    match result {
+        Err(ConnectorError::Disconnected) if ctx.is_cancelled() => {}
+        other => other?,
     }
-    ctx.flush()?;
+    ctx.ship()?;
+    if ctx.is_cancelled() {
+        tracing::info!(source = spec.name(), records = ctx.emitted, "job cancelled; source ended");
+    }
     Ok(())
 }
 

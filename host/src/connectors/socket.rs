@@ -21,21 +21,34 @@ pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -
         source,
     })?;
     tracing::info!(%addr, "socket source connected");
+    // Reads wake up at least this often on a quiet stream, to see whether the job was cancelled.
+    stream.set_read_timeout(Some(super::POLL_INTERVAL)).map_err(|source| ConnectorError::Io {
+        what: "cannot set a read timeout on",
+        path: addr.clone(),
+        source,
+    })?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|source| ConnectorError::Io {
-            what: "cannot read from",
-            path: addr.clone(),
-            source,
-        })?;
-        if n == 0 {
-            break;
+        // A timed-out read keeps the part of the line it read in `line`: go on from there.
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) if line.is_empty() => break,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if ctx.is_cancelled() {
+                    // The partial line (if any) is dropped: it was never a whole record.
+                    tracing::info!(%addr, lines = number, "job cancelled; socket source stops reading");
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ConnectorError::Io { what: "cannot read from", path: addr.clone(), source }),
         }
         number += 1;
         emit_line(ctx, NAME, format, trim_newline(&line), || format!("{addr} line {number}"))?;
+        line.clear();
         if reader.buffer().is_empty() {
             // Nothing more is waiting: ship what we have rather than wait for a full batch.
             ctx.flush()?;

@@ -34,7 +34,7 @@ use crate::operator::{
     TransformOperator,
 };
 use crate::plugin::{FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits, default_cache_dir};
-use crate::runtime::{JobReport, RuntimeError};
+use crate::runtime::{JobControl, JobReport, RuntimeError};
 
 mod windowed;
 
@@ -251,12 +251,14 @@ impl StreamEnvironment {
     pub fn start(&self, name: &str) -> Result<RunningJob, EnvError> {
         let graph = self.graph(name)?;
         let targets = self.state().targets.clone();
+        let control = Arc::new(JobControl::default());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(EnvError::Start)?;
+        let job_control = control.clone();
         let thread = std::thread::Builder::new()
             .name(format!("weir-job-{name}"))
-            .spawn(move || rt.block_on(crate::runtime::execute(graph)))
+            .spawn(move || rt.block_on(crate::runtime::execute_with(graph, job_control)))
             .map_err(EnvError::Start)?;
-        Ok(RunningJob { name: name.to_string(), targets, thread })
+        Ok(RunningJob { handle: JobHandle { name: name.to_string(), targets, control }, thread })
     }
 
     /// The job graph of what was built, checked.
@@ -298,12 +300,64 @@ impl StreamEnvironment {
 
 /// A job started with [`StreamEnvironment::start`].
 pub struct RunningJob {
-    name: String,
-    targets: Targets,
+    handle: JobHandle,
     thread: std::thread::JoinHandle<Result<JobReport, RuntimeError>>,
 }
 
 impl RunningJob {
+    pub fn name(&self) -> &str {
+        &self.handle.name
+    }
+
+    /// See [`JobHandle::versions`].
+    pub fn versions(&self) -> Vec<(String, Vec<VersionRecord>)> {
+        self.handle.versions()
+    }
+
+    /// See [`JobHandle::deploy`].
+    pub fn deploy(&self, step: &str, bytes: &[u8], origin: &Path) -> Result<VersionRecord, DeployError> {
+        self.handle.deploy(step, bytes, origin)
+    }
+
+    /// See [`JobHandle::rollback`].
+    pub fn rollback(&self, step: &str) -> Result<VersionRecord, DeployError> {
+        self.handle.rollback(step)
+    }
+
+    /// See [`JobHandle::cancel`].
+    pub fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// A handle to control the job from elsewhere (a control API, a folder watcher) while
+    /// this one waits for it.
+    pub fn handle(&self) -> JobHandle {
+        self.handle.clone()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Wait for the job to end.
+    pub fn wait(self) -> Result<JobReport, EnvError> {
+        match self.thread.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(EnvError::Runtime(RuntimeError::Panic(format!("job `{}`", self.handle.name)))),
+        }
+    }
+}
+
+/// What controls a running job: hot deploys, rollbacks, cancellation and live counters.
+/// Cheap to clone; clones control the same job.
+#[derive(Clone)]
+pub struct JobHandle {
+    name: String,
+    targets: Targets,
+    control: Arc<JobControl>,
+}
+
+impl JobHandle {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -311,6 +365,11 @@ impl RunningJob {
     /// The steps that run plugins, each with every version it ran or was offered.
     pub fn versions(&self) -> Vec<(String, Vec<VersionRecord>)> {
         self.targets.0.iter().map(|t| (t.step.clone(), t.cell.history())).collect()
+    }
+
+    /// The steps whose plugin can be replaced.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
     }
 
     /// Replace the plugin of `step` (its name, or a part only it contains) with the component
@@ -324,16 +383,15 @@ impl RunningJob {
         self.targets.rollback(step)
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+    /// Ask the job to end: its sources stop at their next batch and the job finishes
+    /// cleanly with what they read.
+    pub fn cancel(&self) {
+        self.control.cancel();
     }
 
-    /// Wait for the job to end.
-    pub fn wait(self) -> Result<JobReport, EnvError> {
-        match self.thread.join() {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(EnvError::Runtime(RuntimeError::Panic(format!("job `{}`", self.name)))),
-        }
+    /// The job's cancellation flag and live counters.
+    pub fn control(&self) -> &JobControl {
+        &self.control
     }
 }
 

@@ -7,6 +7,8 @@
 //! gone, finishes its operators, and drops its own senders, so the end flows downstream in
 //! order after every batch.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -73,8 +75,61 @@ struct TaskStats {
 
 type TaskResult = Result<TaskStats, RuntimeError>;
 
+/// Shared by a running job and whoever controls it: a cancellation request that the sources
+/// check at every batch they ship (and socket reads at least every
+/// [`connectors::POLL_INTERVAL`]), and live counters, one atomic add per batch.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    cancelled: AtomicBool,
+    finished: AtomicBool,
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+}
+
+impl JobControl {
+    /// Ask the sources to stop: each ships what it has batched and ends, so the job ends
+    /// cleanly (windows fire, sinks flush) with every record read so far.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Whether every task of the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Records the (non-broadcast) source shipped so far.
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+
+    /// Records the sink received so far.
+    pub fn records_out(&self) -> u64 {
+        self.records_out.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_records_in(&self, n: u64) {
+        self.records_in.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// Run a job to completion (bounded sources) or until it fails.
-pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
+pub async fn execute(graph: JobGraph) -> Result<JobReport, RuntimeError> {
+    execute_with(graph, Arc::default()).await
+}
+
+/// [`execute`], controlled through `control` (cancel it, read its counters).
+pub async fn execute_with(graph: JobGraph, control: Arc<JobControl>) -> Result<JobReport, RuntimeError> {
+    let result = run_graph(graph, &control).await;
+    control.finished.store(true, Ordering::Release);
+    result
+}
+
+async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<JobReport, RuntimeError> {
     let started = Instant::now();
     let stages = graph::plan(&graph)?;
     let cap = graph.config.channel_capacity.max(1);
@@ -119,12 +174,14 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
 
     // The sink: a single task fed by every instance of the last stage.
     let (sink_tx, mut sink_rx) = mpsc::channel::<Message>(cap);
+    let sink_control = control.clone();
     tasks.spawn_blocking(move || -> TaskResult {
         let mut stats = TaskStats::default();
         while let Some(message) = sink_rx.blocking_recv() {
             if let Message::Data(batch) = message {
                 stats.records_out += batch.len() as u64;
                 sink.write(&batch)?;
+                sink_control.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
         }
         sink.finish()?;
@@ -146,7 +203,7 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
                 let (btxs, brxs): (Vec<_>, Vec<_>) =
                     (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
                 let output = Output::new(btxs, Partitioning::Broadcast, 0);
-                spawn_source(&mut tasks, input.source.clone(), output, &graph.config, &dead_tx, true);
+                spawn_source(&mut tasks, input.source.clone(), output, &graph.config, &dead_tx, control, true);
                 brxs.into_iter().map(|rx| BroadcastRx { rx, preload: input.preload }).collect()
             }
         }
@@ -172,7 +229,8 @@ pub async fn execute(mut graph: JobGraph) -> Result<JobReport, RuntimeError> {
     // The source task takes the spec: a collection's elements move instead of being copied
     // (a million-record collection took ~80 ms to clone, inside the job's time).
     let source = std::mem::replace(&mut graph.source, SourceSpec::Collection { elements: Vec::new() });
-    spawn_source(&mut tasks, source, Output::new(downstream, downstream_input, 0), &graph.config, &dead_tx, false);
+    let output = Output::new(downstream, downstream_input, 0);
+    spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, false);
     drop(dead_tx);
 
     let mut report = JobReport { name: graph.name.clone(), ..Default::default() };
@@ -210,9 +268,10 @@ fn spawn_source(
     output: Output,
     config: &graph::JobConfig,
     dead: &mpsc::Sender<Vec<DeadLetter>>,
+    control: &Arc<JobControl>,
     broadcast: bool,
 ) {
-    let mut ctx = SourceContext::new(output, config.batch_size, dead.clone());
+    let mut ctx = SourceContext::new(output, config.batch_size, dead.clone()).with_control(control.clone(), !broadcast);
     tasks.spawn_blocking(move || -> TaskResult {
         let result = connectors::run_source(&source, &mut ctx);
         let mut stats = TaskStats { backpressure: ctx.backpressure(), ..Default::default() };

@@ -10,7 +10,7 @@ mod exec;
 mod partition;
 
 pub use dead_letter::{DeadLetter, Payload};
-pub use exec::{JobReport, LATE, RuntimeError, execute};
+pub use exec::{JobControl, JobReport, LATE, RuntimeError, execute, execute_with};
 pub use partition::{
     DEFAULT_MAX_PARALLELISM, Disconnected, Message, Output, Partitioning, instance_for_key_group, key_group,
 };
