@@ -6,6 +6,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use crate::control::commands;
+use crate::control::server::ServerConfig;
 use crate::env::StreamEnvironment;
 use crate::plugin::{ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, StateKind, default_cache_dir, kind_name};
 
@@ -18,19 +20,64 @@ pub struct Cli {
     /// Where compiled plugins are cached [default: $WEIR_CACHE_DIR or ~/.cache/weir]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Where running jobs leave their API address and token [default: $WEIR_RUN_DIR, else
+    /// $XDG_RUNTIME_DIR/weir, else ~/.cache/weir/run]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Cmd,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Run a job file until its sources end (Ctrl-C stops it).
+    /// Run a job file until its sources end (Ctrl-C or `weir cancel` stops it), serving its
+    /// control API on 127.0.0.1.
     Run {
         /// The job file (YAML).
         job: PathBuf,
         /// Print a summary (records in/out, dead letters, time) to stderr at the end.
         #[arg(long)]
         summary: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// List the running jobs (from the run folder) with their state and record counts.
+    Jobs {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a running job's operators that run plugins, with every version deployed.
+    Plugins {
+        /// The job's id (`weir jobs`) or name.
+        job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deploy a new plugin version into an operator of a running job (hot deploy).
+    Deploy {
+        /// The job's id (`weir jobs`) or name.
+        job: String,
+        /// The operator: its full name (`weir plugins JOB`) or a part only it contains.
+        operator: String,
+        /// The component (.wasm).
+        file: PathBuf,
+    },
+    /// Run the version of an operator's plugin before the current one again.
+    Rollback {
+        /// The job's id (`weir jobs`) or name.
+        job: String,
+        /// The operator: its full name or a part only it contains.
+        operator: String,
+    },
+    /// Stop a running job: its sources stop and it ends with what they read.
+    Cancel {
+        /// The job's id (`weir jobs`) or name.
+        job: String,
+        /// Wait until the job has ended.
+        #[arg(long)]
+        wait: bool,
     },
     /// Validate a job file and load its plugins, without running it.
     Check { job: PathBuf },
@@ -44,6 +91,31 @@ pub enum Cmd {
         #[command(subcommand)]
         command: PluginCmd,
     },
+}
+
+/// The control API and folder watch of `weir run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ControlArgs {
+    /// Serve the control API on ADDR [default: 127.0.0.1:0, any free port]
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<std::net::SocketAddr>,
+    /// Allow --api to be an address other than loopback (the token is then all that
+    /// protects the job).
+    #[arg(long)]
+    pub api_allow_remote: bool,
+    /// Do not serve the control API.
+    #[arg(long, conflicts_with_all = ["api", "api_allow_remote"])]
+    pub no_api: bool,
+    /// The largest plugin the API accepts, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub max_upload_mib: usize,
+    /// The largest plugin the API accepts, in bytes (overrides --max-upload-mib).
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub max_upload_bytes: Option<usize>,
+    /// Deploy the components saved into DIR: each goes to the operators running a plugin
+    /// of the same name (or, failing that, to the operator its file name names).
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,8 +152,14 @@ pub enum PluginCmd {
 
 pub fn run(cli: Cli) -> Result<()> {
     let cache_dir = cli.cache_dir.unwrap_or_else(default_cache_dir);
+    let run_dir = cli.run_dir.unwrap_or_else(crate::control::run_dir::default_run_dir);
     match cli.command {
-        Cmd::Run { job, summary } => run_job(&job, cache_dir, summary),
+        Cmd::Run { job, summary, control } => run_job(&job, cache_dir, summary, &run_dir, &control),
+        Cmd::Jobs { json } => commands::jobs(&run_dir, json),
+        Cmd::Plugins { job, json } => commands::plugins(&run_dir, &job, json),
+        Cmd::Deploy { job, operator, file } => commands::deploy(&run_dir, &job, &operator, &file),
+        Cmd::Rollback { job, operator } => commands::rollback(&run_dir, &job, &operator),
+        Cmd::Cancel { job, wait } => commands::cancel(&run_dir, &job, wait),
         Cmd::Check { job } => {
             let spec = crate::job::load(&job)?;
             let env = spec.build_in(env_with_cache(cache_dir))?;
@@ -111,10 +189,32 @@ fn env_with_cache(cache_dir: PathBuf) -> StreamEnvironment {
     env
 }
 
-fn run_job(path: &Path, cache_dir: PathBuf, summary: bool) -> Result<()> {
+fn run_job(path: &Path, cache_dir: PathBuf, summary: bool, run_dir: &Path, control: &ControlArgs) -> Result<()> {
     let spec = crate::job::load(path)?;
     let env = spec.build_in(env_with_cache(cache_dir))?;
-    let report = env.execute(&spec.name).with_context(|| format!("job `{}` ({}) failed", spec.name, path.display()))?;
+    let failed = || format!("job `{}` ({}) failed", spec.name, path.display());
+    let job = env.start(&spec.name).with_context(failed)?;
+    // Started after the job so that a job that cannot start says so first; a job that
+    // cannot be controlled as asked is stopped.
+    let api = match start_api(&job, run_dir, control) {
+        Ok(api) => api,
+        Err(e) => {
+            job.cancel();
+            let _ = job.wait();
+            return Err(e);
+        }
+    };
+    let watch = match control.watch.as_deref().map(|dir| crate::control::watch::watch(dir, job.handle())).transpose() {
+        Ok(w) => w,
+        Err(e) => {
+            job.cancel();
+            let _ = job.wait();
+            return Err(e.into());
+        }
+    };
+    let report = job.wait().with_context(failed)?;
+    drop(watch);
+    drop(api);
     tracing::info!(
         job = %report.name, records_in = report.records_in, records_out = report.records_out,
         dead_letters = report.dead_letters, elapsed_ms = report.elapsed.as_millis() as u64, "job finished"
@@ -134,6 +234,32 @@ fn run_job(path: &Path, cache_dir: PathBuf, summary: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The control API unless `--no-api`. Without `--api` (the default address), a failure to
+/// serve it is a warning: the job runs on as it did before the API existed.
+fn start_api(
+    job: &crate::env::RunningJob,
+    run_dir: &Path,
+    control: &ControlArgs,
+) -> Result<Option<crate::control::server::ControlServer>> {
+    if control.no_api {
+        return Ok(None);
+    }
+    let mut config = ServerConfig::new(run_dir.to_path_buf());
+    if let Some(address) = control.api {
+        config.address = address;
+    }
+    config.allow_remote = control.api_allow_remote;
+    config.max_upload_bytes = control.max_upload_bytes.unwrap_or(control.max_upload_mib.saturating_mul(1 << 20));
+    match crate::control::server::serve(job.handle(), &config) {
+        Ok(server) => Ok(Some(server)),
+        Err(e) if control.api.is_none() => {
+            tracing::warn!(error = %e, "running without the control API");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {

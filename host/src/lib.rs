@@ -15,9 +15,12 @@
 //! - [`window`]: window assignment, session merging, firing and lateness, built-in aggregates.
 //! - [`env`]: the builder API (`StreamEnvironment`, `DataStream`), like Flink's DataStream API.
 //! - [`job`]: job files (YAML), validated with errors that name file, line and key.
+//! - [`control`]: a running job's HTTP control API, the CLI commands using it, a watched
+//!   plugin folder.
 
 pub mod cli;
 pub mod connectors;
+pub mod control;
 pub mod deploy;
 pub mod env;
 pub mod graph;
