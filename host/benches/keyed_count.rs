@@ -185,7 +185,7 @@ impl Operator for NativeCount {
             let _ = rmp::encode::write_uint(&mut self.row, n);
             out.push_record(&self.row, RowMeta { key: None, timestamp: input.timestamp(i) });
         }
-        if self.state.stats().buffered_writes >= FLUSH_AFTER_WRITES {
+        if self.state.buffered_writes() >= FLUSH_AFTER_WRITES {
             self.state.flush().map_err(|e| self.failed(e))?;
         }
         Ok(())

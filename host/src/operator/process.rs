@@ -66,16 +66,16 @@ pub struct ProcessScope {
 
 impl ProcessScope {
     fn current(&self) -> Result<(u16, Vec<u8>), String> {
-        if self.phase == Phase::Broadcast {
-            return Err("keyed state is not available while handling the broadcast stream".into());
-        }
-        let i = self.selected.ok_or("no element selected: call context.select(i) before using state")?;
-        Ok(self.keys[i].clone())
+        selected_key(self.phase, self.selected, &self.keys).cloned()
     }
 
+    /// The state, scoped to the selected key. An element's calls (a get, then the undo log's
+    /// read and a set) share one key: it is set in the state only when it changes.
     fn keyed(&mut self) -> Result<&mut KeyedState, String> {
-        let (group, key) = self.current()?;
-        self.state.set_current_key(group, &key);
+        let (group, key) = selected_key(self.phase, self.selected, &self.keys)?;
+        if self.state.current_key() != Some((*group, key.as_slice())) {
+            self.state.set_current_key(*group, key);
+        }
         Ok(&mut self.state)
     }
 
@@ -125,6 +125,15 @@ impl ProcessScope {
             },
         }
     }
+}
+
+/// (key group, key) of the selected input (element or timer) of a call.
+fn selected_key(phase: Phase, selected: Option<usize>, keys: &[(u16, Vec<u8>)]) -> Result<&(u16, Vec<u8>), String> {
+    if phase == Phase::Broadcast {
+        return Err("keyed state is not available while handling the broadcast stream".into());
+    }
+    let i = selected.ok_or("no element selected: call context.select(i) before using state")?;
+    Ok(&keys[i])
 }
 
 fn text(e: crate::state::StateError) -> String {
@@ -409,8 +418,12 @@ impl ProcessOperator {
     }
 
     /// The output of a call on `input`: each element's records carry its event time; its
-    /// failures become dead letters carrying the element.
+    /// failures become dead letters carrying the element. The failures count towards the
+    /// probation of a newly deployed version, which may roll it back (its failed elements
+    /// stay dead letters: their state writes may not all have been undone, so running them
+    /// again could apply them twice).
     fn emit(&self, input: &Batch, outcome: &plugin::TransformOutcome, out: &mut Batch, dead: &mut DeadLetters) {
+        self.cell.report(self.generation, input.len() as u64, outcome.failures.len() as u64);
         let mut next = 0;
         for (i, &n) in outcome.counts.iter().enumerate() {
             let timestamp = input.timestamp(i);
@@ -426,7 +439,7 @@ impl ProcessOperator {
 
     fn maybe_flush(&mut self) -> Result<(), OperatorError> {
         let mut scope = self.scope();
-        if scope.state.stats().buffered_writes >= FLUSH_AFTER_WRITES {
+        if scope.state.buffered_writes() >= FLUSH_AFTER_WRITES {
             scope
                 .state
                 .flush()

@@ -280,6 +280,12 @@ impl KeyedState {
         }
     }
 
+    /// Writes (and deletions) waiting for the next flush: `stats().buffered_writes`, without
+    /// asking sled for its size on disk, for operators that check it after every batch.
+    pub fn buffered_writes(&self) -> usize {
+        self.buffer.len() + self.timers.popped_len()
+    }
+
     // --- the read and write paths -----------------------------------------------------------
 
     /// The declared state `name`, checked to be of kind `used_as`.
