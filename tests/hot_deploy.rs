@@ -184,3 +184,38 @@ fn a_rollback_runs_the_previous_version_again() {
     assert_eq!(rows.last().unwrap()["v1"], true, "the last records ran on v1 again");
     assert!(rows.iter().any(|r| r["version"] == 2));
 }
+
+#[test]
+fn a_version_that_fails_its_records_is_rolled_back_by_itself_and_they_run_again() {
+    // v3's `tag` traps on every record. It is on probation after the deploy: once more than
+    // half of its first records have failed, the step goes back to v1 by itself, and the
+    // records v3 failed run again on v1. Every record comes out exactly once, none is a dead
+    // letter, and the history says why v3 went.
+    let env = env();
+    let dead = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    env.set_dead_letter(SinkSpec::Collect(dead.clone()));
+    let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
+    let rows = 6_000;
+    let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();
+    let job = env.start("auto rollback").unwrap();
+    wait_for_output(&collected, 1_000);
+    let (bytes, path) = component(3);
+    assert_eq!(job.deploy("tag", &bytes, &path).unwrap().plugin, "versioned@3.0.0");
+    let report_history = {
+        wait_for_output(&collected, 3_000);
+        job.versions().remove(0).1
+    };
+    let report = job.wait().unwrap();
+    assert_eq!((report.records_out, report.dead_letters), (rows, 0), "{:?}", dead.lock().unwrap().len());
+    let mut seqs: Vec<u64> =
+        collected.lock().unwrap().iter().map(|v| weir::record::json_of(v)["seq"].as_u64().unwrap()).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..rows).collect::<Vec<_>>(), "every record once");
+    let outcomes: Vec<&Outcome> = report_history.iter().map(|r| &r.outcome).collect();
+    assert_eq!(outcomes.len(), 3, "{report_history:?}");
+    assert!(
+        matches!(outcomes[1], Outcome::Failed(why) if why.contains("rolled back by itself") && why.contains("records failed")),
+        "{report_history:?}"
+    );
+    assert_eq!((report_history[2].plugin.as_str(), outcomes[2]), ("versioned@1.0.0", &Outcome::Active));
+}

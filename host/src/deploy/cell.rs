@@ -17,6 +17,8 @@ pub enum Outcome {
     Replaced,
     /// Replaced by a rollback to the version before it.
     RolledBack,
+    /// Rolled back by itself: too many of its records failed while on probation.
+    Failed(String),
     /// Refused before it ran (it does not fit the step).
     Rejected(String),
 }
@@ -46,8 +48,43 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// When a newly deployed version is rolled back by itself. A deployed version is on
+/// probation for its first `probation_records` records; if, after at least `min_records`,
+/// more than `max_failure_ratio` of them failed (traps, timeouts, rejected records), the
+/// step goes back to the version before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollbackPolicy {
+    pub min_records: u64,
+    pub max_failure_ratio: f64,
+    pub probation_records: u64,
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        Self { min_records: 20, max_failure_ratio: 0.5, probation_records: 1_000 }
+    }
+}
+
+/// What a step instance learns when it reports a batch's records ([`PluginCell::report`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not on probation: failures are ordinary dead letters.
+    Steady,
+    /// On probation: hold the failed records until the verdict.
+    Probation,
+    /// Probation passed: the held failures are dead letters after all.
+    Passed,
+    /// The version failed and was rolled back: run the held records on the version before.
+    RolledBack,
+}
+
 struct State {
     current: Plugin,
+    policy: RollbackPolicy,
+    /// Records the current version handled and failed since it was swapped in.
+    handled: u64,
+    failed: u64,
+    probation: bool,
     /// The versions that ran before the current one, newest last (for rollback).
     previous: Vec<Plugin>,
     history: Vec<VersionRecord>,
@@ -62,7 +99,15 @@ impl std::fmt::Debug for PluginCell {
 impl PluginCell {
     pub fn new(plugin: Plugin) -> Self {
         let record = record(&plugin, 1, Outcome::Active);
-        let state = State { current: plugin, previous: Vec::new(), history: vec![record] };
+        let state = State {
+            current: plugin,
+            policy: RollbackPolicy::default(),
+            handled: 0,
+            failed: 0,
+            probation: false,
+            previous: Vec::new(),
+            history: vec![record],
+        };
         Self { inner: Arc::new(Inner { generation: AtomicU64::new(1), state: Mutex::new(state) }) }
     }
 
@@ -86,9 +131,45 @@ impl PluginCell {
         self.state().history.clone()
     }
 
+    pub fn set_policy(&self, policy: RollbackPolicy) {
+        self.state().policy = policy;
+    }
+
+    /// An instance ran `handled` records of a batch on `generation`, and `failed` of them
+    /// failed. Decides the probation of a newly deployed version: see [`RollbackPolicy`].
+    pub fn report(&self, generation: u64, handled: u64, failed: u64) -> Health {
+        let mut state = self.state();
+        if generation != self.generation() {
+            // A report on a version already replaced: its instance will follow.
+            return if state.probation { Health::Probation } else { Health::Steady };
+        }
+        if !state.probation {
+            return Health::Steady;
+        }
+        state.handled += handled;
+        state.failed += failed;
+        let (handled, failed, policy) = (state.handled, state.failed, state.policy);
+        if handled >= policy.min_records && failed as f64 > policy.max_failure_ratio * handled as f64 {
+            let reason = format!(
+                "rolled back by itself: {failed} of its first {handled} records failed (more than {:.0} %)",
+                policy.max_failure_ratio * 100.0
+            );
+            if self.roll_back(&mut state, Outcome::Failed(reason)).is_some() {
+                return Health::RolledBack;
+            }
+        }
+        if handled >= policy.probation_records {
+            state.probation = false;
+            tracing::info!(generation, handled, failed, "deployed plugin version passed its probation");
+            return Health::Passed;
+        }
+        Health::Probation
+    }
+
     /// Runs `plugin` from the next batch on; returns its record.
     pub fn swap(&self, plugin: Plugin) -> VersionRecord {
         let mut state = self.state();
+        (state.handled, state.failed, state.probation) = (0, 0, true);
         let generation = self.generation() + 1;
         if let Some(active) = state.history.iter_mut().rev().find(|r| r.outcome == Outcome::Active) {
             active.outcome = Outcome::Replaced;
@@ -105,16 +186,22 @@ impl PluginCell {
     /// Runs the version before the current one again; `None` if there is none.
     pub fn rollback(&self) -> Option<VersionRecord> {
         let mut state = self.state();
+        self.roll_back(&mut state, Outcome::RolledBack)
+    }
+
+    fn roll_back(&self, state: &mut State, outcome: Outcome) -> Option<VersionRecord> {
         let back = state.previous.pop()?;
         let generation = self.generation() + 1;
         if let Some(active) = state.history.iter_mut().rev().find(|r| r.outcome == Outcome::Active) {
-            active.outcome = Outcome::RolledBack;
+            tracing::warn!(plugin = %active.plugin, ?outcome, "plugin version rolled back");
+            active.outcome = outcome;
         }
+        (state.handled, state.failed, state.probation) = (0, 0, false);
         state.current = back.clone();
         let new = record(&back, generation, Outcome::Active);
         state.history.push(new.clone());
         self.inner.generation.store(generation, Ordering::Release);
-        tracing::warn!(generation, plugin = %back.label(), "rolled back to the previous plugin version");
+        tracing::warn!(generation, plugin = %back.label(), "running the previous plugin version again");
         Some(new)
     }
 

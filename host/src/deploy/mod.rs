@@ -13,7 +13,7 @@
 
 mod cell;
 
-pub use cell::{Outcome, PluginCell, VersionRecord};
+pub use cell::{Health, Outcome, PluginCell, RollbackPolicy, VersionRecord};
 
 use thiserror::Error;
 

@@ -92,8 +92,8 @@ fn find_operator(operators: &[String], wanted: &str, job: &str) -> Result<String
     }
 }
 
-/// A stored value as JSON: plugins store MessagePack (Rust SDK) or JSON text (Python SDK);
-/// anything else is shown as escaped bytes.
+/// A stored value as JSON: plugins store MessagePack (Rust SDK) or CPython marshal (Python
+/// SDK); JSON text is read too, and anything else is shown as escaped bytes.
 fn show(bytes: &[u8]) -> Value {
     let mut rest = bytes;
     if let Ok(v) = rmpv::decode::read_value(&mut rest)
@@ -101,7 +101,14 @@ fn show(bytes: &[u8]) -> Value {
     {
         return crate::record::to_json_value(&v);
     }
-    serde_json::from_slice(bytes).unwrap_or_else(|_| json!({"bytes": bytes.escape_ascii().to_string()}))
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return v;
+    }
+    let mut msgpack = Vec::new();
+    if crate::record::marshal::marshal_to_msgpack(bytes, &mut msgpack).is_ok() {
+        return show(&msgpack);
+    }
+    json!({"bytes": bytes.escape_ascii().to_string()})
 }
 
 /// Map entries as an object when every user key is a string, else as `[key, value]` pairs.
@@ -147,7 +154,10 @@ mod tests {
     fn values_show_as_json_whichever_sdk_stored_them() {
         assert_eq!(show(&rmp_serde::to_vec_named(&json!({"a": 1})).unwrap()), json!({"a": 1}));
         assert_eq!(show(br#"{"a": 1}"#), json!({"a": 1}));
-        assert_eq!(show(&[0xc1]), json!({"bytes": "\\xc1"}));
+        assert_eq!(show(&[0xc1, 0xc1]), json!({"bytes": "\\xc1\\xc1"}));
+        // marshal.dumps(7, 2) and marshal.dumps("ab", 2), as the Python SDK stores them
+        assert_eq!(show(&[0x69, 7, 0, 0, 0]), json!(7));
+        assert_eq!(show(&[0x75, 2, 0, 0, 0, b'a', b'b']), json!("ab"));
         let entries = vec![(rmp_serde::to_vec(&"x").unwrap(), rmp_serde::to_vec(&2).unwrap())];
         assert_eq!(show_entries(&entries), json!({"x": 2}));
         let entries = vec![(rmp_serde::to_vec(&7).unwrap(), rmp_serde::to_vec(&2).unwrap())];

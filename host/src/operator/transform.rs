@@ -1,7 +1,7 @@
 //! Map, filter and flat-map over a Wasm transform function.
 
 use super::{DeadLetters, Operator, OperatorError};
-use crate::deploy::PluginCell;
+use crate::deploy::{Health, PluginCell};
 use crate::plugin::{FunctionKind, Transformer};
 use crate::record::Batch;
 use crate::runtime::DeadLetter;
@@ -43,6 +43,10 @@ pub struct TransformOperator {
     cell: PluginCell,
     generation: u64,
     transformer: Transformer,
+    /// Records that failed on a version on probation, with their dead letters: run again on
+    /// the version before if it is rolled back, dead letters if it passes.
+    held: Batch,
+    held_letters: Vec<DeadLetter>,
 }
 
 impl TransformOperator {
@@ -51,11 +55,12 @@ impl TransformOperator {
         let transformer = plugin
             .transformer(&function, &[kind.function_kind()])
             .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?;
-        Ok(Self { name, kind, function, cell, generation, transformer })
+        Ok(Self { name, kind, function, cell, generation, transformer, held: Batch::new(), held_letters: Vec::new() })
     }
 
-    /// Before a batch: take up a newly deployed version.
-    fn follow_deploys(&mut self) -> Result<(), OperatorError> {
+    /// Before a batch: take up a newly deployed version (or the one a rollback brought
+    /// back, which then runs the records held from the failed one first).
+    fn follow_deploys(&mut self, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
         if self.cell.generation() == self.generation {
             return Ok(());
         }
@@ -64,7 +69,51 @@ impl TransformOperator {
             .transformer(&self.function, &[self.kind.function_kind()])
             .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
         self.generation = generation;
+        if !self.held.is_empty() {
+            self.held_letters.clear();
+            let held = std::mem::take(&mut self.held);
+            tracing::info!(operator = %self.name, records = held.len(), "running the failed version's records again");
+            self.run(held, out, dead)?;
+        }
         Ok(())
+    }
+
+    /// Runs `input` on the current version.
+    fn run(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        let outcome = self
+            .transformer
+            .apply(&input)
+            .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+        let health = self.cell.report(self.generation, input.len() as u64, outcome.failures.len() as u64);
+        for f in &outcome.failures {
+            let letter = DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), &input, f.index);
+            if health == Health::Steady {
+                dead.push(letter);
+            } else {
+                self.held.push_record(input.value(f.index), input.meta(f.index));
+                self.held_letters.push(letter);
+            }
+        }
+        if out.is_empty() && !input.has_meta() {
+            *out = outcome.rows;
+        } else {
+            let mut j = 0;
+            for (i, &n) in outcome.counts.iter().enumerate() {
+                for _ in 0..n {
+                    out.push_record(outcome.rows.value(j), input.meta(i));
+                    j += 1;
+                }
+            }
+        }
+        match health {
+            Health::RolledBack => self.follow_deploys(out, dead),
+            Health::Passed => {
+                self.held = Batch::new();
+                self.held_letters.drain(..).for_each(|d| dead.push(d));
+                Ok(())
+            }
+            Health::Steady | Health::Probation => Ok(()),
+        }
     }
 }
 
@@ -74,25 +123,14 @@ impl Operator for TransformOperator {
     }
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
-        self.follow_deploys()?;
-        let outcome = self
-            .transformer
-            .apply(&input)
-            .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
-        for f in &outcome.failures {
-            dead.push(DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), &input, f.index));
-        }
-        if out.is_empty() && !input.has_meta() {
-            *out = outcome.rows;
-            return Ok(());
-        }
-        let mut j = 0;
-        for (i, &n) in outcome.counts.iter().enumerate() {
-            for _ in 0..n {
-                out.push_record(outcome.rows.value(j), input.meta(i));
-                j += 1;
-            }
-        }
+        self.follow_deploys(out, dead)?;
+        self.run(input, out, dead)
+    }
+
+    fn finish(&mut self, _out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        // The input ended while a version was on probation: its failures stay failures.
+        self.held = Batch::new();
+        self.held_letters.drain(..).for_each(|d| dead.push(d));
         Ok(())
     }
 }
