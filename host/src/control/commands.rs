@@ -55,8 +55,8 @@ pub fn jobs(run_dir: &Path, as_json: bool) -> Result<()> {
                 info.id,
                 info.name,
                 s["state"].as_str().unwrap_or("?"),
-                s["records_in"],
-                s["records_out"]
+                s["records_in"].as_u64().unwrap_or(0),
+                s["records_out"].as_u64().unwrap_or(0)
             ),
             None => println!(
                 "{:<24} {:<24} {:<12} {:>10} {:>10}  {address}",
