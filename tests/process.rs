@@ -210,3 +210,39 @@ fn plugin_inspect_lists_the_declared_states() {
     assert!(lines.contains(&"state count            value of u64, ttl 1000 ms"), "{}", out.stdout);
     assert!(lines.iter().any(|l| l.starts_with("state rules") && l.contains("broadcast map of")), "{}", out.stdout);
 }
+
+#[test]
+fn a_value_with_a_ttl_expires_a_second_after_its_last_write() {
+    // `ttl_count` keeps its count with a TTL of 1 s (processing time since the last write,
+    // as in Flink). Over a socket: a, a; 0.6 s later a (its count is still there: 3) and b;
+    // 1.2 s after that a again: expired, so a counts from 1.
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().expect("local address").port();
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut conn = common::accept_within(&listener, std::time::Duration::from_secs(60))?;
+        let pause = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+        conn.write_all(b"{\"user\":\"a\"}\n{\"user\":\"a\"}\n")?;
+        pause(600);
+        conn.write_all(b"{\"user\":\"a\"}\n{\"user\":\"b\"}\n")?;
+        pause(1_200);
+        conn.write_all(b"{\"user\":\"a\"}\n")?;
+        conn.shutdown(std::net::Shutdown::Write)
+    });
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: ttl\nparallelism: 1\nbatch_size: 1\nplugins:\n  p: {}\n\
+             source: {{connector: socket, hostname: 127.0.0.1, port: {port}, format: json}}\n\
+             pipeline:\n  - key_by: user\n  - process: p.ttl_count\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n",
+            plugin_yaml("process-rust"),
+        ),
+    );
+    run_job(&job).assert_ok();
+    server.join().expect("server thread").expect("server wrote its lines");
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    let expected = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("a", 1)].map(|(k, n)| (k.to_string(), n));
+    assert_eq!(counts(&rows), expected);
+}
