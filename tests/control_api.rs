@@ -21,14 +21,21 @@ struct RunningJob {
 }
 
 impl RunningJob {
-    /// Start `weir run job.yaml --summary ARGS` and wait for its API to be up.
+    /// Start `weir run job.yaml --summary ARGS` on a paced, unbounded datagen source, and
+    /// wait for its API to be up.
     fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let datagen = "{connector: datagen, rows-per-second: 3000, fields: {seq: {kind: sequence, start: 0}}}";
+        Self::start_on(dir, name, datagen, args)
+    }
+
+    /// [`RunningJob::start`] with the source given as YAML.
+    fn start_on(dir: &Path, name: &str, source: &str, args: &[&str]) -> Self {
         let job = common::write_job(
             dir,
             &format!(
                 "name: {name}\n\
                  plugins:\n  v: {}\n\
-                 source:\n  connector: datagen\n  rows-per-second: 3000\n  fields:\n    seq: {{kind: sequence, start: 0}}\n\
+                 source: {source}\n\
                  pipeline:\n  - map: v.tag\n\
                  sink: {{connector: file, path: out.jsonl, format: json}}\n",
                 common::plugin_yaml("versioned-v1-rust")
@@ -53,8 +60,16 @@ impl RunningJob {
             text
         });
         let id = weir::control::job_id_from_name(name);
-        let job = Self { child, run_dir, id, stderr: Some(stderr) };
-        job.wait_until("the API is up", || job.info().is_some_and(|i| i["address"].is_string()));
+        let mut job = Self { child, run_dir, id, stderr: Some(stderr) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !job.info().is_some_and(|i| i["address"].is_string()) {
+            if let Ok(Some(status)) = job.child.try_wait() {
+                let stderr = job.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+                panic!("weir run ended ({status}) before its API was up:\n{stderr}");
+            }
+            assert!(Instant::now() < deadline, "the API of job {} is not up after 60 s", job.id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
         job
     }
 
@@ -345,4 +360,32 @@ fn a_component_renamed_into_the_watched_folder_is_deployed_and_a_half_written_on
     let (code, stderr) = job.finish();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(runs_of_versions(&output(dir.path())), [1, 2]);
+}
+
+#[test]
+fn cancel_ends_a_job_whose_socket_source_is_quiet_with_what_it_read() {
+    // The server sends 100 lines and keeps the connection open: without cancel the job
+    // would wait for more forever.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let mut conn = common::accept_within(&listener, common::RUN_TIMEOUT).expect("the job connects");
+        for seq in 0..100 {
+            writeln!(conn, "{{\"seq\": {seq}}}").unwrap();
+        }
+        conn.flush().unwrap();
+        let _ = done_rx.recv_timeout(common::RUN_TIMEOUT); // hold the connection open
+    });
+    let dir = common::temp_dir();
+    let source = format!("{{connector: socket, hostname: 127.0.0.1, port: {port}, format: json}}");
+    let job = RunningJob::start_on(dir.path(), "Quiet Socket", &source, &[]);
+    job.wait_until("100 records out", || job.records_out() == 100);
+    job.weir(&["cancel", "quiet-socket"]).assert_ok();
+    let (code, stderr) = job.finish();
+    let _ = done_tx.send(());
+    server.join().unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("100 records in, 100 out, 0 dead letters"), "{stderr}");
+    assert_eq!(runs_of_versions(&output(dir.path())), [1]);
 }
