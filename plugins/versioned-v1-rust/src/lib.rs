@@ -1,7 +1,8 @@
 //! Weir test plugin `versioned`, version 1.0.0: one version of a plugin that the hot-deploy
 //! tests and benchmark swap in and out of running jobs (`versioned-v2-rust` is the next).
 //!
-//! - `tag` (map): `{"seq": n, ...}` -> `{"seq": n, "v1": true}`.
+//! - `tag` (map): `{"seq": n, ...}` -> `{"seq": n, "v1": true}`; an input field `t` (u64, the
+//!   hot-swap bench's timestamp) is carried into the output as it is.
 //! - `count` (process): value state `count: u64` per key; emits `{"key", "count", "v": 1}`.
 
 use rmpv::Value;
@@ -11,18 +12,23 @@ use weir::process::{Collector, Context, KeyedProcessFunction, NoBroadcast, Proce
 #[derive(Debug, Deserialize)]
 pub struct Seq {
     pub seq: u64,
+    /// Passed through untouched (the bench measures per-record latency with it).
+    #[serde(default)]
+    pub t: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaggedV1 {
     pub seq: u64,
     pub v1: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<u64>,
 }
 
 /// Marks a record as handled by version 1.
 #[weir::map]
 pub fn tag(record: Seq) -> TaggedV1 {
-    TaggedV1 { seq: record.seq, v1: true }
+    TaggedV1 { seq: record.seq, v1: true, t: record.t }
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
