@@ -17,6 +17,12 @@ fn env() -> StreamEnvironment {
     env.set_batch_size(50);
     env.set_parallelism(2);
     env.set_dead_letter(SinkSpec::Discard);
+    // Compile every version into the component cache now: a deploy then takes milliseconds,
+    // as in a job whose new version was built and checked before (a cold compile of a new
+    // version under load can outlast the short streams these tests run).
+    for version in 1..=3 {
+        env.load_plugin(common::plugin(&format!("versioned-v{version}-rust"))).expect("a built plugin (just plugins)");
+    }
     env
 }
 

@@ -4,39 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
+use common::{CLICKS, key_counts, plugin_yaml, process_job, read_json_lines, run_job, temp_dir, write_file, write_job};
 use serde_json::{Value, json};
-
-/// A job over `input` (JSON lines): optional event time from `ts`, key by `user`, then the
-/// process function `function`. `extra` adds top-level keys (e.g. `state_dir`).
-fn job(dir: &Path, input: &str, batch_size: usize, timestamps: bool, function: &str, extra: &str) -> PathBuf {
-    write_file(dir, "input.jsonl", input);
-    let ts = if timestamps { "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n" } else { "" };
-    write_job(
-        dir,
-        &format!(
-            "name: process\nparallelism: 1\nbatch_size: {batch_size}\nplugins:\n  p: {}\n{extra}\
-             source: {{connector: file, path: input.jsonl, format: json}}\n\
-             pipeline:\n{ts}  - key_by: user\n  - process: p.{function}\n\
-             sink: {{connector: file, path: out.jsonl, format: json}}\n\
-             dead_letter: {{connector: file, path: dead.jsonl}}\n",
-            plugin_yaml("process-rust"),
-        ),
-    )
-}
-
-fn counts(rows: &[Value]) -> Vec<(String, u64)> {
-    rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap())).collect()
-}
-
-const CLICKS: &str = r#"{"user":"a","ts":1000}
-{"user":"b","ts":2000}
-{"user":"a","ts":3000}
-{"user":"a","ts":50000}
-{"user":"b","ts":90000}
-"#;
 
 #[test]
 fn value_state_counts_per_key_in_one_call_per_batch_or_per_record() {
@@ -44,11 +13,11 @@ fn value_state_counts_per_key_in_one_call_per_batch_or_per_record() {
     // whether the five elements arrive one per call or all in one call.
     for batch_size in [1, 100] {
         let dir = temp_dir();
-        let out = run_job(&job(dir.path(), CLICKS, batch_size, false, "count_per_key", ""));
+        let out = run_job(&process_job(dir.path(), "process-rust", CLICKS, batch_size, false, "count_per_key", ""));
         out.assert_ok();
         let rows = read_json_lines(&dir.path().join("out.jsonl"));
         let expected = [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)].map(|(k, n)| (k.to_string(), n));
-        assert_eq!(counts(&rows), expected, "batch_size {batch_size}");
+        assert_eq!(key_counts(&rows), expected, "batch_size {batch_size}");
     }
 }
 
@@ -62,7 +31,7 @@ fn list_state_and_event_time_timers_close_sessions() {
     // 90000 -> watermark 89999 fires a's timer: a [1000, 50000] with 3 events. The end of
     // input fires b's timer at 120000: b [90000, 90000].
     let dir = temp_dir();
-    run_job(&job(dir.path(), CLICKS, 1, true, "sessionize", "")).assert_ok();
+    run_job(&process_job(dir.path(), "process-rust", CLICKS, 1, true, "sessionize", "")).assert_ok();
     let rows = read_json_lines(&dir.path().join("out.jsonl"));
     let sessions: Vec<(String, i64, i64, usize)> = rows
         .iter()
@@ -87,7 +56,7 @@ fn map_state_counts_items_per_key_and_a_bad_removal_fails_alone() {
 {"user":"a","item":"apple","remove":true}
 "#;
     let dir = temp_dir();
-    let out = run_job(&job(dir.path(), input, 100, false, "map_state_demo", ""));
+    let out = run_job(&process_job(dir.path(), "process-rust", input, 100, false, "map_state_demo", ""));
     out.assert_ok();
     let rows = read_json_lines(&dir.path().join("out.jsonl"));
     // After each element, the key's map: removing "fig", which a never had, fails that
@@ -120,11 +89,11 @@ fn a_trap_rolls_back_the_calls_state_writes_and_only_the_guilty_element_fails() 
 {"user":"b"}
 "#;
     let dir = temp_dir();
-    let out = run_job(&job(dir.path(), input, 100, false, "trap_after_write", ""));
+    let out = run_job(&process_job(dir.path(), "process-rust", input, 100, false, "trap_after_write", ""));
     out.assert_ok();
     let rows = read_json_lines(&dir.path().join("out.jsonl"));
     let expected = [("a", 1), ("b", 1), ("a", 2), ("b", 2)].map(|(k, n)| (k.to_string(), n));
-    assert_eq!(counts(&rows), expected);
+    assert_eq!(key_counts(&rows), expected);
     let dead = read_json_lines(&dir.path().join("dead.jsonl"));
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0]["kind"].as_str(), &dead[0]["record"]), (Some("trap"), &json!({"user": "a", "note": "boom"})));
@@ -133,7 +102,7 @@ fn a_trap_rolls_back_the_calls_state_writes_and_only_the_guilty_element_fails() 
 #[test]
 fn an_undeclared_state_name_fails_each_element_with_a_clear_error() {
     let dir = temp_dir();
-    let out = run_job(&job(dir.path(), CLICKS, 100, false, "undeclared", ""));
+    let out = run_job(&process_job(dir.path(), "process-rust", CLICKS, 100, false, "undeclared", ""));
     out.assert_ok();
     assert!(read_json_lines(&dir.path().join("out.jsonl")).is_empty());
     let dead = read_json_lines(&dir.path().join("dead.jsonl"));
@@ -147,12 +116,12 @@ fn keyed_state_in_a_state_dir_survives_a_restart() {
     // With `state_dir`, the sled database outlives the job: a second run over the same
     // input goes on counting from where the first stopped (a 4 5 6, b 3 4).
     let dir = temp_dir();
-    let job = job(dir.path(), CLICKS, 100, false, "count_per_key", "state_dir: state\n");
+    let job = process_job(dir.path(), "process-rust", CLICKS, 100, false, "count_per_key", "state_dir: state\n");
     run_job(&job).assert_ok();
     run_job(&job).assert_ok();
     let rows = read_json_lines(&dir.path().join("out.jsonl"));
     let expected = [("a", 4), ("b", 3), ("a", 5), ("a", 6), ("b", 4)].map(|(k, n)| (k.to_string(), n));
-    assert_eq!(counts(&rows), expected);
+    assert_eq!(key_counts(&rows), expected);
     assert!(dir.path().join("state").is_dir());
 }
 
@@ -244,5 +213,5 @@ fn a_value_with_a_ttl_expires_a_second_after_its_last_write() {
     server.join().expect("server thread").expect("server wrote its lines");
     let rows = read_json_lines(&dir.path().join("out.jsonl"));
     let expected = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("a", 1)].map(|(k, n)| (k.to_string(), n));
-    assert_eq!(counts(&rows), expected);
+    assert_eq!(key_counts(&rows), expected);
 }

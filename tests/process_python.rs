@@ -6,48 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{plugin_yaml, read_json_lines, run_job, temp_dir, write_file, write_job};
+use common::{CLICKS, key_counts, process_job, read_json_lines, run_job, temp_dir};
 use serde_json::{Value, json};
-
-/// A job over `input` (JSON lines): optional event time from `ts`, key by `user`, then the
-/// process function `function` of the plugin in `plugins/<plugin>`.
-fn job(dir: &Path, plugin: &str, input: &str, batch_size: usize, timestamps: bool, function: &str) -> PathBuf {
-    write_file(dir, "input.jsonl", input);
-    let ts = if timestamps { "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n" } else { "" };
-    write_job(
-        dir,
-        &format!(
-            "name: process-python\nparallelism: 1\nbatch_size: {batch_size}\nplugins:\n  p: {}\n\
-             source: {{connector: file, path: input.jsonl, format: json}}\n\
-             pipeline:\n{ts}  - key_by: user\n  - process: p.{function}\n\
-             sink: {{connector: file, path: out.jsonl, format: json}}\n\
-             dead_letter: {{connector: file, path: dead.jsonl}}\n",
-            plugin_yaml(plugin),
-        ),
-    )
-}
 
 /// The output and dead letters of `function` of `plugin` over `input`.
 fn run(plugin: &str, input: &str, batch_size: usize, timestamps: bool, function: &str) -> (Vec<Value>, Vec<Value>) {
     let dir = temp_dir();
-    run_job(&job(dir.path(), plugin, input, batch_size, timestamps, function)).assert_ok();
+    run_job(&process_job(dir.path(), plugin, input, batch_size, timestamps, function, "")).assert_ok();
     let dead = dir.path().join("dead.jsonl");
     let dead = if dead.is_file() { read_json_lines(&dead) } else { Vec::new() };
     (read_json_lines(&dir.path().join("out.jsonl")), dead)
 }
-
-fn counts(rows: &[Value]) -> Vec<(String, u64)> {
-    rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap())).collect()
-}
-
-const CLICKS: &str = r#"{"user":"a","ts":1000}
-{"user":"b","ts":2000}
-{"user":"a","ts":3000}
-{"user":"a","ts":50000}
-{"user":"b","ts":90000}
-"#;
 
 #[test]
 fn value_state_counts_per_key_as_the_rust_plugin_does() {
@@ -57,7 +26,7 @@ fn value_state_counts_per_key_as_the_rust_plugin_does() {
     for batch_size in [1, 100] {
         let (python, dead) = run("process-python", CLICKS, batch_size, false, "count_per_key");
         let expected = [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)].map(|(k, n)| (k.to_string(), n));
-        assert_eq!(counts(&python), expected, "batch_size {batch_size}");
+        assert_eq!(key_counts(&python), expected, "batch_size {batch_size}");
         assert!(dead.is_empty(), "{dead:?}");
         let (rust, _) = run("process-rust", CLICKS, batch_size, false, "count_per_key");
         assert_eq!(python, rust, "batch_size {batch_size}");
@@ -124,7 +93,7 @@ fn an_exception_fails_its_element_alone_and_drops_its_state_write() {
 "#;
     let (rows, dead) = run("process-python", input, 100, false, "fail_on_boom");
     let expected = [("a", 1), ("b", 1), ("a", 2), ("b", 2)].map(|(k, n)| (k.to_string(), n));
-    assert_eq!(counts(&rows), expected);
+    assert_eq!(key_counts(&rows), expected);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0]["kind"].as_str(), &dead[0]["record"]), (Some("error"), &json!({"user": "a", "note": "boom"})));
     let error = dead[0]["error"].as_str().unwrap();

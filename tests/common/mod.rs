@@ -308,3 +308,44 @@ impl LineServer {
         }
     }
 }
+
+/// Clicks of users `a` and `b` with event times (`ts`), the input of the process-function
+/// tests.
+pub const CLICKS: &str = r#"{"user":"a","ts":1000}
+{"user":"b","ts":2000}
+{"user":"a","ts":3000}
+{"user":"a","ts":50000}
+{"user":"b","ts":90000}
+"#;
+
+/// A job in `dir` over `input` (JSON lines): optional event time from `ts`, key by `user`,
+/// then the process function `function` of the plugin in `plugins/<plugin>`; output in
+/// out.jsonl, dead letters in dead.jsonl. `extra` adds top-level keys (e.g. `state_dir`).
+pub fn process_job(
+    dir: &Path,
+    plugin: &str,
+    input: &str,
+    batch_size: usize,
+    timestamps: bool,
+    function: &str,
+    extra: &str,
+) -> PathBuf {
+    write_file(dir, "input.jsonl", input);
+    let ts = if timestamps { "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n" } else { "" };
+    write_job(
+        dir,
+        &format!(
+            "name: process\nparallelism: 1\nbatch_size: {batch_size}\nplugins:\n  p: {}\n{extra}\
+             source: {{connector: file, path: input.jsonl, format: json}}\n\
+             pipeline:\n{ts}  - key_by: user\n  - process: p.{function}\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n\
+             dead_letter: {{connector: file, path: dead.jsonl}}\n",
+            plugin_yaml(plugin),
+        ),
+    )
+}
+
+/// `(key, count)` of each `{key, count}` output row.
+pub fn key_counts(rows: &[serde_json::Value]) -> Vec<(String, u64)> {
+    rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap())).collect()
+}

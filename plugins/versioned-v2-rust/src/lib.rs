@@ -6,17 +6,14 @@
 //! - `count` (process): the same value state `count: u64` as version 1 (so a deploy keeps
 //!   the counts); emits `{"key", "count", "v": 2}`.
 
-use rmpv::Value;
-use serde::{Deserialize, Serialize};
-use weir::process::{Collector, Context, KeyedProcessFunction, NoBroadcast, ProcessResult, StateDecl};
+#[path = "../../versioned-v1-rust/src/shared.rs"]
+mod shared;
 
-#[derive(Debug, Deserialize)]
-pub struct Seq {
-    pub seq: u64,
-    /// Passed through untouched (the bench measures per-record latency with it).
-    #[serde(default)]
-    pub t: Option<u64>,
-}
+use serde::{Deserialize, Serialize};
+pub use shared::{Count, Counted, Seq};
+
+/// The `v` of `count`'s output.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaggedV2 {
@@ -30,37 +27,6 @@ pub struct TaggedV2 {
 #[weir::map]
 pub fn tag(record: Seq) -> TaggedV2 {
     TaggedV2 { seq: record.seq, version: 2, t: record.t }
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-pub struct Counted {
-    pub key: Value,
-    pub count: u64,
-    pub v: u32,
-}
-
-/// Counts per key in value state, as version 1 does.
-#[derive(Debug, Default)]
-pub struct Count;
-
-impl KeyedProcessFunction for Count {
-    type Input = serde::de::IgnoredAny;
-    type Output = Counted;
-    type Broadcast = NoBroadcast;
-    const STATES: &'static [StateDecl] = &[StateDecl::value::<u64>("count")];
-
-    fn process_element(
-        &mut self,
-        _: serde::de::IgnoredAny,
-        ctx: &Context<'_>,
-        out: &mut Collector<'_, Counted>,
-    ) -> ProcessResult {
-        let count = ctx.value::<u64>("count")?;
-        let n = count.get()?.unwrap_or(0) + 1;
-        count.set(&n)?;
-        out.collect(Counted { key: ctx.current_key()?, count: n, v: 2 });
-        Ok(())
-    }
 }
 
 weir::plugin! {
