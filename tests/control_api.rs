@@ -389,3 +389,31 @@ fn cancel_ends_a_job_whose_socket_source_is_quiet_with_what_it_read() {
     assert!(stderr.contains("100 records in, 100 out, 0 dead letters"), "{stderr}");
     assert_eq!(runs_of_versions(&output(dir.path())), [1]);
 }
+
+#[test]
+fn a_canary_deployed_through_the_cli_that_fails_is_dropped_and_its_records_run_on_v1() {
+    // v3 traps on every record. `--canary 0.5` runs it on every other batch; its first
+    // batch fails, so it is dropped (outcome `failed`) and the records it failed run again
+    // on v1: every record comes out once, all in v1's format, none dead.
+    let dir = common::temp_dir();
+    let job = RunningJob::start(dir.path(), "Canary Test", &[]);
+    job.let_records_flow(300);
+    let v3 = common::plugin("versioned-v3-rust");
+    let deployed = job.weir(&["deploy", "canary-test", "tag", v3.to_str().unwrap(), "--canary", "0.5"]);
+    deployed.assert_ok();
+    assert!(deployed.stdout.contains("canary versioned@3.0.0"), "{}", deployed.stdout);
+    job.wait_until("the canary is dropped", || job.versions().get(1).is_some_and(|v| v["outcome"] == "failed"));
+    let versions = job.versions();
+    assert!(versions[1]["reason"].as_str().unwrap_or_default().contains("canary dropped"), "{versions:?}");
+    assert_eq!((versions[0]["generation"].as_u64(), versions[0]["outcome"].as_str()), (Some(1), Some("active")));
+    job.let_records_flow(300);
+    job.weir(&["cancel", "canary-test", "--wait"]).assert_ok();
+    let (code, stderr) = job.finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = output(dir.path());
+    assert!(out.iter().all(|(_, v)| *v == 1));
+    let mut seqs: Vec<u64> = out.iter().map(|(s, _)| *s).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..out.len() as u64).collect::<Vec<_>>(), "every record once");
+    assert!(stderr.contains(" 0 dead letters"), "{stderr}");
+}

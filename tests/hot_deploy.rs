@@ -225,3 +225,99 @@ fn a_version_that_fails_its_records_is_rolled_back_by_itself_and_they_run_again(
     );
     assert_eq!((report_history[2].plugin.as_str(), outcomes[2]), ("versioned@1.0.0", &Outcome::Active));
 }
+
+/// The version of each output record of `tag`, in output order.
+fn tag_versions(collected: &weir::connectors::Collected) -> Vec<(u64, u32)> {
+    collected
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let r = weir::record::json_of(v);
+            let version =
+                if r.get("v1") == Some(&Value::Bool(true)) { 1 } else { r["version"].as_u64().unwrap() as u32 };
+            (r["seq"].as_u64().unwrap(), version)
+        })
+        .collect()
+}
+
+#[test]
+fn a_canary_runs_on_a_share_of_the_batches_then_replaces_the_current_version() {
+    // v2 as a canary on a quarter of the batches: while it proves itself (1 000 records)
+    // v1 and v2 records interleave; then v2 replaces v1 and every later record is v2.
+    let env = env();
+    let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
+    let rows = 12_000;
+    let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();
+    let job = env.start("canary passes").unwrap();
+    wait_for_output(&collected, 1_000);
+    let (bytes, path) = component(2);
+    let record = job.deploy_canary("tag", &bytes, &path, 0.25).unwrap();
+    assert_eq!((record.generation, &record.outcome), (0, &Outcome::Canary));
+    let err = job.deploy_canary("tag", &bytes, &path, 0.25).unwrap_err();
+    assert!(err.to_string().contains("a canary is already running"), "{err}");
+    wait_for_output(&collected, 9_000);
+    let history = job.versions().remove(0).1;
+    job.wait().unwrap();
+
+    let outcomes: Vec<(u64, &Outcome)> = history.iter().map(|r| (r.generation, &r.outcome)).collect();
+    assert_eq!(outcomes, [(1, &Outcome::Replaced), (2, &Outcome::Active)], "{history:?}");
+    let versions = tag_versions(&collected);
+    let mut seqs: Vec<u64> = versions.iter().map(|(s, _)| *s).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..rows).collect::<Vec<_>>(), "every record once");
+    let switches = versions.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert!(switches > 4, "canary batches interleave with the current version's ({switches} switches)");
+    let last_v1 = versions.iter().rposition(|(_, v)| *v == 1).unwrap();
+    assert!(versions[last_v1 + 1..].iter().all(|(_, v)| *v == 2));
+    assert!(versions.len() - last_v1 > 2_000, "after the canary passed only v2 ran");
+    let canary_share = versions[..last_v1].iter().filter(|(_, v)| *v == 2).count();
+    assert!(
+        (900..=1_300).contains(&canary_share),
+        "the canary ran on about its 1 000 records, then took over: {canary_share}"
+    );
+}
+
+#[test]
+fn a_failing_canary_is_dropped_and_its_records_run_on_the_current_version() {
+    // v3 traps on every record: as a canary it fails its first batches and is dropped; the
+    // records it failed run again on v1, so all come out in v1's format, none dead.
+    let env = env();
+    let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
+    let rows = 6_000;
+    let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();
+    let job = env.start("canary fails").unwrap();
+    wait_for_output(&collected, 1_000);
+    let (bytes, path) = component(3);
+    job.deploy_canary("tag", &bytes, &path, 0.5).unwrap();
+    wait_for_output(&collected, 4_000);
+    let history = job.versions().remove(0).1;
+    let report = job.wait().unwrap();
+    assert_eq!((report.records_out, report.dead_letters), (rows, 0));
+    assert_eq!(history.len(), 2);
+    assert!(matches!(&history[1].outcome, Outcome::Failed(why) if why.contains("canary dropped")), "{history:?}");
+    assert_eq!((history[0].generation, &history[0].outcome), (1, &Outcome::Active));
+    let versions = tag_versions(&collected);
+    assert!(versions.iter().all(|(_, v)| *v == 1));
+    let mut seqs: Vec<u64> = versions.iter().map(|(s, _)| *s).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..rows).collect::<Vec<_>>(), "every record once");
+}
+
+#[test]
+fn a_canary_needs_a_stateless_step_and_a_share() {
+    let env = env();
+    let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
+    env.from_datagen(sequence(100, 1_000)).key_by("k").process(v1.function("count")).discard();
+    let job = env.start("canary refused").unwrap();
+    let (bytes, path) = component(2);
+    let err = job.deploy_canary("count", &bytes, &path, 0.1).unwrap_err().to_string();
+    assert!(err.contains("a canary runs on map, filter and flat-map steps only"), "{err}");
+    job.wait().unwrap();
+    let env = self::env();
+    env.from_datagen(sequence(100, 1_000)).map(v1.function("tag")).discard();
+    let job = env.start("canary share").unwrap();
+    let err = job.deploy_canary("tag", &bytes, &path, 0.0).unwrap_err().to_string();
+    assert!(err.contains("above 0 and at most 1"), "{err}");
+    job.wait().unwrap();
+}

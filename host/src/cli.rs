@@ -63,6 +63,11 @@ pub enum Cmd {
         operator: String,
         /// The component (.wasm).
         file: PathBuf,
+        /// Run the new version first as a canary on this share of the batches (e.g. 0.1) of a
+        /// map, filter or flat-map; it replaces the current version once it has handled
+        /// 1 000 records without too many failures, and is dropped otherwise.
+        #[arg(long, value_name = "SHARE")]
+        canary: Option<f64>,
     },
     /// Run the version of an operator's plugin before the current one again.
     Rollback {
@@ -157,7 +162,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Run { job, summary, control } => run_job(&job, cache_dir, summary, &run_dir, &control),
         Cmd::Jobs { json } => commands::jobs(&run_dir, json),
         Cmd::Plugins { job, json } => commands::plugins(&run_dir, &job, json),
-        Cmd::Deploy { job, operator, file } => commands::deploy(&run_dir, &job, &operator, &file),
+        Cmd::Deploy { job, operator, file, canary } => commands::deploy(&run_dir, &job, &operator, &file, canary),
         Cmd::Rollback { job, operator } => commands::rollback(&run_dir, &job, &operator),
         Cmd::Cancel { job, wait } => commands::cancel(&run_dir, &job, wait),
         Cmd::Check { job } => {

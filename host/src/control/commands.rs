@@ -112,15 +112,30 @@ pub fn plugins(run_dir: &Path, job: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `weir deploy JOB OPERATOR FILE`.
-pub fn deploy(run_dir: &Path, job: &str, operator: &str, file: &Path) -> Result<()> {
+/// `weir deploy JOB OPERATOR FILE [--canary SHARE]`.
+pub fn deploy(run_dir: &Path, job: &str, operator: &str, file: &Path, canary: Option<f64>) -> Result<()> {
     validate_operator(operator).map_err(anyhow::Error::msg)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
     let info = find_job(run_dir, job)?;
     let token = token(run_dir, &info)?;
-    let path = format!("/jobs/{}/operators/{}/deploy", info.id, path_segment(operator));
+    let mut path = format!("/jobs/{}/operators/{}/deploy", info.id, path_segment(operator));
+    if let Some(share) = canary {
+        path.push_str(&format!("?canary={share}"));
+    }
     let reply = call(&info, Method::POST, &path, Some(&token), bytes)?;
     let v = &reply["version"];
+    if canary.is_some() {
+        println!(
+            "canary {} (sha256 {}) running on `{}` of job {}: it replaces the current version if it passes \
+             (`weir plugins {}` shows it)",
+            v["plugin"].as_str().unwrap_or("?"),
+            v["sha256"].as_str().map(|s| &s[..s.len().min(12)]).unwrap_or("?"),
+            reply["operator"].as_str().unwrap_or(operator),
+            info.id,
+            info.id
+        );
+        return Ok(());
+    }
     println!(
         "deployed {} (sha256 {}) to `{}` of job {}: generation {}",
         v["plugin"].as_str().unwrap_or("?"),

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /jobs` | the job: id, name, state, records in/out |
 //! | `GET /jobs/{job}/plugins` | each operator that runs a plugin, with every version |
-//! | `POST /jobs/{job}/operators/{operator}/deploy` | body: a component's bytes; swaps it in |
+//! | `POST /jobs/{job}/operators/{operator}/deploy` | body: a component's bytes; swaps it in (`?canary=0.1`: after a canary on that share of the batches) |
 //! | `POST /jobs/{job}/operators/{operator}/rollback` | runs the version before again |
 //! | `POST /jobs/{job}/cancel` | sources stop; the job ends with what it read |
 //! | `GET /metrics` | Prometheus text |
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -346,10 +346,17 @@ async fn plugins(
     Ok(Json(json!({"job": api.id, "operators": operators})))
 }
 
+/// `?canary=0.1`: run the new version on that share of the batches first.
+#[derive(Debug, serde::Deserialize)]
+struct DeployOptions {
+    canary: Option<f64>,
+}
+
 async fn deploy(
     State(api): State<Arc<Api>>,
     _: Authorized,
     path: Result<Path<(String, String)>, PathRejection>,
+    Query(options): Query<DeployOptions>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path((job, operator)) = path.map_err(path_error)?;
@@ -370,12 +377,15 @@ async fn deploy(
     let origin = format!("upload to `{step}`");
     let target = step.clone();
     // Compiling takes from milliseconds (cached) to seconds: off the async threads.
-    let record = tokio::task::spawn_blocking(move || job.deploy(&target, &bytes, FsPath::new(&origin)))
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the deploy failed: {e}"), "see the job's log")
-        })?
-        .map_err(deploy_error)?;
+    let record = tokio::task::spawn_blocking(move || match options.canary {
+        Some(share) => job.deploy_canary(&target, &bytes, FsPath::new(&origin), share),
+        None => job.deploy(&target, &bytes, FsPath::new(&origin)),
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the deploy failed: {e}"), "see the job's log")
+    })?
+    .map_err(deploy_error)?;
     Ok(Json(json!({"job": api.id, "operator": step, "version": record})))
 }
 

@@ -21,6 +21,9 @@ pub enum Outcome {
     Failed(String),
     /// Refused before it ran (it does not fit the step).
     Rejected(String),
+    /// Running as a canary on a sample of the batches, before it may replace the current
+    /// version.
+    Canary,
 }
 
 /// One version a step ran or was offered, in deploy order.
@@ -45,6 +48,8 @@ pub struct PluginCell {
 
 struct Inner {
     generation: AtomicU64,
+    /// The id of the running canary, 0 for none.
+    canary: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -88,6 +93,19 @@ struct State {
     /// The versions that ran before the current one, newest last (for rollback).
     previous: Vec<Plugin>,
     history: Vec<VersionRecord>,
+    canary: Option<Canary>,
+    next_canary_id: u64,
+}
+
+/// A version running on one batch in `every` before it may replace the current one.
+struct Canary {
+    id: u64,
+    plugin: Plugin,
+    every: u64,
+    handled: u64,
+    failed: u64,
+    /// Its entry in the history.
+    record: usize,
 }
 
 impl std::fmt::Debug for PluginCell {
@@ -107,8 +125,11 @@ impl PluginCell {
             probation: false,
             previous: Vec::new(),
             history: vec![record],
+            canary: None,
+            next_canary_id: 1,
         };
-        Self { inner: Arc::new(Inner { generation: AtomicU64::new(1), state: Mutex::new(state) }) }
+        let inner = Inner { generation: AtomicU64::new(1), canary: AtomicU64::new(0), state: Mutex::new(state) };
+        Self { inner: Arc::new(inner) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -203,6 +224,75 @@ impl PluginCell {
         self.inner.generation.store(generation, Ordering::Release);
         tracing::warn!(generation, plugin = %back.label(), "running the previous plugin version again");
         Some(new)
+    }
+
+    /// The running canary's id (0 for none): instances compare it before each batch.
+    pub fn canary_id(&self) -> u64 {
+        self.inner.canary.load(Ordering::Acquire)
+    }
+
+    /// The running canary: its id, one batch in how many it runs, and its version.
+    pub fn canary(&self) -> Option<(u64, u64, Plugin)> {
+        self.state().canary.as_ref().map(|c| (c.id, c.every, c.plugin.clone()))
+    }
+
+    /// Runs `plugin` as a canary on about `fraction` of the batches (at least one in 1 000):
+    /// it replaces the current version if it passes [`RollbackPolicy`]'s probation on its
+    /// share of the records, and is dropped if too many of them fail. `None` when a canary
+    /// is already running.
+    pub fn start_canary(&self, plugin: Plugin, fraction: f64) -> Option<VersionRecord> {
+        let mut state = self.state();
+        if state.canary.is_some() {
+            return None;
+        }
+        let every = (1.0 / fraction.clamp(0.001, 1.0)).round().max(1.0) as u64;
+        let id = state.next_canary_id;
+        state.next_canary_id += 1;
+        let r = record(&plugin, 0, Outcome::Canary);
+        state.history.push(r.clone());
+        let record = state.history.len() - 1;
+        tracing::info!(plugin = %plugin.label(), every, "canary started: the new version runs on one batch in {every}");
+        state.canary = Some(Canary { id, plugin, every, handled: 0, failed: 0, record });
+        self.inner.canary.store(id, Ordering::Release);
+        Some(r)
+    }
+
+    /// An instance ran `handled` records of a batch on canary `id` and `failed` of them
+    /// failed: [`Health::Passed`] when the canary has just replaced the current version,
+    /// [`Health::RolledBack`] when it has just been dropped (or is gone).
+    pub fn report_canary(&self, id: u64, handled: u64, failed: u64) -> Health {
+        let mut state = self.state();
+        let policy = state.policy;
+        let Some(canary) = state.canary.as_mut().filter(|c| c.id == id) else { return Health::RolledBack };
+        canary.handled += handled;
+        canary.failed += failed;
+        let (handled, failed, at) = (canary.handled, canary.failed, canary.record);
+        if handled >= policy.min_records && failed as f64 > policy.max_failure_ratio * handled as f64 {
+            let reason = format!("canary dropped: {failed} of its first {handled} records failed");
+            tracing::warn!(plugin = %state.history[at].plugin, %reason, "canary failed");
+            state.history[at].outcome = Outcome::Failed(reason);
+            state.canary = None;
+            self.inner.canary.store(0, Ordering::Release);
+            return Health::RolledBack;
+        }
+        if handled < policy.probation_records {
+            return Health::Probation;
+        }
+        // Passed: the canary becomes the current version, already proven.
+        let Some(canary) = state.canary.take() else { return Health::RolledBack };
+        self.inner.canary.store(0, Ordering::Release);
+        let generation = self.generation() + 1;
+        if let Some(active) = state.history.iter_mut().rev().find(|r| r.outcome == Outcome::Active) {
+            active.outcome = Outcome::Replaced;
+        }
+        let old = std::mem::replace(&mut state.current, canary.plugin);
+        state.previous.push(old);
+        (state.handled, state.failed, state.probation) = (0, 0, false);
+        state.history[at].generation = generation;
+        state.history[at].outcome = Outcome::Active;
+        self.inner.generation.store(generation, Ordering::Release);
+        tracing::info!(generation, handled, failed, "canary passed and replaced the current version");
+        Health::Passed
     }
 
     /// Notes a version that was refused.

@@ -126,6 +126,37 @@ impl Targets {
         Ok(target.cell.swap(new))
     }
 
+    /// Like [`Targets::deploy`], but the new version first runs as a canary on about
+    /// `fraction` of the batches of a map, filter or flat-map step (see
+    /// [`PluginCell::start_canary`]).
+    pub fn deploy_canary(
+        &self,
+        step: &str,
+        bytes: &[u8],
+        origin: &std::path::Path,
+        fraction: f64,
+    ) -> Result<VersionRecord, DeployError> {
+        let target = self.find(step)?;
+        let incompatible = |reason: String| DeployError::Incompatible { step: target.step.clone(), reason };
+        if target.requirement.kinds.contains(&FunctionKind::Process) {
+            return Err(incompatible(
+                "a canary runs on map, filter and flat-map steps only (a process function's state would be written \
+                 by two versions at once); deploy it without one"
+                    .into(),
+            ));
+        }
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(incompatible(format!("the canary's share must be above 0 and at most 1, not {fraction}")));
+        }
+        let (_, old) = target.cell.current();
+        let new = old.runtime().load_bytes(bytes, origin, old.limits())?;
+        if let Err(reason) = validate(&old, &new, &target.requirement) {
+            target.cell.reject(&new, reason.clone());
+            return Err(incompatible(reason));
+        }
+        target.cell.start_canary(new, fraction).ok_or_else(|| incompatible("a canary is already running".into()))
+    }
+
     /// Runs the version before the current one again.
     pub fn rollback(&self, step: &str) -> Result<VersionRecord, DeployError> {
         let target = self.find(step)?;

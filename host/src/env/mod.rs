@@ -319,6 +319,17 @@ impl RunningJob {
         self.handle.deploy(step, bytes, origin)
     }
 
+    /// See [`JobHandle::deploy_canary`].
+    pub fn deploy_canary(
+        &self,
+        step: &str,
+        bytes: &[u8],
+        origin: &Path,
+        fraction: f64,
+    ) -> Result<VersionRecord, DeployError> {
+        self.handle.deploy_canary(step, bytes, origin, fraction)
+    }
+
     /// See [`JobHandle::rollback`].
     pub fn rollback(&self, step: &str) -> Result<VersionRecord, DeployError> {
         self.handle.rollback(step)
@@ -376,6 +387,19 @@ impl JobHandle {
     /// `bytes`: compiled and checked here, then run by every instance from its next batch.
     pub fn deploy(&self, step: &str, bytes: &[u8], origin: &Path) -> Result<VersionRecord, DeployError> {
         self.targets.deploy(step, bytes, origin)
+    }
+
+    /// Run the component `bytes` as a canary of `step` (a map, filter or flat-map) on about
+    /// `fraction` of its batches: it replaces the current version once it has handled its
+    /// probation's records without too many failures, and is dropped otherwise.
+    pub fn deploy_canary(
+        &self,
+        step: &str,
+        bytes: &[u8],
+        origin: &Path,
+        fraction: f64,
+    ) -> Result<VersionRecord, DeployError> {
+        self.targets.deploy_canary(step, bytes, origin, fraction)
     }
 
     /// Run the version of `step` before the current one again.

@@ -47,6 +47,15 @@ pub struct TransformOperator {
     /// the version before if it is rolled back, dead letters if it passes.
     held: Batch,
     held_letters: Vec<DeadLetter>,
+    /// A canary version running on one batch in `every` (see `PluginCell::start_canary`).
+    canary: Option<CanaryRun>,
+    batches: u64,
+}
+
+struct CanaryRun {
+    id: u64,
+    every: u64,
+    transformer: Transformer,
 }
 
 impl TransformOperator {
@@ -55,7 +64,18 @@ impl TransformOperator {
         let transformer = plugin
             .transformer(&function, &[kind.function_kind()])
             .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?;
-        Ok(Self { name, kind, function, cell, generation, transformer, held: Batch::new(), held_letters: Vec::new() })
+        Ok(Self {
+            name,
+            kind,
+            function,
+            cell,
+            generation,
+            transformer,
+            held: Batch::new(),
+            held_letters: Vec::new(),
+            canary: None,
+            batches: 0,
+        })
     }
 
     /// Before a batch: take up a newly deployed version (or the one a rollback brought
@@ -69,22 +89,60 @@ impl TransformOperator {
             .transformer(&self.function, &[self.kind.function_kind()])
             .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
         self.generation = generation;
-        if !self.held.is_empty() {
-            self.held_letters.clear();
-            let held = std::mem::take(&mut self.held);
-            tracing::info!(operator = %self.name, records = held.len(), "running the failed version's records again");
-            self.run(held, out, dead)?;
+        self.rerun_held(out, dead)
+    }
+
+    /// Before a batch: start or stop running the step's canary. A canary dropped (here or
+    /// by another instance) leaves its held failures to the current version.
+    fn follow_canary(&mut self, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        let id = self.cell.canary_id();
+        if self.canary.as_ref().map_or(0, |c| c.id) == id {
+            return Ok(());
+        }
+        let dropped = self.canary.take().is_some();
+        if let Some((id, every, plugin)) = self.cell.canary().filter(|(c, ..)| *c == id) {
+            let transformer = plugin
+                .transformer(&self.function, &[self.kind.function_kind()])
+                .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+            self.canary = Some(CanaryRun { id, every, transformer });
+        }
+        if dropped {
+            self.rerun_held(out, dead)?;
         }
         Ok(())
     }
 
-    /// Runs `input` on the current version.
-    fn run(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
-        let outcome = self
-            .transformer
-            .apply(&input)
-            .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
-        let health = self.cell.report(self.generation, input.len() as u64, outcome.failures.len() as u64);
+    /// Runs the records a version that is gone failed on the current version.
+    fn rerun_held(&mut self, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        self.held_letters.clear();
+        let held = std::mem::take(&mut self.held);
+        tracing::info!(operator = %self.name, records = held.len(), "running the failed version's records again");
+        self.run(held, out, dead, false)
+    }
+
+    /// Runs `input` on the current version, or on the canary.
+    fn run(
+        &mut self,
+        input: Batch,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+        on_canary: bool,
+    ) -> Result<(), OperatorError> {
+        let canary = self.canary.as_mut().filter(|_| on_canary);
+        let canary_id = canary.as_ref().map(|c| c.id);
+        let outcome = match canary {
+            Some(c) => c.transformer.apply(&input),
+            None => self.transformer.apply(&input),
+        }
+        .map_err(|source| OperatorError::Plugin { operator: self.name.clone(), source })?;
+        let (handled, failed) = (input.len() as u64, outcome.failures.len() as u64);
+        let health = match canary_id {
+            Some(id) => self.cell.report_canary(id, handled, failed),
+            None => self.cell.report(self.generation, handled, failed),
+        };
         for f in &outcome.failures {
             let letter = DeadLetter::of_row(&self.name, f.kind.as_str(), f.message.clone(), &input, f.index);
             if health == Health::Steady {
@@ -106,6 +164,10 @@ impl TransformOperator {
             }
         }
         match health {
+            Health::RolledBack if on_canary => {
+                self.canary = None;
+                self.rerun_held(out, dead)
+            }
             Health::RolledBack => self.follow_deploys(out, dead),
             Health::Passed => {
                 self.held = Batch::new();
@@ -124,7 +186,10 @@ impl Operator for TransformOperator {
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
         self.follow_deploys(out, dead)?;
-        self.run(input, out, dead)
+        self.follow_canary(out, dead)?;
+        self.batches += 1;
+        let on_canary = self.canary.as_ref().is_some_and(|c| self.batches.is_multiple_of(c.every));
+        self.run(input, out, dead, on_canary)
     }
 
     fn finish(&mut self, _out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
