@@ -51,6 +51,23 @@ fn wait_for_output(collected: &weir::connectors::Collected, n: usize) {
     }
 }
 
+/// Waits until the history of the job's first step satisfies `done` (the job's own
+/// decisions, such as an automatic rollback, take as long as its records do).
+fn wait_for_history(
+    job: &weir::env::RunningJob,
+    done: impl Fn(&[weir::deploy::VersionRecord]) -> bool,
+) -> Vec<weir::deploy::VersionRecord> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = job.versions().remove(0).1;
+        if done(&history) {
+            return history;
+        }
+        assert!(std::time::Instant::now() < deadline, "the history never got there: {history:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_map_swapped_ten_times_back_and_forth_handles_every_record_once() {
     // 12 000 records at 8 000/s; v2 and v1 deployed alternately each time 1 000 more
@@ -207,10 +224,7 @@ fn a_version_that_fails_its_records_is_rolled_back_by_itself_and_they_run_again(
     wait_for_output(&collected, 1_000);
     let (bytes, path) = component(3);
     assert_eq!(job.deploy("tag", &bytes, &path).unwrap().plugin, "versioned@3.0.0");
-    let report_history = {
-        wait_for_output(&collected, 3_000);
-        job.versions().remove(0).1
-    };
+    let report_history = wait_for_history(&job, |h| h.len() == 3);
     let report = job.wait().unwrap();
     assert_eq!((report.records_out, report.dead_letters), (rows, 0), "{:?}", dead.lock().unwrap().len());
     let mut seqs: Vec<u64> =
@@ -256,8 +270,7 @@ fn a_canary_runs_on_a_share_of_the_batches_then_replaces_the_current_version() {
     assert_eq!((record.generation, &record.outcome), (0, &Outcome::Canary));
     let err = job.deploy_canary("tag", &bytes, &path, 0.25).unwrap_err();
     assert!(err.to_string().contains("a canary is already running"), "{err}");
-    wait_for_output(&collected, 9_000);
-    let history = job.versions().remove(0).1;
+    let history = wait_for_history(&job, |h| h[1].outcome == Outcome::Active);
     job.wait().unwrap();
 
     let outcomes: Vec<(u64, &Outcome)> = history.iter().map(|r| (r.generation, &r.outcome)).collect();
@@ -290,8 +303,7 @@ fn a_failing_canary_is_dropped_and_its_records_run_on_the_current_version() {
     wait_for_output(&collected, 1_000);
     let (bytes, path) = component(3);
     job.deploy_canary("tag", &bytes, &path, 0.5).unwrap();
-    wait_for_output(&collected, 4_000);
-    let history = job.versions().remove(0).1;
+    let history = wait_for_history(&job, |h| matches!(h[1].outcome, Outcome::Failed(_)));
     let report = job.wait().unwrap();
     assert_eq!((report.records_out, report.dead_letters), (rows, 0));
     assert_eq!(history.len(), 2);
