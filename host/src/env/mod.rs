@@ -304,42 +304,16 @@ pub struct RunningJob {
     thread: std::thread::JoinHandle<Result<JobReport, RuntimeError>>,
 }
 
+/// A running job is controlled like its [`JobHandle`]: `job.deploy(..)`, `job.versions()`.
+impl std::ops::Deref for RunningJob {
+    type Target = JobHandle;
+
+    fn deref(&self) -> &JobHandle {
+        &self.handle
+    }
+}
+
 impl RunningJob {
-    pub fn name(&self) -> &str {
-        &self.handle.name
-    }
-
-    /// See [`JobHandle::versions`].
-    pub fn versions(&self) -> Vec<(String, Vec<VersionRecord>)> {
-        self.handle.versions()
-    }
-
-    /// See [`JobHandle::deploy`].
-    pub fn deploy(&self, step: &str, bytes: &[u8], origin: &Path) -> Result<VersionRecord, DeployError> {
-        self.handle.deploy(step, bytes, origin)
-    }
-
-    /// See [`JobHandle::deploy_canary`].
-    pub fn deploy_canary(
-        &self,
-        step: &str,
-        bytes: &[u8],
-        origin: &Path,
-        fraction: f64,
-    ) -> Result<VersionRecord, DeployError> {
-        self.handle.deploy_canary(step, bytes, origin, fraction)
-    }
-
-    /// See [`JobHandle::rollback`].
-    pub fn rollback(&self, step: &str) -> Result<VersionRecord, DeployError> {
-        self.handle.rollback(step)
-    }
-
-    /// See [`JobHandle::cancel`].
-    pub fn cancel(&self) {
-        self.handle.cancel();
-    }
-
     /// A handle to control the job from elsewhere (a control API, a folder watcher) while
     /// this one waits for it.
     pub fn handle(&self) -> JobHandle {
