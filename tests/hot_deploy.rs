@@ -201,6 +201,9 @@ fn a_rollback_runs_the_previous_version_again() {
     let history = job.versions().remove(0).1;
     let outcomes: Vec<&Outcome> = history.iter().map(|r| &r.outcome).collect();
     assert_eq!(outcomes, [&Outcome::Replaced, &Outcome::RolledBack, &Outcome::Active]);
+    // The deployed version is kept by its hash, to be found again from the history.
+    let kept = common::shared_cache_dir().join("components").join(format!("{}.wasm", history[1].sha256));
+    assert_eq!(std::fs::read(&kept).expect("the deployed component is kept"), bytes);
     job.wait().unwrap();
     let rows: Vec<Value> = collected.lock().unwrap().iter().map(|v| weir::record::json_of(v)).collect();
     assert_eq!(rows.len(), 6_000);

@@ -123,6 +123,9 @@ impl Targets {
             tracing::warn!(step = %target.step, plugin = %new.label(), %reason, "deploy refused");
             return Err(DeployError::Incompatible { step: target.step.clone(), reason });
         }
+        if let Some(kept) = old.runtime().keep_component(new.sha256(), bytes) {
+            tracing::info!(step = %target.step, plugin = %new.label(), path = %kept.display(), "component kept");
+        }
         Ok(target.cell.swap(new))
     }
 
@@ -154,6 +157,7 @@ impl Targets {
             target.cell.reject(&new, reason.clone());
             return Err(incompatible(reason));
         }
+        old.runtime().keep_component(new.sha256(), bytes);
         target.cell.start_canary(new, fraction).ok_or_else(|| incompatible("a canary is already running".into()))
     }
 

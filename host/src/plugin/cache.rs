@@ -95,6 +95,29 @@ impl ComponentCache {
         Ok((component, CacheOutcome::Compiled))
     }
 
+    /// Keeps a deployed component's own bytes as `<sha256>.wasm` beside the compiled ones
+    /// (content addressed: the same version is stored once), so every version a job ran can
+    /// be found again by the hash its history shows. Failing to write is logged, not fatal.
+    pub fn keep_component(&self, hash: &str, bytes: &[u8]) -> Option<PathBuf> {
+        let dir = &self.dir;
+        let path = dir.join(format!("{hash}.wasm"));
+        if path.is_file() {
+            return Some(path);
+        }
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)
+        });
+        match written {
+            Ok(()) => Some(path),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot keep the deployed component");
+                None
+            }
+        }
+    }
+
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -114,6 +137,18 @@ fn unique() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployed_components_are_kept_once_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ComponentCache::new(&Engine::default(), dir.path().to_path_buf());
+        let hash = content_hash(b"\0asm v2");
+        let path = cache.keep_component(&hash, b"\0asm v2").unwrap();
+        assert_eq!(path, cache.dir().join(format!("{hash}.wasm")));
+        assert_eq!(std::fs::read(&path).unwrap(), b"\0asm v2");
+        assert_eq!(cache.keep_component(&hash, b"\0asm v2"), Some(path));
+        assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 1);
+    }
 
     #[test]
     fn content_hash_is_sha256_hex() {

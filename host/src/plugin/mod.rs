@@ -154,6 +154,12 @@ impl PluginRuntime {
         })
     }
 
+    /// Keeps a deployed component's bytes by their hash (see
+    /// [`cache::ComponentCache::keep_component`]).
+    pub fn keep_component(&self, hash: &str, bytes: &[u8]) -> Option<PathBuf> {
+        self.cache.keep_component(hash, bytes)
+    }
+
     /// Directory of the compiled-component cache.
     pub fn cache_dir(&self) -> &Path {
         self.cache.dir()
