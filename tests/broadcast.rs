@@ -264,3 +264,29 @@ fn a_broadcast_stream_must_come_straight_from_its_source() {
     let err = env.execute("bad").unwrap_err().to_string();
     assert!(err.contains("a broadcast stream takes its records straight from its source"), "{err}");
 }
+
+#[test]
+fn the_python_fraud_detector_takes_the_same_broadcast_rules_as_the_rust_one() {
+    // examples/fraud-alerts with plugins/process-python's `fraud_detector`: the same rules
+    // on the broadcast input give the same three alerts and the same two dead letters.
+    let example = common::repo_root().join("examples/fraud-alerts");
+    let dir = temp_dir();
+    let job = std::fs::read_to_string(example.join("job.yaml"))
+        .expect("the example's job file")
+        .replace("../../plugins/process-rust/process-rust.wasm", &plugin_yaml("process-python"))
+        .replace(
+            "path: transactions.jsonl",
+            &format!("path: {}", common::yaml_path(&example.join("transactions.jsonl"))),
+        )
+        .replace("path: rules.jsonl", &format!("path: {}", common::yaml_path(&example.join("rules.jsonl"))));
+    let python = run_job(&write_job(dir.path(), &job));
+    python.assert_ok();
+    let rust = run_job(&example.join("job.yaml"));
+    rust.assert_ok();
+    let alerts =
+        |out: &str| -> Vec<Value> { out.lines().map(|l| serde_json::from_str(l).expect("JSON alert")).collect() };
+    assert_eq!(alerts(&python.stdout), alerts(&rust.stdout));
+    assert_eq!(alerts(&python.stdout).len(), 3);
+    let s = python.summary();
+    assert_eq!((s.records_in, s.broadcast, s.records_out, s.dead_letters), (12, 3, 3, 2));
+}

@@ -1,8 +1,8 @@
 //! Keyed process functions written in Python (`plugins/process-python`, `@weir.process`)
 //! through the CLI: the same jobs as `tests/process.rs` runs against `plugins/process-rust`,
 //! with the same hand-worked output, and the Python plugin's output compared with the Rust
-//! plugin's on the same input. Broadcast state is covered by the plugin's pytest tests
-//! (the job-file syntax for a broadcast input is not in these tests yet).
+//! plugin's on the same input. Broadcast state through a job file is in tests/broadcast.rs
+//! (the Python fraud detector against the Rust one), and in the plugin's pytest tests.
 
 mod common;
 
