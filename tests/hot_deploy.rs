@@ -336,3 +336,34 @@ fn a_canary_needs_a_stateless_step_and_a_share() {
     assert!(err.contains("above 0 and at most 1"), "{err}");
     job.wait().unwrap();
 }
+
+#[test]
+fn a_rollback_policy_that_tolerates_every_failure_keeps_the_new_version() {
+    // With max_failure_ratio 1.0 no share of failures is "more than allowed": v3 stays, its
+    // probation ends after 200 records, and the records it failed are dead letters.
+    let env = env();
+    env.set_rollback_policy(weir::deploy::RollbackPolicy {
+        probation_records: 200,
+        max_failure_ratio: 1.0,
+        ..Default::default()
+    });
+    let dead = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    env.set_dead_letter(SinkSpec::Collect(dead.clone()));
+    let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
+    let rows = 3_000;
+    let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();
+    let job = env.start("tolerant").unwrap();
+    wait_for_output(&collected, 1_000);
+    let (bytes, path) = component(3);
+    job.deploy("tag", &bytes, &path).unwrap();
+    let handle = job.handle();
+    let report = job.wait().unwrap();
+    let history = handle.versions().remove(0).1;
+    assert_eq!(
+        history.last().map(|r| (&r.plugin, &r.outcome)),
+        Some((&"versioned@3.0.0".to_string(), &Outcome::Active))
+    );
+    assert!(report.dead_letters > 0);
+    assert_eq!(report.records_out + report.dead_letters, rows, "every record is an output or a dead letter");
+    assert_eq!(dead.lock().unwrap().len() as u64, report.dead_letters);
+}

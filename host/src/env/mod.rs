@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::connectors::{Collected, DatagenSpec, LineFormat, SinkSpec, SourceSpec};
-use crate::deploy::{DeployError, PluginCell, Requirement, Target, Targets, VersionRecord};
+use crate::deploy::{DeployError, PluginCell, Requirement, RollbackPolicy, Target, Targets, VersionRecord};
 use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{
     KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
@@ -73,6 +73,7 @@ struct EnvState {
     pipelines: Vec<(SourceSpec, Vec<Step>, SinkSpec)>,
     /// Steps whose plugin a hot deploy can replace.
     targets: Targets,
+    rollback_policy: RollbackPolicy,
     errors: Vec<String>,
 }
 
@@ -95,6 +96,7 @@ impl StreamEnvironment {
                 late_data: None,
                 pipelines: Vec::new(),
                 targets: Targets::default(),
+                rollback_policy: RollbackPolicy::default(),
                 errors: Vec::new(),
             })),
         }
@@ -149,6 +151,13 @@ impl StreamEnvironment {
 
     /// Keep keyed state (sled) in `dir`, so it outlives the job; by default it lives in a
     /// temporary directory removed at the end.
+    /// When a plugin version deployed into the running job is rolled back by itself (its
+    /// probation); applies to the steps built after this call.
+    pub fn set_rollback_policy(&self, policy: RollbackPolicy) -> &Self {
+        self.state().rollback_policy = policy;
+        self
+    }
+
     pub fn set_state_dir(&self, dir: impl Into<PathBuf>) -> &Self {
         self.state().config.state_dir = Some(dir.into());
         self
@@ -241,6 +250,7 @@ impl StreamEnvironment {
     /// deploy can replace the plugin while the job runs.
     fn deploy_target(&self, step: &str, plugin: Plugin, function: &str, kinds: &[FunctionKind]) -> PluginCell {
         let cell = PluginCell::new(plugin);
+        cell.set_policy(self.state().rollback_policy);
         let requirement = Requirement { function: function.to_string(), kinds: kinds.to_vec() };
         self.state().targets.0.push(Target { step: step.to_string(), cell: cell.clone(), requirement });
         cell

@@ -8,6 +8,7 @@ use serde_norway::Value;
 use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use super::{JobError, Lines};
 use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
+use crate::deploy::RollbackPolicy;
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
 use crate::graph::BroadcastInput;
 use crate::plugin::{FunctionKind, SandboxLimits};
@@ -62,6 +63,8 @@ pub struct JobSpec {
     pub late_data: Option<SinkSpec>,
     /// Where keyed state lives (sled); `None`: a temporary directory, gone after the job.
     pub state_dir: Option<PathBuf>,
+    /// When a deployed plugin version is rolled back by itself (`hot_deploy:`).
+    pub rollback_policy: RollbackPolicy,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -77,6 +80,7 @@ const TOP_KEYS: &[&str] = &[
     "dead_letter",
     "late_data",
     "state_dir",
+    "hot_deploy",
 ];
 const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process";
 
@@ -226,6 +230,10 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
     };
     let late_data = get(&top, "late_data").map(|v| parse_sink(&ctx, v, "late_data")).transpose()?;
     let state_dir = get(&top, "state_dir").map(|v| ctx.string(v, "state_dir").map(|d| ctx.path(&d))).transpose()?;
+    let rollback_policy = match get(&top, "hot_deploy") {
+        Some(v) => parse_hot_deploy(&ctx, v)?,
+        None => RollbackPolicy::default(),
+    };
     Ok(JobSpec {
         file: file.to_path_buf(),
         lines: ctx.lines,
@@ -241,7 +249,30 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         dead_letter,
         late_data,
         state_dir,
+        rollback_policy,
     })
+}
+
+/// `hot_deploy: {probation_records, min_records, max_failure_ratio}`.
+fn parse_hot_deploy(ctx: &Ctx, v: &Value) -> Result<RollbackPolicy, JobError> {
+    let mut policy = RollbackPolicy::default();
+    for (k, val) in ctx.map(v, "hot_deploy", &["probation_records", "min_records", "max_failure_ratio"])? {
+        let key = join("hot_deploy", k);
+        match k {
+            "probation_records" => policy.probation_records = ctx.number(val, &key, 1, u64::MAX)?,
+            "min_records" => policy.min_records = ctx.number(val, &key, 1, u64::MAX)?,
+            _ => {
+                policy.max_failure_ratio = match val.as_f64() {
+                    Some(r) if (0.0..=1.0).contains(&r) => r,
+                    _ => {
+                        let found = describe(val);
+                        return Err(ctx.err(&key, format!("expected a share from 0 to 1 (e.g. 0.5), found {found}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(policy)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -517,6 +548,7 @@ impl JobSpec {
         if let Some(dir) = &self.state_dir {
             env.set_state_dir(dir.clone());
         }
+        env.set_rollback_policy(self.rollback_policy);
 
         let mut loaded: Vec<(&str, PluginRef)> = Vec::new();
         for (alias, path) in &self.plugins {
@@ -658,6 +690,18 @@ mod tests {
 
     fn parse_str(text: &str) -> Result<JobSpec, JobError> {
         parse(text, Path::new("job.yaml"), Path::new("."))
+    }
+
+    #[test]
+    fn hot_deploy_sets_the_rollback_policy_and_checks_it() {
+        let spec = parse_str(&format!("{OK}hot_deploy: {{probation_records: 50, max_failure_ratio: 0.2}}\n")).unwrap();
+        let want = RollbackPolicy { probation_records: 50, max_failure_ratio: 0.2, ..RollbackPolicy::default() };
+        assert_eq!(spec.rollback_policy, want);
+        assert_eq!(parse_str(OK).unwrap().rollback_policy, RollbackPolicy::default());
+        let err = parse_str(&format!("{OK}hot_deploy: {{max_failure_ratio: 2}}\n")).unwrap_err().to_string();
+        assert!(err.contains("hot_deploy.max_failure_ratio: expected a share from 0 to 1"), "{err}");
+        let err = parse_str(&format!("{OK}hot_deploy: {{canary: 1}}\n")).unwrap_err().to_string();
+        assert!(err.contains("hot_deploy.canary: unknown key"), "{err}");
     }
 
     const OK: &str = "name: t\nplugins:\n  up: up.wasm\nsource:\n  connector: collection\n  elements: [a, 1, {x: 2}]\npipeline:\n  - map: up.upper\n  - key_by: x\n  - count\n  - filter: {function: up.keep, parallelism: 2}\nsink:\n  connector: print\n";
