@@ -1,6 +1,6 @@
 //! [`PluginCell`]: the plugin version a step runs, shared by its instances, and its history.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -50,6 +50,9 @@ struct Inner {
     generation: AtomicU64,
     /// The id of the running canary, 0 for none.
     canary: AtomicU64,
+    /// Mirrors `State::probation`, so that a report off probation (nearly every batch) takes
+    /// no lock.
+    on_probation: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -128,7 +131,12 @@ impl PluginCell {
             canary: None,
             next_canary_id: 1,
         };
-        let inner = Inner { generation: AtomicU64::new(1), canary: AtomicU64::new(0), state: Mutex::new(state) };
+        let inner = Inner {
+            generation: AtomicU64::new(1),
+            canary: AtomicU64::new(0),
+            on_probation: AtomicBool::new(false),
+            state: Mutex::new(state),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -159,6 +167,9 @@ impl PluginCell {
     /// An instance ran `handled` records of a batch on `generation`, and `failed` of them
     /// failed. Decides the probation of a newly deployed version: see [`RollbackPolicy`].
     pub fn report(&self, generation: u64, handled: u64, failed: u64) -> Health {
+        if !self.inner.on_probation.load(Ordering::Acquire) {
+            return Health::Steady;
+        }
         let mut state = self.state();
         if generation != self.generation() {
             // A report on a version already replaced: its instance will follow.
@@ -180,7 +191,7 @@ impl PluginCell {
             }
         }
         if handled >= policy.probation_records {
-            state.probation = false;
+            self.set_probation(&mut state, false);
             tracing::info!(generation, handled, failed, "deployed plugin version passed its probation");
             return Health::Passed;
         }
@@ -190,7 +201,8 @@ impl PluginCell {
     /// Runs `plugin` from the next batch on; returns its record.
     pub fn swap(&self, plugin: Plugin) -> VersionRecord {
         let mut state = self.state();
-        (state.handled, state.failed, state.probation) = (0, 0, true);
+        (state.handled, state.failed) = (0, 0);
+        self.set_probation(&mut state, true);
         let generation = self.generation() + 1;
         if let Some(active) = state.history.iter_mut().rev().find(|r| r.outcome == Outcome::Active) {
             active.outcome = Outcome::Replaced;
@@ -217,7 +229,8 @@ impl PluginCell {
             tracing::warn!(plugin = %active.plugin, ?outcome, "plugin version rolled back");
             active.outcome = outcome;
         }
-        (state.handled, state.failed, state.probation) = (0, 0, false);
+        (state.handled, state.failed) = (0, 0);
+        self.set_probation(state, false);
         state.current = back.clone();
         let new = record(&back, generation, Outcome::Active);
         state.history.push(new.clone());
@@ -287,12 +300,18 @@ impl PluginCell {
         }
         let old = std::mem::replace(&mut state.current, canary.plugin);
         state.previous.push(old);
-        (state.handled, state.failed, state.probation) = (0, 0, false);
+        (state.handled, state.failed) = (0, 0);
+        self.set_probation(&mut state, false);
         state.history[at].generation = generation;
         state.history[at].outcome = Outcome::Active;
         self.inner.generation.store(generation, Ordering::Release);
         tracing::info!(generation, handled, failed, "canary passed and replaced the current version");
         Health::Passed
+    }
+
+    fn set_probation(&self, state: &mut State, on: bool) {
+        state.probation = on;
+        self.inner.on_probation.store(on, Ordering::Release);
     }
 
     /// Notes a version that was refused.
