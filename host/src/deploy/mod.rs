@@ -84,6 +84,25 @@ pub struct Target {
     pub requirement: Requirement,
 }
 
+impl Target {
+    /// Loads `bytes` with the current version's runtime and limits (compiled here, off the
+    /// job's tasks), checks that it fits the step (a misfit is noted in the history as
+    /// rejected), and keeps the component by its hash.
+    fn load_checked(&self, bytes: &[u8], origin: &std::path::Path) -> Result<Plugin, DeployError> {
+        let (_, old) = self.cell.current();
+        let new = old.runtime().load_bytes(bytes, origin, old.limits())?;
+        if let Err(reason) = validate(&old, &new, &self.requirement) {
+            self.cell.reject(&new, reason.clone());
+            tracing::warn!(step = %self.step, plugin = %new.label(), %reason, "deploy refused");
+            return Err(DeployError::Incompatible { step: self.step.clone(), reason });
+        }
+        if let Some(kept) = old.runtime().keep_component(new.sha256(), bytes) {
+            tracing::info!(step = %self.step, plugin = %new.label(), path = %kept.display(), "component kept");
+        }
+        Ok(new)
+    }
+}
+
 /// The steps of a job that run plugins, to deploy to.
 #[derive(Debug, Clone, Default)]
 pub struct Targets(pub Vec<Target>);
@@ -116,16 +135,7 @@ impl Targets {
     /// step `step`, and swaps it in: every instance runs it from its next batch on.
     pub fn deploy(&self, step: &str, bytes: &[u8], origin: &std::path::Path) -> Result<VersionRecord, DeployError> {
         let target = self.find(step)?;
-        let (_, old) = target.cell.current();
-        let new = old.runtime().load_bytes(bytes, origin, old.limits())?;
-        if let Err(reason) = validate(&old, &new, &target.requirement) {
-            target.cell.reject(&new, reason.clone());
-            tracing::warn!(step = %target.step, plugin = %new.label(), %reason, "deploy refused");
-            return Err(DeployError::Incompatible { step: target.step.clone(), reason });
-        }
-        if let Some(kept) = old.runtime().keep_component(new.sha256(), bytes) {
-            tracing::info!(step = %target.step, plugin = %new.label(), path = %kept.display(), "component kept");
-        }
+        let new = target.load_checked(bytes, origin)?;
         Ok(target.cell.swap(new))
     }
 
@@ -151,13 +161,7 @@ impl Targets {
         if !(fraction > 0.0 && fraction <= 1.0) {
             return Err(incompatible(format!("the canary's share must be above 0 and at most 1, not {fraction}")));
         }
-        let (_, old) = target.cell.current();
-        let new = old.runtime().load_bytes(bytes, origin, old.limits())?;
-        if let Err(reason) = validate(&old, &new, &target.requirement) {
-            target.cell.reject(&new, reason.clone());
-            return Err(incompatible(reason));
-        }
-        old.runtime().keep_component(new.sha256(), bytes);
+        let new = target.load_checked(bytes, origin)?;
         target.cell.start_canary(new, fraction).ok_or_else(|| incompatible("a canary is already running".into()))
     }
 
