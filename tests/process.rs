@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{CLICKS, key_counts, plugin_yaml, process_job, read_json_lines, run_job, temp_dir, write_file, write_job};
+use common::{
+    CLICKS, CLICKS_WITH_BOOM, key_counts, plugin_yaml, process_job, read_json_lines, run_job, temp_dir, write_file,
+    write_job,
+};
 use serde_json::{Value, json};
 
 #[test]
@@ -82,12 +85,7 @@ fn a_trap_rolls_back_the_calls_state_writes_and_only_the_guilty_element_fails() 
     // All five elements in one call: the element with "boom" writes a's count and then
     // traps. The host undoes every write of the call and retries element by element, so a
     // counts 1, (boom fails after its write is undone again), 2; b counts 1, 2.
-    let input = r#"{"user":"a"}
-{"user":"b"}
-{"user":"a","note":"boom"}
-{"user":"a"}
-{"user":"b"}
-"#;
+    let input = CLICKS_WITH_BOOM;
     let dir = temp_dir();
     let out = run_job(&process_job(dir.path(), "process-rust", input, 100, false, "trap_after_write", ""));
     out.assert_ok();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{CLICKS, key_counts, process_job, read_json_lines, run_job, temp_dir};
+use common::{CLICKS, CLICKS_WITH_BOOM, key_counts, process_job, read_json_lines, run_job, temp_dir};
 use serde_json::{Value, json};
 
 /// The output and dead letters of `function` of `plugin` over `input`.
@@ -85,12 +85,7 @@ fn an_exception_fails_its_element_alone_and_drops_its_state_write() {
     // All five elements in one call. The element with "boom" reads a's count (1), writes 2,
     // emits, then raises: it goes to the dead letters, and its write and output are dropped,
     // so a counts 1, 2 and b 1, 2, each element once. No trap: the call goes on.
-    let input = r#"{"user":"a"}
-{"user":"b"}
-{"user":"a","note":"boom"}
-{"user":"a"}
-{"user":"b"}
-"#;
+    let input = CLICKS_WITH_BOOM;
     let (rows, dead) = run("process-python", input, 100, false, "fail_on_boom");
     let expected = [("a", 1), ("b", 1), ("a", 2), ("b", 2)].map(|(k, n)| (k.to_string(), n));
     assert_eq!(key_counts(&rows), expected);

@@ -318,6 +318,15 @@ pub const CLICKS: &str = r#"{"user":"a","ts":1000}
 {"user":"b","ts":90000}
 "#;
 
+/// Five clicks of `a` and `b`, the third of which carries `boom` (which the hostile process
+/// functions fail on).
+pub const CLICKS_WITH_BOOM: &str = r#"{"user":"a"}
+{"user":"b"}
+{"user":"a","note":"boom"}
+{"user":"a"}
+{"user":"b"}
+"#;
+
 /// A job in `dir` over `input` (JSON lines): optional event time from `ts`, key by `user`,
 /// then the process function `function` of the plugin in `plugins/<plugin>`; output in
 /// out.jsonl, dead letters in dead.jsonl. `extra` adds top-level keys (e.g. `state_dir`).
