@@ -86,6 +86,15 @@ pub enum Cmd {
     },
     /// Validate a job file and load its plugins, without running it.
     Check { job: PathBuf },
+    /// List a job's checkpoints (newest first): id, time, sources' positions, size, and
+    /// what is wrong with a damaged one.
+    Checkpoints {
+        /// The job file (its `checkpoints.dir` holds them).
+        job: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read a job's keyed state (read-only; the job may be running).
     State {
         #[command(subcommand)]
@@ -172,6 +181,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}: ok ({} steps, {} plugins)", job.display(), spec.pipeline.len(), spec.plugins.len());
             Ok(())
         }
+        Cmd::Checkpoints { job, json } => list_checkpoints(&job, json),
         Cmd::State { command: StateCmd::Get { job, operator, key } } => {
             let spec = crate::job::load(&job)?;
             let found =
@@ -186,6 +196,52 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn list_checkpoints(path: &Path, json: bool) -> Result<()> {
+    let spec = crate::job::load(path)?;
+    let Some(config) = &spec.checkpoints else {
+        bail!(
+            "job `{}` ({}) takes no checkpoints: add `checkpoints: {{interval: 1 s}}` to its job file",
+            spec.name,
+            path.display()
+        );
+    };
+    let found = crate::checkpoint::list(&config.dir)?;
+    if json {
+        let rows: Vec<serde_json::Value> = found
+            .iter()
+            .map(|c| match &c.meta {
+                Ok(m) => serde_json::json!({
+                    "id": c.id, "path": c.path, "bytes": c.bytes, "completed_at_ms": m.completed_at_ms,
+                    "duration_ms": m.duration_ms, "finished": m.finished,
+                    "sources": m.sources.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+                    "operators": m.operators.len(),
+                }),
+                Err(e) => serde_json::json!({"id": c.id, "path": c.path, "bytes": c.bytes, "damaged": e}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if found.is_empty() {
+        println!("no checkpoints in {}", config.dir.display());
+    }
+    for c in &found {
+        match &c.meta {
+            Ok(m) => println!(
+                "{:>6}  {}  {:>6} ms  {:>9} bytes  {}{}",
+                c.id,
+                crate::time::format_rfc3339(m.completed_at_ms).unwrap_or_default(),
+                m.duration_ms,
+                c.bytes,
+                m.sources.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", "),
+                if m.finished { "  (finished)" } else { "" }
+            ),
+            Err(e) => println!("{:>6}  DAMAGED: {e}", c.id),
+        }
+    }
+    Ok(())
 }
 
 fn env_with_cache(cache_dir: PathBuf) -> StreamEnvironment {

@@ -18,6 +18,7 @@
 //! - [`control`]: a running job's HTTP control API, the CLI commands using it, a watched
 //!   plugin folder.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod connectors;
 pub mod control;

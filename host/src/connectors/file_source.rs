@@ -1,10 +1,11 @@
 //! The file source: text or JSON lines from a file or from every file of a directory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{ConnectorError, LineFormat, SourceContext};
+use crate::checkpoint::SourcePosition;
 use crate::record;
 
 const NAME: &str = "source file";
@@ -29,24 +30,49 @@ pub fn list_input_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn run(path: &Path, format: LineFormat, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+/// Reads the files from `start` on (a file and byte offset; files before it in name order
+/// are done). The position is the file being read and the offset of the next line.
+pub fn run(
+    path: &Path,
+    format: LineFormat,
+    ctx: &mut SourceContext,
+    start: Option<&SourcePosition>,
+) -> Result<SourcePosition, ConnectorError> {
     fn io<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> ConnectorError + 'a {
         move |source| ConnectorError::Io { what, path: p.display().to_string(), source }
     }
+    let (start_file, start_offset, start_line) = match start {
+        Some(SourcePosition::File { file, offset, line }) => (Some(file.as_str()), *offset, *line),
+        _ => (None, 0, 0),
+    };
+    let mut position = SourcePosition::File { file: String::new(), offset: 0, line: 0 };
     for file in list_input_files(path).map_err(io("cannot read the input", path))? {
-        let mut reader = BufReader::with_capacity(256 << 10, File::open(&file).map_err(io("cannot open", &file))?);
+        let name = file.display().to_string();
+        let (mut offset, mut number) = match start_file {
+            Some(done) if name.as_str() < done => continue,
+            Some(current) if name == current => (start_offset, start_line),
+            _ => (0, 0),
+        };
+        let mut handle = File::open(&file).map_err(io("cannot open", &file))?;
+        if offset > 0 {
+            handle.seek(SeekFrom::Start(offset)).map_err(io("cannot read", &file))?;
+        }
+        let mut reader = BufReader::with_capacity(256 << 10, handle);
         let mut line = Vec::new();
-        let mut number = 0u64;
         loop {
+            ctx.checkpoint_point(|| SourcePosition::File { file: name.clone(), offset, line: number })?;
             line.clear();
-            if reader.read_until(b'\n', &mut line).map_err(io("cannot read", &file))? == 0 {
+            let read = reader.read_until(b'\n', &mut line).map_err(io("cannot read", &file))?;
+            if read == 0 {
                 break;
             }
+            offset += read as u64;
             number += 1;
             emit_line(ctx, NAME, format, trim_newline(&line), || format!("{}:{number}", file.display()))?;
         }
+        position = SourcePosition::File { file: name, offset, line: number };
     }
-    Ok(())
+    Ok(position)
 }
 
 /// One input line as a record in `format`; a line that is not UTF-8 text or not valid JSON

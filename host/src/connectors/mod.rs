@@ -25,7 +25,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
+pub use file_sink::{commit_parts, recover_parts};
 
+use crate::checkpoint::{Ack, CoordinatorHandle, SourcePosition};
 use crate::record::Batch;
 use crate::runtime::{DeadLetter, Disconnected, JobControl, Output, Payload};
 
@@ -94,6 +96,10 @@ pub enum ConnectorError {
     Disconnected,
     #[error("datagen source: {0}")]
     Datagen(#[from] DatagenError),
+    #[error(
+        "{source_name}: the checkpoint's position {position} is not one of this source; was the job's source changed?"
+    )]
+    Position { source_name: &'static str, position: String },
 }
 
 impl From<Disconnected> for ConnectorError {
@@ -115,6 +121,10 @@ pub struct SourceContext {
     control: Arc<JobControl>,
     /// Whether shipped records count as the job's input (not for broadcast sources).
     counts_input: bool,
+    /// Checkpoints: where to report barriers, this source's index, the last barrier sent.
+    coordinator: CoordinatorHandle,
+    index: usize,
+    barrier: u64,
 }
 
 impl SourceContext {
@@ -127,7 +137,32 @@ impl SourceContext {
             emitted: 0,
             control: Arc::default(),
             counts_input: false,
+            coordinator: CoordinatorHandle::default(),
+            index: 0,
+            barrier: 0,
         }
+    }
+
+    /// Take part in checkpoints as source `index` of the job.
+    pub fn with_checkpoints(mut self, coordinator: CoordinatorHandle, index: usize) -> Self {
+        self.coordinator = coordinator;
+        self.index = index;
+        self
+    }
+
+    /// A point between two records where the source is at `position`: if a checkpoint was
+    /// asked for, ship what is batched, send its barrier and report the position. Sources
+    /// call it before each record; it costs one atomic load when there is nothing to do.
+    pub fn checkpoint_point(&mut self, position: impl FnOnce() -> SourcePosition) -> Result<(), Disconnected> {
+        let requested = self.control.checkpoint_requested();
+        if requested <= self.barrier || !self.coordinator.is_enabled() {
+            return Ok(());
+        }
+        self.ship()?;
+        self.output.broadcast_barrier(requested)?;
+        self.barrier = requested;
+        self.coordinator.send(Ack::Source { id: requested, source: self.index, position: position() });
+        Ok(())
     }
 
     /// Follow `control`'s cancellation, and count shipped records into its input counter
@@ -223,19 +258,38 @@ impl SourceContext {
 }
 
 /// Run a source to its end, until a downstream task stops, or until the job is cancelled
-/// (then it ends cleanly with what it has read).
-pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
-    let result = match spec {
-        SourceSpec::Collection { elements } => collection::run(elements, ctx).map_err(ConnectorError::from),
-        SourceSpec::File { path, format } => file_source::run(path, *format, ctx),
-        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
-        SourceSpec::Datagen(spec) => datagen::run(spec, ctx),
+/// (then it ends cleanly with what it has read). A job resuming from a checkpoint passes
+/// the source's position in it as `start`.
+pub fn run_source(
+    spec: &SourceSpec,
+    ctx: &mut SourceContext,
+    start: Option<&SourcePosition>,
+) -> Result<(), ConnectorError> {
+    let mismatch = || ConnectorError::Position { source_name: spec.name(), position: format!("{start:?}") };
+    let records = |start: Option<&SourcePosition>| match start {
+        None => Ok(0),
+        Some(SourcePosition::Records(n)) => Ok(*n),
+        Some(_) => Err(mismatch()),
     };
-    match result {
-        Err(ConnectorError::Disconnected) if ctx.is_cancelled() => {}
-        other => other?,
-    }
+    let result = match spec {
+        SourceSpec::Collection { elements } => {
+            collection::run(elements, ctx, records(start)?).map_err(ConnectorError::from)
+        }
+        SourceSpec::File { path, format } => match start {
+            None | Some(SourcePosition::File { .. }) => file_source::run(path, *format, ctx, start),
+            Some(_) => Err(mismatch()),
+        },
+        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
+        SourceSpec::Datagen(spec) => datagen::run(spec, ctx, records(start)?),
+    };
+    let position = match result {
+        Err(ConnectorError::Disconnected) if ctx.is_cancelled() => None,
+        other => Some(other?),
+    };
     ctx.ship()?;
+    if let Some(position) = position {
+        ctx.coordinator.send(Ack::SourceFinished { source: ctx.index, position });
+    }
     if ctx.is_cancelled() {
         tracing::info!(source = spec.name(), records = ctx.emitted, "job cancelled; source ended");
     }
@@ -245,6 +299,14 @@ pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), Conn
 /// A sink's writer: gets every batch, then `finish` once.
 pub trait SinkWriter: Send {
     fn write(&mut self, batch: &Batch) -> Result<(), ConnectorError>;
+
+    /// Checkpoint barrier `id` reached the sink: make what came before it ready to commit
+    /// when the checkpoint completes. Sinks that cannot commit (print, collect) do nothing:
+    /// they are at-least-once.
+    fn barrier(&mut self, _id: u64) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -260,6 +322,16 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError>
         SinkSpec::Collect(into) => Box::new(CollectSink(into.clone())),
         SinkSpec::Discard => Box::new(DiscardSink),
     })
+}
+
+/// Open the sink of a checkpointed job whose first checkpoint is `first_epoch`: the file
+/// sink writes part files committed per checkpoint (exactly-once); other sinks are the
+/// same as without checkpoints (at-least-once after a restore).
+pub fn open_checkpointed_sink(spec: &SinkSpec, first_epoch: u64) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+    match spec {
+        SinkSpec::File { path, format } => Ok(Box::new(file_sink::PartFileSink::open(path, *format, first_epoch)?)),
+        other => open_sink(other),
+    }
 }
 
 struct CollectSink(Collected);

@@ -10,10 +10,18 @@ use std::net::TcpStream;
 
 use super::file_source::{emit_line, trim_newline};
 use super::{ConnectorError, LineFormat, SourceContext};
+use crate::checkpoint::SourcePosition;
 
 const NAME: &str = "source socket";
 
-pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+/// Reads lines until the server closes the connection. A socket cannot rewind, so with
+/// checkpoints it is at-most-once: a resumed job reads what the server sends from then on.
+pub fn run(
+    host: &str,
+    port: u16,
+    format: LineFormat,
+    ctx: &mut SourceContext,
+) -> Result<SourcePosition, ConnectorError> {
     let addr = format!("{host}:{port}");
     let stream = TcpStream::connect(&addr).map_err(|source| ConnectorError::Io {
         what: "cannot connect to",
@@ -39,7 +47,10 @@ pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -
                 if ctx.is_cancelled() {
                     // The partial line (if any) is dropped: it was never a whole record.
                     tracing::info!(%addr, lines = number, "job cancelled; socket source stops reading");
-                    return Ok(());
+                    return Ok(SourcePosition::Unreplayable);
+                }
+                if line.is_empty() {
+                    ctx.checkpoint_point(|| SourcePosition::Unreplayable)?;
                 }
                 continue;
             }
@@ -47,6 +58,7 @@ pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -
             Err(source) => return Err(ConnectorError::Io { what: "cannot read from", path: addr.clone(), source }),
         }
         number += 1;
+        ctx.checkpoint_point(|| SourcePosition::Unreplayable)?;
         emit_line(ctx, NAME, format, trim_newline(&line), || format!("{addr} line {number}"))?;
         line.clear();
         if reader.buffer().is_empty() {
@@ -55,5 +67,5 @@ pub fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -
         }
     }
     tracing::info!(%addr, lines = number, "socket closed by the server; end of stream");
-    Ok(())
+    Ok(SourcePosition::Unreplayable)
 }

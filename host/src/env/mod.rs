@@ -149,8 +149,6 @@ impl StreamEnvironment {
         self
     }
 
-    /// Keep keyed state (sled) in `dir`, so it outlives the job; by default it lives in a
-    /// temporary directory removed at the end.
     /// When a plugin version deployed into the running job is rolled back by itself (its
     /// probation); applies to the steps built after this call.
     pub fn set_rollback_policy(&self, policy: RollbackPolicy) -> &Self {
@@ -158,8 +156,17 @@ impl StreamEnvironment {
         self
     }
 
+    /// Keep keyed state (sled) in `dir`, so it outlives the job; by default it lives in a
+    /// temporary directory removed at the end.
     pub fn set_state_dir(&self, dir: impl Into<PathBuf>) -> &Self {
         self.state().config.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Take a checkpoint every `config.interval` (Flink's `enableCheckpointing`), and resume
+    /// from the latest complete one when the job is started again after a crash.
+    pub fn enable_checkpointing(&self, config: crate::checkpoint::CheckpointConfig) -> &Self {
+        self.state().config.checkpoints = Some(config);
         self
     }
 

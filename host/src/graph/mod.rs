@@ -65,8 +65,11 @@ pub struct JobConfig {
     pub batch_size: usize,
     /// Batches a channel holds before its sender blocks (backpressure).
     pub channel_capacity: usize,
-    /// Where keyed state lives (`None`: a temporary directory, gone after the job).
+    /// Where keyed state lives (`None`: a temporary directory, gone after the job; with
+    /// checkpoints, `state` in the checkpoint directory).
     pub state_dir: Option<std::path::PathBuf>,
+    /// Periodic checkpoints, and resuming from the latest one (`None`: off).
+    pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -77,6 +80,7 @@ impl Default for JobConfig {
             batch_size: 1024,
             channel_capacity: 16,
             state_dir: None,
+            checkpoints: None,
         }
     }
 }

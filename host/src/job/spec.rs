@@ -7,6 +7,7 @@ use serde_norway::Value;
 
 use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use super::{JobError, Lines};
+use crate::checkpoint::CheckpointConfig;
 use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
 use crate::deploy::RollbackPolicy;
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
@@ -65,6 +66,8 @@ pub struct JobSpec {
     pub state_dir: Option<PathBuf>,
     /// When a deployed plugin version is rolled back by itself (`hot_deploy:`).
     pub rollback_policy: RollbackPolicy,
+    /// Periodic checkpoints (`checkpoints:`); `None`: off.
+    pub checkpoints: Option<CheckpointConfig>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -81,6 +84,7 @@ const TOP_KEYS: &[&str] = &[
     "late_data",
     "state_dir",
     "hot_deploy",
+    "checkpoints",
 ];
 const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process";
 
@@ -234,6 +238,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         Some(v) => parse_hot_deploy(&ctx, v)?,
         None => RollbackPolicy::default(),
     };
+    let checkpoints = get(&top, "checkpoints").map(|v| parse_checkpoints(&ctx, v, &name)).transpose()?;
     Ok(JobSpec {
         file: file.to_path_buf(),
         lines: ctx.lines,
@@ -250,7 +255,34 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         late_data,
         state_dir,
         rollback_policy,
+        checkpoints,
     })
+}
+
+/// `checkpoints: {interval: 1 s, retained: 3, dir: checkpoints, restart_attempts: 3,
+/// restart_delay: 1 s}`; `dir` defaults to `.weir/<job name>/checkpoints` next to the job file.
+fn parse_checkpoints(ctx: &Ctx, v: &Value, job: &str) -> Result<CheckpointConfig, JobError> {
+    let mut config = CheckpointConfig::new(ctx.path(&format!(".weir/{job}/checkpoints")));
+    let keys = ["interval", "retained", "dir", "restart_attempts", "restart_delay"];
+    for (k, val) in ctx.map(v, "checkpoints", &keys)? {
+        let key = join("checkpoints", k);
+        match k {
+            "interval" => {
+                let ms = super::time::duration(ctx, val, &key)?;
+                if ms < 10 {
+                    return Err(ctx.err(&key, format!("a checkpoint every {ms} ms is too often; use at least 10 ms")));
+                }
+                config.interval = Duration::from_millis(ms as u64);
+            }
+            "retained" => config.retained = ctx.number(val, &key, 2, 1000)? as usize,
+            "restart_attempts" => config.restart_attempts = ctx.number(val, &key, 0, 1000)? as u32,
+            "restart_delay" => {
+                config.restart_delay = Duration::from_millis(super::time::duration(ctx, val, &key)? as u64)
+            }
+            _ => config.dir = ctx.path(&ctx.string(val, &key)?),
+        }
+    }
+    Ok(config)
 }
 
 /// `hot_deploy: {probation_records, min_records, max_failure_ratio}`.
@@ -549,6 +581,9 @@ impl JobSpec {
             env.set_state_dir(dir.clone());
         }
         env.set_rollback_policy(self.rollback_policy);
+        if let Some(checkpoints) = &self.checkpoints {
+            env.enable_checkpointing(checkpoints.clone());
+        }
 
         let mut loaded: Vec<(&str, PluginRef)> = Vec::new();
         for (alias, path) in &self.plugins {

@@ -4,7 +4,8 @@
 //! Stateless operators (map, filter, flat_map, key selection) are fused into one task by
 //! the runtime; keyed operators run after a key-group exchange. Records that fail go to
 //! [`DeadLetters`], never silently away. Event time reaches operators as watermarks
-//! ([`Operator::on_watermark`]); checkpoint barriers will join the trait with their issue.
+//! ([`Operator::on_watermark`]); checkpoint barriers as [`Operator::snapshot`] (see
+//! [`crate::checkpoint`]).
 
 mod key_by;
 mod native;
@@ -114,9 +115,36 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Checkpoint barrier `id` reached this operator (from all inputs): seal keyed state for
+    /// the checkpoint and return the state it keeps in memory, if any, to store with it.
+    /// The blob must let [`Operator::restore`] of any instance pick its key groups.
+    fn snapshot(&mut self, _id: u64) -> Result<Option<Vec<u8>>, OperatorError> {
+        Ok(None)
+    }
+
+    /// Checkpoint `id` and those before it are complete.
+    fn checkpoint_complete(&mut self, _id: u64) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// The job resumes from a checkpoint: `blobs` are what [`Operator::snapshot`] returned in
+    /// every instance of this step (another parallelism may have written them); keep the
+    /// entries whose key `owns` (the key groups of this instance).
+    fn restore(&mut self, _blobs: &[&[u8]], _owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
     /// The input has ended (after the final watermark): emit anything held back.
     fn finish(&mut self, _out: &mut Batch, _dead: &mut DeadLetters) -> Result<(), OperatorError> {
         Ok(())
+    }
+}
+
+/// A snapshot blob that cannot be read back: the checkpoint does not belong to this job.
+pub(crate) fn bad_snapshot(operator: &str, e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::Failed {
+        operator: operator.to_string(),
+        message: format!("cannot restore this step's state from the checkpoint ({e}); was the job file changed?"),
     }
 }
 
@@ -132,6 +160,8 @@ pub struct InstanceContext {
     pub parallelism: usize,
     pub max_parallelism: u16,
     pub state: JobState,
+    /// Whether the job takes checkpoints: keyed state is then written at barriers only.
+    pub checkpointing: bool,
 }
 
 impl InstanceContext {
@@ -146,12 +176,25 @@ impl InstanceContext {
 #[derive(Clone, Default)]
 pub struct JobState {
     dir: Option<std::path::PathBuf>,
+    /// The checkpoint the job resumes from (see [`crate::state::StateStore::open_at`]).
+    restored: Option<u64>,
     store: std::sync::Arc<std::sync::OnceLock<Result<crate::state::StateStore, String>>>,
 }
 
 impl JobState {
     pub fn new(dir: Option<std::path::PathBuf>) -> Self {
-        Self { dir, store: Default::default() }
+        Self { dir, restored: None, store: Default::default() }
+    }
+
+    /// State for a checkpointed job that resumes from checkpoint `restored` (0: none).
+    pub fn restoring(mut self, restored: u64) -> Self {
+        self.restored = Some(restored);
+        self
+    }
+
+    /// The store, if an operator opened it.
+    pub fn opened(&self) -> Option<crate::state::StateStore> {
+        self.store.get().and_then(|s| s.as_ref().ok()).cloned()
     }
 
     pub fn store(&self) -> Result<crate::state::StateStore, String> {
@@ -159,7 +202,7 @@ impl JobState {
             .get_or_init(|| {
                 let config = crate::state::StateConfig::default();
                 match &self.dir {
-                    Some(dir) => crate::state::StateStore::open(dir, config),
+                    Some(dir) => crate::state::StateStore::open_at(dir, config, self.restored),
                     None => crate::state::StateStore::temporary(config),
                 }
                 .map_err(|e| e.to_string())

@@ -23,8 +23,8 @@ use crate::record::{Batch, NO_TIMESTAMP, RowMeta};
 use crate::runtime::{DeadLetter, key_group};
 use crate::state::{KeyedState, StateDescriptor, StateKind, TimeDomain};
 
-/// Flush buffered state writes to sled when this many are waiting (checkpoints will flush
-/// at barriers instead).
+/// Without checkpoints, flush buffered state writes to sled when this many are waiting
+/// (with checkpoints state is written at barriers).
 const FLUSH_AFTER_WRITES: usize = 50_000;
 
 /// What the plugin is handling, which decides what it may touch.
@@ -302,6 +302,7 @@ pub struct ProcessOperator {
     processor: Processor,
     scope: Arc<Mutex<ProcessScope>>,
     processing_time: fn() -> i64,
+    checkpointing: bool,
 }
 
 impl ProcessOperator {
@@ -339,6 +340,7 @@ impl ProcessOperator {
             processor,
             scope,
             processing_time: crate::time::now_ms,
+            checkpointing: ctx.checkpointing,
         })
     }
 
@@ -438,6 +440,9 @@ impl ProcessOperator {
     }
 
     fn maybe_flush(&mut self) -> Result<(), OperatorError> {
+        if self.checkpointing {
+            return Ok(());
+        }
         let mut scope = self.scope();
         if scope.state.buffered_writes() >= FLUSH_AFTER_WRITES {
             scope
@@ -530,8 +535,30 @@ impl Operator for ProcessOperator {
         // state for a restarted job (Flink drops them at the end of a bounded job).
         let now = (self.processing_time)();
         self.fire(TimeDomain::ProcessingTime, now, out, dead)?;
+        let checkpointing = self.checkpointing;
         let mut scope = self.scope();
-        scope.state.flush().map_err(|e| OperatorError::Failed { operator: self.name.clone(), message: e.to_string() })
+        // With checkpoints the last writes wait, sealed, for the job's last checkpoint.
+        let result = if checkpointing { scope.state.seal(u64::MAX) } else { scope.state.flush() };
+        result.map_err(|e| OperatorError::Failed { operator: self.name.clone(), message: e.to_string() })
+    }
+
+    fn snapshot(&mut self, id: u64) -> Result<Option<Vec<u8>>, OperatorError> {
+        let mut scope = self.scope();
+        scope
+            .state
+            .seal(id)
+            .map_err(|e| OperatorError::Failed { operator: self.name.clone(), message: e.to_string() })?;
+        Ok(None)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> Result<(), OperatorError> {
+        // Sled's keys stay one checkpoint behind, so a damaged latest checkpoint can fall
+        // back to the one before.
+        let mut scope = self.scope();
+        scope
+            .state
+            .apply_checkpoints(id.saturating_sub(1))
+            .map_err(|e| OperatorError::Failed { operator: self.name.clone(), message: e.to_string() })
     }
 }
 

@@ -5,8 +5,7 @@
 //! and `max` the emitted record is the key's first record with the aggregated field
 //! replaced, as Flink's aggregators do; `count` emits `{"key": .., "count": n}`.
 //!
-//! State is in memory for now, per parallel instance; keyed state in sled (and so
-//! checkpoints) replaces the map without changing this operator's contract.
+//! State is in memory, per parallel instance, and goes into checkpoints as a blob.
 
 use std::collections::HashMap;
 
@@ -101,6 +100,31 @@ impl Operator for RollingAggregate {
             match self.update(key, input.value(i)) {
                 Ok(v) => out.push(&v),
                 Err((kind, error)) => dead.push(DeadLetter::of_row(&self.name, &kind, error, &input, i)),
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _id: u64) -> Result<Option<Vec<u8>>, OperatorError> {
+        let counts: Vec<(serde_bytes::ByteBuf, u64)> =
+            self.counts.iter().map(|(k, n)| (serde_bytes::ByteBuf::from(k.clone()), *n)).collect();
+        let records: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)> = self
+            .records
+            .iter()
+            .map(|(k, v)| (serde_bytes::ByteBuf::from(k.clone()), serde_bytes::ByteBuf::from(record::encode(v))))
+            .collect();
+        rmp_serde::to_vec(&(counts, records)).map(Some).map_err(|e| super::bad_snapshot(&self.name, e))
+    }
+
+    fn restore(&mut self, blobs: &[&[u8]], owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
+        type Stored = (Vec<(serde_bytes::ByteBuf, u64)>, Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>);
+        for blob in blobs {
+            let (counts, records): Stored =
+                rmp_serde::from_slice(blob).map_err(|e| super::bad_snapshot(&self.name, e))?;
+            self.counts.extend(counts.into_iter().filter(|(k, _)| owns(k)).map(|(k, n)| (k.into_vec(), n)));
+            for (k, v) in records.into_iter().filter(|(k, _)| owns(k)) {
+                let v = record::decode(&v).map_err(|e| super::bad_snapshot(&self.name, e))?;
+                self.records.insert(k.into_vec(), v);
             }
         }
         Ok(())

@@ -7,6 +7,7 @@
 //! gone, finishes its operators, and drops its own senders, so the end flows downstream in
 //! order after every batch.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +20,11 @@ use super::{DeadLetter, Payload};
 
 /// The dead-letter kind of records too late for their windows.
 pub const LATE: &str = "late";
-use crate::connectors::{self, ConnectorError, SourceContext, SourceSpec};
+use crate::checkpoint::{
+    self, Ack, CheckpointError, CheckpointMeta, Coordinator, CoordinatorHandle, OperatorSnapshot, PluginVersion,
+    SourcePosition,
+};
+use crate::connectors::{self, ConnectorError, SinkSpec, SourceContext, SourceSpec};
 use crate::graph::{self, GraphError, JobGraph};
 use crate::operator::{DeadLetters, InstanceContext, JobState, Operator, OperatorError};
 use crate::record::Batch;
@@ -35,12 +40,28 @@ pub enum RuntimeError {
     Connector(#[from] ConnectorError),
     #[error("a task of the job panicked: {0}")]
     Panic(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("the job failed again after {attempts} restarts from its checkpoints; last error: {last}")]
+    GaveUp { attempts: u32, last: Box<RuntimeError> },
 }
 
 impl RuntimeError {
     /// Errors that are only a consequence of another task stopping.
     fn is_secondary(&self) -> bool {
         matches!(self, RuntimeError::Connector(ConnectorError::Disconnected))
+    }
+
+    /// Whether restarting from a checkpoint may get past it (a failing connection, a sink
+    /// that could not write, a plugin that failed), unlike a job that cannot start as built.
+    fn is_restartable(&self) -> bool {
+        !matches!(
+            self,
+            RuntimeError::Graph(_)
+                | RuntimeError::Checkpoint(_)
+                | RuntimeError::GaveUp { .. }
+                | RuntimeError::Connector(ConnectorError::Position { .. })
+        )
     }
 }
 
@@ -84,6 +105,9 @@ pub struct JobControl {
     finished: AtomicBool,
     records_in: AtomicU64,
     records_out: AtomicU64,
+    /// The newest checkpoint the coordinator asked for, and the newest complete one.
+    checkpoint_requested: AtomicU64,
+    checkpoint_completed: AtomicU64,
 }
 
 impl JobControl {
@@ -115,6 +139,24 @@ impl JobControl {
     pub(crate) fn add_records_in(&self, n: u64) {
         self.records_in.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// The newest checkpoint asked of the sources (0: none yet).
+    pub fn checkpoint_requested(&self) -> u64 {
+        self.checkpoint_requested.load(Ordering::Acquire)
+    }
+
+    /// The newest complete checkpoint (0: none yet).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.checkpoint_completed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn request_checkpoint(&self, id: u64) {
+        self.checkpoint_requested.fetch_max(id, Ordering::AcqRel);
+    }
+
+    pub(crate) fn complete_checkpoint(&self, id: u64) {
+        self.checkpoint_completed.fetch_max(id, Ordering::AcqRel);
+    }
 }
 
 /// Run a job to completion (bounded sources) or until it fails.
@@ -123,10 +165,38 @@ pub async fn execute(graph: JobGraph) -> Result<JobReport, RuntimeError> {
 }
 
 /// [`execute`], controlled through `control` (cancel it, read its counters).
+///
+/// A checkpointed job that fails while running is restarted from its latest checkpoint, up
+/// to `restart_attempts` times with a growing delay (Flink's restart strategy); errors that
+/// a restart cannot fix (a bad graph, a checkpoint of another job) fail at once.
 pub async fn execute_with(graph: JobGraph, control: Arc<JobControl>) -> Result<JobReport, RuntimeError> {
-    let result = run_graph(graph, &control).await;
+    let result = match graph.config.checkpoints.clone() {
+        Some(config) if config.restart_attempts > 0 => run_restarting(graph, &control, &config).await,
+        _ => run_graph(graph, &control).await,
+    };
     control.finished.store(true, Ordering::Release);
     result
+}
+
+async fn run_restarting(
+    graph: JobGraph,
+    control: &Arc<JobControl>,
+    config: &checkpoint::CheckpointConfig,
+) -> Result<JobReport, RuntimeError> {
+    let attempts = config.restart_attempts;
+    let mut attempt = 0;
+    loop {
+        match run_graph(graph.clone(), control).await {
+            Err(e) if attempt < attempts && e.is_restartable() && !control.is_cancelled() => {
+                attempt += 1;
+                let delay = config.restart_delay(attempt);
+                tracing::warn!(job = %graph.name, error = %e, attempt, of = attempts, delay_ms = delay.as_millis() as u64, "job failed; restarting from its latest checkpoint");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) if attempt > 0 => return Err(RuntimeError::GaveUp { attempts: attempt, last: Box::new(e) }),
+            other => return other,
+        }
+    }
 }
 
 async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<JobReport, RuntimeError> {
@@ -135,8 +205,54 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     let cap = graph.config.channel_capacity.max(1);
     let mut tasks = tokio::task::JoinSet::new();
 
+    // Checkpoints: what the job resumes from, and its state and output made to match it.
+    let resume = match &graph.config.checkpoints {
+        Some(config) => Some(prepare_checkpoints(config, &graph)?),
+        None => None,
+    };
+    let restored = resume.as_ref().map(|r| r.as_ref().map_or(0, |m| m.id));
+    let state_dir = match (&graph.config.checkpoints, &graph.config.state_dir) {
+        (_, Some(dir)) => Some(dir.clone()),
+        (Some(config), None) => Some(config.dir.join("state")),
+        (None, None) => None,
+    };
+    let job_state = match restored {
+        Some(id) => JobState::new(state_dir).restoring(id),
+        None => JobState::new(state_dir),
+    };
+    let instances: usize = stages.iter().map(|s| s.parallelism).sum();
+    let broadcasts = stages.iter().filter(|s| s.broadcast().is_some()).count();
+    let (coordinator, handle) = match (&graph.config.checkpoints, restored) {
+        (Some(config), Some(restored)) => {
+            let plugins = plugin_versions(&stages);
+            let (mut c, handle) = Coordinator::new(
+                config.clone(),
+                graph.name.clone(),
+                control.clone(),
+                job_state.clone(),
+                1 + broadcasts,
+                instances,
+                restored + 1,
+                plugins,
+            );
+            if let SinkSpec::File { path, .. } = &graph.sink {
+                let dir = path.clone();
+                c.add_committer(Box::new(move |id| {
+                    connectors::commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()))
+                }));
+            }
+            (Some(c), handle)
+        }
+        _ => (None, CoordinatorHandle::default()),
+    };
+    let start_of =
+        |source: usize| -> Option<SourcePosition> { resume.as_ref()?.as_ref()?.sources.get(source).cloned() };
+
     // Open the outputs first: a bad sink path fails before any record flows.
-    let mut sink = connectors::open_sink(&graph.sink)?;
+    let mut sink = match restored {
+        Some(id) => connectors::open_checkpointed_sink(&graph.sink, id + 1)?,
+        None => connectors::open_sink(&graph.sink)?,
+    };
     let mut dead_sink = connectors::open_sink(&graph.dead_letter)?;
 
     let mut late_sink = graph.late_data.as_ref().map(connectors::open_sink).transpose()?;
@@ -175,10 +291,37 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     // The sink: a single task fed by every instance of the last stage.
     let (sink_tx, mut sink_rx) = mpsc::channel::<Message>(cap);
     let sink_control = control.clone();
+    let sink_inputs = stages.last().map_or(1, |s| s.parallelism);
+    let sink_coordinator = handle.clone();
     tasks.spawn_blocking(move || -> TaskResult {
         let mut stats = TaskStats::default();
-        while let Some(message) = sink_rx.blocking_recv() {
-            if let Message::Data(batch) = message {
+        let mut align = Alignment::new(sink_inputs);
+        loop {
+            let message = match align.queued() {
+                Some(m) => m,
+                None => match sink_rx.blocking_recv() {
+                    Some(m) => m,
+                    None => {
+                        align.on_data_end();
+                        match align.take_aligned() {
+                            Some(id) => {
+                                sink.barrier(id)?;
+                                sink_coordinator.send(Ack::Sink { id });
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                },
+            };
+            let Some(message) = align.on_data(message, false) else {
+                if let Some(id) = align.take_aligned() {
+                    sink.barrier(id)?;
+                    sink_coordinator.send(Ack::Sink { id });
+                }
+                continue;
+            };
+            if let Message::Data { batch, .. } = message {
                 stats.records_out += batch.len() as u64;
                 sink.write(&batch)?;
                 sink_control.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -188,10 +331,10 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
         Ok(stats)
     });
 
-    let job_state = JobState::new(graph.config.state_dir.clone());
     // Stages from last to first, so each knows the senders of the one after it.
     let mut downstream: Vec<mpsc::Sender<Message>> = vec![sink_tx];
     let mut downstream_input = Partitioning::Rebalance;
+    let mut broadcast_index = broadcasts;
     for (k, stage) in stages.iter().enumerate().rev() {
         // Instances sending into this stage: the previous stage's, or the single source.
         let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
@@ -203,7 +346,14 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
                 let (btxs, brxs): (Vec<_>, Vec<_>) =
                     (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
                 let output = Output::new(btxs, Partitioning::Broadcast, 0);
-                spawn_source(&mut tasks, input.source.clone(), output, &graph.config, &dead_tx, control, true);
+                let source = SourceTask {
+                    spec: input.source.clone(),
+                    index: broadcast_index,
+                    start: start_of(broadcast_index),
+                    broadcast: true,
+                };
+                broadcast_index -= 1;
+                spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
                 brxs.into_iter().map(|rx| BroadcastRx { rx, preload: input.preload }).collect()
             }
         }
@@ -214,11 +364,24 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
                 parallelism: stage.parallelism,
                 max_parallelism: graph.config.max_parallelism,
                 state: job_state.clone(),
+                checkpointing: restored.is_some(),
             };
-            let operators = stage.steps.iter().map(|s| (s.factory)(&ctx)).collect::<Result<Vec<_>, _>>()?;
+            let mut operators = stage.steps.iter().map(|s| (s.factory)(&ctx)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(Some(meta)) = &resume {
+                restore_operators(&mut operators, meta, k, &ctx)?;
+            }
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
-            let mut instance = StageInstance { operators, output, dead, letters: DeadLetters::default() };
+            let mut instance = StageInstance {
+                operators,
+                output,
+                dead,
+                letters: DeadLetters::default(),
+                stage: k,
+                index,
+                control: control.clone(),
+                coordinator: handle.clone(),
+            };
             let broadcast = broadcast_rxs.next();
             tasks.spawn_blocking(move || instance.run(rx, inputs, broadcast));
         }
@@ -228,10 +391,13 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
 
     // The source task takes the spec: a collection's elements move instead of being copied
     // (a million-record collection took ~80 ms to clone, inside the job's time).
-    let source = std::mem::replace(&mut graph.source, SourceSpec::Collection { elements: Vec::new() });
+    let spec = std::mem::replace(&mut graph.source, SourceSpec::Collection { elements: Vec::new() });
     let output = Output::new(downstream, downstream_input, 0);
-    spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, false);
+    let source = SourceTask { spec, index: 0, start: start_of(0), broadcast: false };
+    spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
     drop(dead_tx);
+    drop(handle);
+    let coordinator = coordinator.map(|c| std::thread::spawn(move || c.run()));
 
     let mut report = JobReport { name: graph.name.clone(), ..Default::default() };
     let mut first_error: Option<RuntimeError> = None;
@@ -254,6 +420,18 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
             }
         }
     }
+    if let Some(coordinator) = coordinator {
+        let coordinator = tokio::task::spawn_blocking(move || coordinator.join())
+            .await
+            .map_err(|e| RuntimeError::Panic(e.to_string()))?
+            .map_err(|_| RuntimeError::Panic("the checkpoint coordinator panicked".into()))?;
+        // A cancelled or failed job keeps its checkpoints: running it again resumes.
+        if first_error.is_none() && !control.is_cancelled() {
+            tokio::task::spawn_blocking(move || coordinator.finish())
+                .await
+                .map_err(|e| RuntimeError::Panic(e.to_string()))??;
+        }
+    }
     report.elapsed = started.elapsed();
     match first_error {
         Some(e) => Err(e),
@@ -261,27 +439,215 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     }
 }
 
+/// What a checkpointed job starts from: its latest complete checkpoint, unless that is
+/// the last one of a finished run (then the job starts afresh). The state and the file
+/// sink's part files are made to match: state and parts of later epochs are dropped.
+fn prepare_checkpoints(
+    config: &checkpoint::CheckpointConfig,
+    graph: &JobGraph,
+) -> Result<Option<CheckpointMeta>, RuntimeError> {
+    let latest = checkpoint::read_latest(&config.dir)?;
+    let resume = latest.filter(|m| !m.finished);
+    let sink_dir = match &graph.sink {
+        SinkSpec::File { path, .. } => Some(path.clone()),
+        _ => None,
+    };
+    match &resume {
+        Some(meta) => {
+            tracing::info!(job = %graph.name, checkpoint = meta.id, sources = ?meta.sources.iter().map(SourcePosition::describe).collect::<Vec<_>>(), "resuming from checkpoint");
+            if let Some(dir) = &sink_dir {
+                connectors::recover_parts(dir, meta.id).map_err(|source| ConnectorError::Io {
+                    what: "cannot recover the output parts in",
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        None => {
+            // Nothing to resume: no checkpoint yet, or the last run finished.
+            checkpoint::clear(&config.dir)?;
+            if graph.config.state_dir.is_none() {
+                let state = config.dir.join("state");
+                if state.exists() {
+                    std::fs::remove_dir_all(&state)
+                        .map_err(|source| CheckpointError::Io { path: state.clone(), source })?;
+                }
+            }
+            if let Some(dir) = &sink_dir {
+                connectors::recover_parts(dir, 0).map_err(|source| ConnectorError::Io {
+                    what: "cannot clear the output parts in",
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok(resume)
+}
+
+/// The step names of the job (each names its plugin), for the checkpoint's record.
+fn plugin_versions(stages: &[graph::Stage]) -> Vec<PluginVersion> {
+    stages
+        .iter()
+        .enumerate()
+        .flat_map(|(k, stage)| {
+            stage
+                .steps
+                .iter()
+                .enumerate()
+                .map(move |(i, step)| PluginVersion { step: format!("{k}/{i}"), name: step.name.clone() })
+        })
+        .collect()
+}
+
+/// Hands each operator of stage `stage` the blobs its step left in `meta`.
+fn restore_operators(
+    operators: &mut [Box<dyn Operator>],
+    meta: &CheckpointMeta,
+    stage: usize,
+    ctx: &InstanceContext,
+) -> Result<(), OperatorError> {
+    let (range, max) = (ctx.key_groups(), ctx.max_parallelism);
+    let owns = move |key: &[u8]| range.contains(crate::runtime::key_group(key, max));
+    for (i, op) in operators.iter_mut().enumerate() {
+        let step = format!("{stage}/{i}");
+        let blobs: Vec<&[u8]> = meta.operators.iter().filter(|o| o.step == step).map(|o| o.data.as_slice()).collect();
+        if !blobs.is_empty() {
+            op.restore(&blobs, &owns)?;
+        }
+    }
+    Ok(())
+}
+
+/// A source of the job: the main one (index 0) or a broadcast input.
+struct SourceTask {
+    spec: SourceSpec,
+    index: usize,
+    /// Where a resumed job's source starts.
+    start: Option<SourcePosition>,
+    broadcast: bool,
+}
+
 /// A source task: reads `source` into `output` until it ends.
 fn spawn_source(
     tasks: &mut tokio::task::JoinSet<TaskResult>,
-    source: SourceSpec,
+    source: SourceTask,
     output: Output,
     config: &graph::JobConfig,
     dead: &mpsc::Sender<Vec<DeadLetter>>,
     control: &Arc<JobControl>,
-    broadcast: bool,
+    coordinator: &CoordinatorHandle,
 ) {
-    let mut ctx = SourceContext::new(output, config.batch_size, dead.clone()).with_control(control.clone(), !broadcast);
+    let mut ctx = SourceContext::new(output, config.batch_size, dead.clone())
+        .with_control(control.clone(), !source.broadcast)
+        .with_checkpoints(coordinator.clone(), source.index);
     tasks.spawn_blocking(move || -> TaskResult {
-        let result = connectors::run_source(&source, &mut ctx);
+        let result = connectors::run_source(&source.spec, &mut ctx, source.start.as_ref());
         let mut stats = TaskStats { backpressure: ctx.backpressure(), ..Default::default() };
-        if broadcast {
+        if source.broadcast {
             stats.broadcast_in = ctx.emitted;
         } else {
             stats.records_in = ctx.emitted;
         }
         result.map(|()| stats).map_err(RuntimeError::from)
     });
+}
+
+/// Barrier alignment of a task's inputs (Flink's aligned checkpoints): once barrier `n` came
+/// from an input, that input's later messages wait until `n` came from every input; then
+/// the task snapshots, and the waiting messages go first.
+struct Alignment {
+    /// Which data inputs brought the barrier of the checkpoint being aligned.
+    arrived: Vec<bool>,
+    /// Whether the broadcast input brought it (or has none, or ended).
+    broadcast_arrived: bool,
+    current: Option<u64>,
+    held: VecDeque<Message>,
+    replay: VecDeque<Message>,
+}
+
+impl Alignment {
+    fn new(inputs: usize) -> Self {
+        Self {
+            arrived: vec![false; inputs.max(1)],
+            broadcast_arrived: true,
+            current: None,
+            held: VecDeque::new(),
+            replay: VecDeque::new(),
+        }
+    }
+
+    /// A message that waited during the last alignment, to handle before reading on.
+    fn queued(&mut self) -> Option<Message> {
+        self.replay.pop_front()
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
+    /// A message of the data input: `Some` to handle now; `None` if it waits or was a barrier.
+    fn on_data(&mut self, message: Message, broadcast_open: bool) -> Option<Message> {
+        let from = message.from().min(self.arrived.len() - 1);
+        if self.current.is_some() && self.arrived[from] {
+            self.held.push_back(message);
+            return None;
+        }
+        if let Message::Barrier { id, .. } = message {
+            if self.start(id, broadcast_open) {
+                self.arrived[from] = true;
+            }
+            return None;
+        }
+        Some(message)
+    }
+
+    /// Barrier `id` of the broadcast input.
+    fn on_broadcast_barrier(&mut self, id: u64) {
+        if self.start(id, true) {
+            self.broadcast_arrived = true;
+        }
+    }
+
+    /// Every data input ended: none will bring a barrier any more.
+    fn on_data_end(&mut self) {
+        self.arrived.fill(true);
+    }
+
+    fn on_broadcast_end(&mut self) {
+        self.broadcast_arrived = true;
+    }
+
+    /// Whether the broadcast input must wait (it brought the barrier being aligned).
+    fn broadcast_blocked(&self) -> bool {
+        self.current.is_some() && self.broadcast_arrived
+    }
+
+    /// Starts aligning `id` if nothing is; whether `id` is the one being aligned.
+    fn start(&mut self, id: u64, broadcast_open: bool) -> bool {
+        match self.current {
+            None => {
+                self.current = Some(id);
+                self.arrived.fill(false);
+                self.broadcast_arrived = !broadcast_open;
+                true
+            }
+            Some(current) => current == id,
+        }
+    }
+
+    /// The checkpoint whose barrier came from every input, once: snapshot now.
+    fn take_aligned(&mut self) -> Option<u64> {
+        let id = self.current?;
+        if !(self.broadcast_arrived && self.arrived.iter().all(|a| *a)) {
+            return None;
+        }
+        self.current = None;
+        let mut held = std::mem::take(&mut self.held);
+        held.append(&mut self.replay);
+        self.replay = held;
+        Some(id)
+    }
 }
 
 /// A stage instance's end of a broadcast input.
@@ -334,6 +700,11 @@ struct StageInstance {
     output: Output,
     dead: mpsc::Sender<Vec<DeadLetter>>,
     letters: DeadLetters,
+    /// Which stage and instance this is (names its snapshots).
+    stage: usize,
+    index: usize,
+    control: Arc<JobControl>,
+    coordinator: CoordinatorHandle,
 }
 
 impl StageInstance {
@@ -343,10 +714,12 @@ impl StageInstance {
     fn run(&mut self, input: mpsc::Receiver<Message>, inputs: usize, broadcast: Option<BroadcastRx>) -> TaskResult {
         let mut event_time = WatermarkTracker::new(inputs);
         let runtime = tokio::runtime::Handle::current();
+        let mut align = Alignment::new(inputs);
         let mut data = Some(input);
         let mut broadcast = match broadcast {
             Some(mut b) if b.preload => {
-                // The whole (bounded) broadcast input before the first keyed record.
+                // The whole (bounded) broadcast input before the first keyed record; its
+                // barriers need no alignment since it ends before the data input starts.
                 while let Some(message) = b.rx.blocking_recv() {
                     self.on_broadcast(message)?;
                 }
@@ -354,16 +727,27 @@ impl StageInstance {
             }
             b => b.map(|b| b.rx),
         };
-        while data.is_some() || broadcast.is_some() {
-            let due = self.operators.iter().filter_map(|op| op.next_processing_timer()).min();
-            let next = match (&mut data, &mut broadcast, due) {
-                // The common case, without a runtime round trip.
-                (Some(rx), None, None) => Next::Data(rx.blocking_recv()),
-                (data, broadcast, due) => runtime.block_on(next_input(data.as_mut(), broadcast.as_mut(), due)),
+        while data.is_some() || broadcast.is_some() || align.has_queued() {
+            let next = match align.queued() {
+                Some(message) => Next::Data(Some(message)),
+                None => {
+                    let due = self.operators.iter().filter_map(|op| op.next_processing_timer()).min();
+                    let waiting = if align.broadcast_blocked() { None } else { broadcast.as_mut() };
+                    match (&mut data, waiting, due) {
+                        // The common case, without a runtime round trip.
+                        (Some(rx), None, None) => Next::Data(rx.blocking_recv()),
+                        (data, waiting, due) => runtime.block_on(next_input(data.as_mut(), waiting, due)),
+                    }
+                }
             };
             let message = match next {
                 Next::Timer => {
                     self.on_processing_time(crate::time::now_ms())?;
+                    continue;
+                }
+                Next::Broadcast(Some(Message::Barrier { id, .. })) => {
+                    align.on_broadcast_barrier(id);
+                    self.maybe_checkpoint(&mut align)?;
                     continue;
                 }
                 Next::Broadcast(Some(message)) => {
@@ -372,16 +756,26 @@ impl StageInstance {
                 }
                 Next::Broadcast(None) => {
                     broadcast = None;
+                    align.on_broadcast_end();
+                    self.maybe_checkpoint(&mut align)?;
                     continue;
                 }
                 Next::Data(None) => {
                     data = None;
+                    align.on_data_end();
+                    self.maybe_checkpoint(&mut align)?;
                     continue;
                 }
-                Next::Data(Some(message)) => message,
+                Next::Data(Some(message)) => match align.on_data(message, broadcast.is_some()) {
+                    Some(message) => message,
+                    None => {
+                        self.maybe_checkpoint(&mut align)?;
+                        continue;
+                    }
+                },
             };
             match message {
-                Message::Data(batch) => {
+                Message::Data { batch, .. } => {
                     let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
                     self.ship(out)?;
                     self.forward_signals(0)?;
@@ -396,6 +790,7 @@ impl StageInstance {
                         }
                     }
                 }
+                Message::Barrier { .. } => unreachable!("alignment takes the barriers"),
             }
         }
         // End of input: event time ends (every window fires), then operators flush.
@@ -412,13 +807,33 @@ impl StageInstance {
     /// A batch of the broadcast input goes to the first operator (the connected step);
     /// its watermarks do not move event time.
     fn on_broadcast(&mut self, message: Message) -> Result<(), RuntimeError> {
-        let Message::Data(batch) = message else { return Ok(()) };
+        let Message::Data { batch, .. } = message else { return Ok(()) };
         let Some(first) = self.operators.first_mut() else { return Ok(()) };
         let mut out = Batch::new();
         first.process_broadcast(batch, &mut out, &mut self.letters)?;
         let out = run_chain(&mut self.operators, 1, out, &mut self.letters)?;
         self.ship(out)?;
         self.forward_signals(0)
+    }
+
+    /// If barriers of a checkpoint came from every input: snapshot every operator, report
+    /// to the coordinator, and send the barrier on. Operators also learn which checkpoints
+    /// completed meanwhile.
+    fn maybe_checkpoint(&mut self, align: &mut Alignment) -> Result<(), RuntimeError> {
+        let Some(id) = align.take_aligned() else { return Ok(()) };
+        let completed = self.control.last_checkpoint();
+        let mut snapshots = Vec::new();
+        for (i, op) in self.operators.iter_mut().enumerate() {
+            if let Some(data) = op.snapshot(id)? {
+                let step = format!("{}/{i}", self.stage);
+                snapshots.push(OperatorSnapshot { step, instance: self.index as u32, data });
+            }
+            op.checkpoint_complete(completed)?;
+        }
+        self.ship(Batch::new())?;
+        self.coordinator.send(Ack::Instance { id, snapshots });
+        self.output.broadcast_barrier(id).map_err(ConnectorError::from)?;
+        Ok(())
     }
 
     /// The wall clock reached `now`: operators fire their processing-time timers.

@@ -43,11 +43,15 @@ pub enum Partitioning {
 #[derive(Debug)]
 pub struct Disconnected;
 
-/// What travels in a channel, in order: data, and event-time progress. End of stream is
-/// the channel's closure, which comes after everything sent before it.
+/// What travels in a channel, in order: data, event-time progress and checkpoint barriers.
+/// End of stream is the channel's closure, which comes after everything sent before it.
+/// `from` is the sending instance's index among its siblings.
 #[derive(Debug)]
 pub enum Message {
-    Data(Batch),
+    Data {
+        from: usize,
+        batch: Batch,
+    },
     /// Event time at the sending instance `from` (its index among its siblings): a
     /// watermark (it will send no record with an earlier timestamp), or that it went idle
     /// or active again.
@@ -55,6 +59,20 @@ pub enum Message {
         from: usize,
         signal: TimeSignal,
     },
+    /// Checkpoint barrier `id`: everything before it is in the checkpoint, nothing after.
+    Barrier {
+        from: usize,
+        id: u64,
+    },
+}
+
+impl Message {
+    /// The index of the instance that sent it.
+    pub fn from(&self) -> usize {
+        match self {
+            Message::Data { from, .. } | Message::Time { from, .. } | Message::Barrier { from, .. } => *from,
+        }
+    }
 }
 
 /// One task's output: senders to every downstream instance, and the time spent blocked on
@@ -76,7 +94,7 @@ impl Output {
     /// Send a batch from a blocking (non-async) task.
     pub fn send_blocking(&mut self, batch: Batch) -> Result<(), Disconnected> {
         for (target, b) in self.route(batch) {
-            self.send_to(target, Message::Data(b))?;
+            self.send_to(target, Message::Data { from: self.index, batch: b })?;
         }
         Ok(())
     }
@@ -86,6 +104,14 @@ impl Output {
     pub fn broadcast_time(&mut self, signal: TimeSignal) -> Result<(), Disconnected> {
         for target in 0..self.senders.len() {
             self.send_to(target, Message::Time { from: self.index, signal })?;
+        }
+        Ok(())
+    }
+
+    /// Send checkpoint barrier `id` to every downstream instance, after everything sent so far.
+    pub fn broadcast_barrier(&mut self, id: u64) -> Result<(), Disconnected> {
+        for target in 0..self.senders.len() {
+            self.send_to(target, Message::Barrier { from: self.index, id })?;
         }
         Ok(())
     }
@@ -173,7 +199,7 @@ mod tests {
         let mut seen: std::collections::HashMap<Vec<u8>, (usize, u32)> = Default::default();
         let mut total = 0;
         for (target, rx) in rxs.iter_mut().enumerate() {
-            while let Ok(Message::Data(b)) = rx.try_recv() {
+            while let Ok(Message::Data { batch: b, .. }) = rx.try_recv() {
                 for (v, k) in b.iter() {
                     let n = u32::from_be_bytes(v.try_into().unwrap());
                     let e = seen.entry(k.unwrap().to_vec()).or_insert((target, n));

@@ -9,6 +9,9 @@ use std::collections::btree_map;
 use std::iter::Peekable;
 use std::ops::Bound;
 
+/// Buffered changes as `(key, stored bytes or None for a deletion)`.
+pub(super) type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// A buffered write: the stored bytes, or `None` for a deletion.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -17,6 +20,8 @@ pub(super) struct Pending {
     /// worth keeping in the read cache once flushed; list entries and timers are only read
     /// by range.
     pub point: bool,
+    /// The buffer's generation when it was last written (see [`WriteBuffer::seal`]).
+    pub generation: u64,
 }
 
 /// Estimated bytes a buffered write costs beyond its key and value (B-tree slot, `Vec`
@@ -27,6 +32,8 @@ const PENDING_OVERHEAD: usize = 80;
 pub(super) struct WriteBuffer {
     writes: BTreeMap<Vec<u8>, Pending>,
     bytes: usize,
+    /// Writes since the last [`WriteBuffer::seal`] carry this generation.
+    generation: u64,
 }
 
 impl WriteBuffer {
@@ -37,7 +44,7 @@ impl WriteBuffer {
     pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>, point: bool) {
         let key_len = key.len();
         let new = value_bytes(&value);
-        match self.writes.insert(key, Pending { value, point }) {
+        match self.writes.insert(key, Pending { value, point, generation: self.generation }) {
             Some(old) => self.bytes = self.bytes - value_bytes(&old.value) + new,
             None => self.bytes += key_len + new + PENDING_OVERHEAD,
         }
@@ -70,6 +77,36 @@ impl WriteBuffer {
     pub fn take(&mut self) -> BTreeMap<Vec<u8>, Pending> {
         self.bytes = 0;
         std::mem::take(&mut self.writes)
+    }
+
+    /// Checkpoints: the writes since the last seal (the epoch a barrier closes), as `(key,
+    /// stored bytes or None)`. They stay buffered, for reads, until
+    /// [`WriteBuffer::forget_sealed`] with the returned generation.
+    pub fn seal(&mut self) -> (u64, Changes) {
+        let generation = self.generation;
+        let sealed = self
+            .writes
+            .iter()
+            .filter(|(_, p)| p.generation == generation)
+            .map(|(k, p)| (k.clone(), p.value.clone()))
+            .collect();
+        self.generation += 1;
+        (generation, sealed)
+    }
+
+    /// Removes the writes of generations up to `generation`, now in sled, and returns them
+    /// (later writes of the same keys stay).
+    pub fn forget_sealed(&mut self, generation: u64) -> Vec<(Vec<u8>, Pending)> {
+        let keys: Vec<Vec<u8>> =
+            self.writes.iter().filter(|(_, p)| p.generation <= generation).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some((key, pending)) = self.writes.remove_entry(&key) {
+                self.bytes -= key.len() + value_bytes(&pending.value) + PENDING_OVERHEAD;
+                out.push((key, pending));
+            }
+        }
+        out
     }
 
     pub fn len(&self) -> usize {

@@ -11,12 +11,15 @@
 //! chunks applied: [`recover`] applies it again (the changes are final values and deletions,
 //! so applying twice is the same as once) when the operator is next opened.
 //!
-//! The checkpoint issue can keep a record per epoch (`w | instance | epoch`) until the
-//! coordinator marks the epoch complete, and drop the records of incomplete epochs.
+//! **With checkpoints** nothing is flushed between barriers. At barrier `n`
+//! [`KeyedState::seal`] writes the epoch's changes as the record `w | instance | n`, which
+//! the coordinator's sync makes durable before it declares `n` complete; the changes stay
+//! in the write buffer for reads. [`KeyedState::apply_checkpoints`] applies the records of
+//! epochs whose checkpoint and the next one completed, so sled's keys are never ahead of the
+//! second-newest complete checkpoint. Recovery ([`recover`] with the restored checkpoint)
+//! applies the records of complete checkpoints and drops the others.
 
-use std::collections::BTreeMap;
-
-use super::buffer::Pending;
+use super::buffer::{Changes, Pending};
 use super::cache::Cached;
 use super::keyed::KeyedState;
 use super::layout;
@@ -102,9 +105,64 @@ impl KeyedState {
     }
 }
 
+/// An epoch sealed at a barrier, not yet applied to sled's keys.
+pub(super) struct Sealed {
+    checkpoint: u64,
+    generation: u64,
+    changes: Changes,
+    /// Whether it deletes popped timers.
+    pops_timers: bool,
+}
+
+impl KeyedState {
+    /// Checkpoint barrier `checkpoint`: the writes since the last barrier become the epoch's
+    /// redo record (durable with the coordinator's sync). Reads still see them.
+    pub fn seal(&mut self, checkpoint: u64) -> Result<(), StateError> {
+        self.cleanup_expired()?;
+        let popped = self.timers.take_popped();
+        let (generation, writes) = self.buffer.seal();
+        let pops_timers = !popped.is_empty();
+        let changes: Changes = popped.into_iter().map(|k| (k, None)).chain(writes).collect();
+        if !changes.is_empty() {
+            let borrowed: Vec<Change<'_>> = changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+            let key = layout::checkpoint_redo_key(self.key_groups.start, checkpoint);
+            self.tree
+                .insert(key, encode_redo(&borrowed))
+                .map_err(StateError::storage(&self.operator, "writing a checkpoint's state"))?;
+        }
+        self.sealed.push_back(Sealed { checkpoint, generation, changes, pops_timers });
+        Ok(())
+    }
+
+    /// Applies to sled's keys the epochs sealed at checkpoints up to `checkpoint`, which
+    /// must be complete, and drops their records.
+    pub fn apply_checkpoints(&mut self, checkpoint: u64) -> Result<(), StateError> {
+        while self.sealed.front().is_some_and(|s| s.checkpoint <= checkpoint) {
+            let Some(sealed) = self.sealed.pop_front() else { break };
+            let changes: Vec<Change<'_>> = sealed.changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+            for chunk in changes.chunks(CHUNK) {
+                self.tree
+                    .apply_batch(batch(chunk))
+                    .map_err(StateError::storage(&self.operator, "applying a checkpoint's state"))?;
+            }
+            if !changes.is_empty() {
+                self.tree
+                    .remove(layout::checkpoint_redo_key(self.key_groups.start, sealed.checkpoint))
+                    .map_err(StateError::storage(&self.operator, "applying a checkpoint's state"))?;
+            }
+            let applied = self.buffer.forget_sealed(sealed.generation);
+            move_to_cache(self, applied);
+        }
+        if self.timers.popped_len() == 0 && !self.sealed.iter().any(|s| s.pops_timers) {
+            self.timers.flushed();
+        }
+        Ok(())
+    }
+}
+
 /// Flushed point entries are the hottest: they go (back) into the read cache.
-fn move_to_cache(state: &mut KeyedState, writes: BTreeMap<Vec<u8>, Pending>) {
-    for (key, Pending { value, point }) in writes {
+fn move_to_cache(state: &mut KeyedState, writes: impl IntoIterator<Item = (Vec<u8>, Pending)>) {
+    for (key, Pending { value, point, .. }) in writes {
         if point {
             state.cache.insert(key, Cached::Stored(value));
         }
@@ -136,19 +194,35 @@ fn batch(changes: &[Change<'_>]) -> sled::Batch {
 }
 
 /// Finishes the flushes a crash interrupted: applies every redo record of the operator's
-/// tree, then removes it. Called when the operator is first opened, before any instance
-/// reads. Returns the number of records applied; `Ok(None)` if one cannot be decoded.
-pub(super) fn recover(tree: &sled::Tree) -> Result<Option<usize>, sled::Error> {
+/// tree, then removes it. Records of checkpoints after `restored` (a checkpoint that never
+/// completed, or one newer than the one restored) are dropped instead; with `restored`
+/// `None` (checkpoints off) all are applied. Called when the operator is first opened,
+/// before any instance reads. Returns the number of records applied; `Ok(None)` if one
+/// cannot be decoded.
+pub(super) fn recover(tree: &sled::Tree, restored: Option<u64>) -> Result<Option<usize>, sled::Error> {
     let records: Vec<(sled::IVec, sled::IVec)> = tree.scan_prefix([layout::REDO]).collect::<Result<_, _>>()?;
+    let mut applied = 0;
     for (key, record) in &records {
+        let checkpoint = layout::redo_checkpoint(key);
+        if let (Some(id), Some(restored)) = (checkpoint, restored)
+            && id > restored
+        {
+            tree.remove(key)?;
+            tracing::info!(checkpoint = id, "dropped the state of a checkpoint that did not complete");
+            continue;
+        }
         let Some(changes) = decode_redo(record) else { return Ok(None) };
         for chunk in changes.chunks(CHUNK) {
             tree.apply_batch(batch(chunk))?;
         }
         tree.remove(key)?;
-        tracing::info!(changes = changes.len(), "finished a state flush interrupted by a crash");
+        applied += 1;
+        match checkpoint {
+            Some(id) => tracing::debug!(checkpoint = id, changes = changes.len(), "applied a checkpoint's state"),
+            None => tracing::info!(changes = changes.len(), "finished a state flush interrupted by a crash"),
+        }
     }
-    Ok(Some(records.len()))
+    Ok(Some(applied))
 }
 
 pub(super) fn encode_redo(changes: &[Change<'_>]) -> Vec<u8> {
@@ -215,7 +289,7 @@ mod tests {
         let deletes: Vec<Change<'_>> = keys.iter().map(|k| (k.as_slice(), None)).collect();
         db.insert(layout::redo_key(3), encode_redo(&deletes))?;
         db.apply_batch(batch(&deletes[..CHUNK]))?;
-        assert_eq!(recover(&db)?, Some(1));
+        assert_eq!(recover(&db, None)?, Some(1));
         assert_eq!(db.len(), 0, "every delete applied and the record removed");
         Ok(())
     }

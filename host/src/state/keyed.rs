@@ -61,6 +61,8 @@ pub struct KeyedState {
     /// Where the next flush's TTL cleanup resumes.
     pub(super) ttl_cursor: Option<Vec<u8>>,
     pub(super) ttl_cleanup_per_flush: usize,
+    /// Epochs sealed at checkpoint barriers, oldest first, not yet in sled's keys.
+    pub(super) sealed: std::collections::VecDeque<super::flush::Sealed>,
 }
 
 type Result<T> = std::result::Result<T, StateError>;
@@ -92,6 +94,7 @@ impl KeyedState {
             timers,
             ttl_cursor: None,
             ttl_cleanup_per_flush: config.ttl_cleanup_per_flush,
+            sealed: Default::default(),
         })
     }
 

@@ -8,7 +8,7 @@
 //! | `t` timer | `domain u8, kg u16 BE, time (order-preserving i64 BE), varint len, key, varint len, namespace` | empty |
 //! | `b` broadcast | `instance u16 BE, state id u16 BE, user key` | header + user bytes |
 //! | `m` metadata | `"state/" name` | `version, kind, state id u16 BE` |
-//! | `w` redo record | `instance u16 BE` | the changes of a flush in progress (see `flush.rs`) |
+//! | `w` redo record | `instance u16 BE [checkpoint u64 BE]` | the changes of a flush in progress, or of a checkpoint's epoch (see `flush.rs`) |
 //!
 //! The keyed suffix is empty for value state, a `u64 BE` sequence number for list state and
 //! the raw user key for map state.
@@ -234,6 +234,19 @@ pub(super) fn redo_key(instance: u16) -> Vec<u8> {
     let mut out = vec![REDO];
     out.extend_from_slice(&instance.to_be_bytes());
     out
+}
+
+/// The redo record of checkpoint `id` of one instance: its writes of that epoch, applied
+/// once the checkpoint (and the next) completed, dropped if it never did (see `flush.rs`).
+pub(super) fn checkpoint_redo_key(instance: u16, id: u64) -> Vec<u8> {
+    let mut out = redo_key(instance);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+/// The checkpoint of a redo record's key; `None` for a plain flush's record.
+pub(super) fn redo_checkpoint(key: &[u8]) -> Option<u64> {
+    key.get(3..11).map(|id| u64::from_be_bytes(id.try_into().expect("8 bytes")))
 }
 
 // --- metadata -----------------------------------------------------------------------------

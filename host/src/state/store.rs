@@ -25,6 +25,8 @@ struct Inner {
     db: sled::Db,
     path: PathBuf,
     config: StateConfig,
+    /// The checkpoint the job resumed from: redo records of later ones are dropped.
+    restored: Option<u64>,
     /// Operators opened by this process. The lock also serializes state registration.
     operators: Mutex<HashMap<String, Arc<Operator>>>,
 }
@@ -45,9 +47,17 @@ impl std::fmt::Debug for StateStore {
 impl StateStore {
     /// Opens (or creates) the database in `dir`, with the state and timers it holds.
     pub fn open(dir: &Path, config: StateConfig) -> Result<Self, StateError> {
+        Self::open_at(dir, config, None)
+    }
+
+    /// [`StateStore::open`] for a job resuming from checkpoint `restored` (`Some(0)`: a
+    /// checkpointed job starting afresh): the state of later checkpoints is dropped.
+    pub fn open_at(dir: &Path, config: StateConfig, restored: Option<u64>) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Open { path: dir.to_path_buf(), source: sled::Error::Io(e) })?;
-        Self::with_sled(sled_config(&config).path(dir), dir.to_path_buf(), config)
+        let mut store = Self::with_sled(sled_config(&config).path(dir), dir.to_path_buf(), config)?;
+        Arc::get_mut(&mut store.inner).expect("not shared yet").restored = restored;
+        Ok(store)
     }
 
     /// A database in the system's temporary directory, deleted when the last clone is dropped.
@@ -63,7 +73,7 @@ impl StateStore {
     fn with_sled(sled: sled::Config, path: PathBuf, config: StateConfig) -> Result<Self, StateError> {
         let db = open_waiting_for_lock(&sled).map_err(|source| StateError::Open { path: path.clone(), source })?;
         tracing::debug!(path = %path.display(), recovered = db.was_recovered(), "state database opened");
-        Ok(Self { inner: Arc::new(Inner { db, path, config, operators: Mutex::new(HashMap::new()) }) })
+        Ok(Self { inner: Arc::new(Inner { db, path, config, restored: None, operators: Mutex::new(HashMap::new()) }) })
     }
 
     pub(super) fn db(&self) -> &sled::Db {
@@ -73,6 +83,25 @@ impl StateStore {
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Makes every write so far durable (sled's `flush`): the coordinator's step before it
+    /// declares a checkpoint complete.
+    pub fn sync(&self) -> Result<(), StateError> {
+        self.inner.db.flush().map(|_| ()).map_err(StateError::storage("*", "syncing state to disk"))
+    }
+
+    /// Applies the sealed state of every checkpoint up to `checkpoint` in every operator's
+    /// tree (the job has ended: no instance holds state any more).
+    pub fn apply_checkpoints(&self, checkpoint: u64) -> Result<(), StateError> {
+        for name in self.inner.db.tree_names() {
+            if !name.starts_with(b"operator/") {
+                continue;
+            }
+            let tree = self.inner.db.open_tree(&name).map_err(StateError::storage("*", "opening state"))?;
+            flush::recover(&tree, Some(checkpoint)).map_err(StateError::storage("*", "applying checkpoint state"))?;
+        }
+        self.sync()
     }
 
     /// The size of the database on disk.
@@ -104,7 +133,7 @@ impl StateStore {
                         .db
                         .open_tree(format!("operator/{operator}"))
                         .map_err(StateError::storage(operator, "opening the operator's state"))?;
-                    let recovered = flush::recover(&tree)
+                    let recovered = flush::recover(&tree, self.inner.restored)
                         .map_err(StateError::storage(operator, "finishing an interrupted flush"))?;
                     if recovered.is_none() {
                         let detail = "a redo record cannot be decoded".to_string();

@@ -22,8 +22,9 @@
 //! A record the aggregate fails on (a UDAF that traps, a missing field) goes to the
 //! dead-letter output; the window's result for the other records is still produced.
 //!
-//! State is in memory per parallel instance for now; keyed state in sled (issue 5) takes
-//! the accumulators and timers over without changing this contract.
+//! State is in memory per parallel instance; a checkpoint stores it as one blob per
+//! instance ([`Operator::snapshot`]), every entry with its key, so a job restored at another
+//! parallelism gives each instance the windows of its key groups.
 
 mod aggregation;
 
@@ -330,6 +331,97 @@ impl Operator for WindowOperator {
             self.fire_until(i64::MAX, out, dead);
         }
         Ok(())
+    }
+
+    fn snapshot(&mut self, _id: u64) -> Result<Option<Vec<u8>>, OperatorError> {
+        let timers = |set: &BTreeSet<(i64, Key, TimeWindow)>| -> HashMap<(Key, TimeWindow), i64> {
+            set.iter().map(|(t, k, w)| ((k.clone(), *w), *t)).collect()
+        };
+        let (fire, cleanup) = (timers(&self.fire_timers), timers(&self.cleanup_timers));
+        let windows = self
+            .accumulators
+            .iter()
+            .map(|(target, acc)| snapshot::Window {
+                key: target.0.clone(),
+                window: target.1,
+                acc: acc.clone().into(),
+                fire: fire.get(target).copied(),
+                cleanup: cleanup.get(target).copied(),
+            })
+            .collect();
+        let sessions = self.sessions.iter().map(|(k, s)| (serde_bytes::ByteBuf::from(k.clone()), s.clone())).collect();
+        let snap = snapshot::Snapshot { watermark: self.watermark, windows, sessions };
+        rmp_serde::to_vec(&snap).map(Some).map_err(|e| super::bad_snapshot(&self.name, e))
+    }
+
+    fn restore(&mut self, blobs: &[&[u8]], owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
+        for blob in blobs {
+            let snap: snapshot::Snapshot =
+                rmp_serde::from_slice(blob).map_err(|e| super::bad_snapshot(&self.name, e))?;
+            // Every instance had the same watermark or a lower one; event time only grows.
+            self.watermark = self.watermark.max(snap.watermark);
+            for w in snap.windows.into_iter().filter(|w| owns(&w.key)) {
+                if let Some(t) = w.fire {
+                    self.fire_timers.insert((t, w.key.clone(), w.window));
+                }
+                if let Some(t) = w.cleanup {
+                    self.cleanup_timers.insert((t, w.key.clone(), w.window));
+                }
+                self.accumulators.insert((w.key, w.window), w.acc.into());
+            }
+            self.sessions.extend(snap.sessions.into_iter().filter(|(k, _)| owns(k)).map(|(k, s)| (k.into_vec(), s)));
+        }
+        Ok(())
+    }
+}
+
+/// What a window operator's checkpoint blob holds.
+mod snapshot {
+    use serde::{Deserialize, Serialize};
+
+    use super::aggregation::Acc;
+    use crate::window::{Accumulator, SessionWindows, TimeWindow};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Snapshot {
+        pub watermark: i64,
+        pub windows: Vec<Window>,
+        pub sessions: Vec<(serde_bytes::ByteBuf, SessionWindows)>,
+    }
+
+    /// One key and window: its accumulator and timers.
+    #[derive(Serialize, Deserialize)]
+    pub struct Window {
+        #[serde(with = "serde_bytes")]
+        pub key: Vec<u8>,
+        pub window: TimeWindow,
+        pub acc: StoredAcc,
+        pub fire: Option<i64>,
+        pub cleanup: Option<i64>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub enum StoredAcc {
+        Builtin(Accumulator),
+        Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    }
+
+    impl From<Acc> for StoredAcc {
+        fn from(acc: Acc) -> Self {
+            match acc {
+                Acc::Builtin(a) => StoredAcc::Builtin(a),
+                Acc::Bytes(b) => StoredAcc::Bytes(b),
+            }
+        }
+    }
+
+    impl From<StoredAcc> for Acc {
+        fn from(acc: StoredAcc) -> Self {
+            match acc {
+                StoredAcc::Builtin(a) => Acc::Builtin(a),
+                StoredAcc::Bytes(b) => Acc::Bytes(b),
+            }
+        }
     }
 }
 

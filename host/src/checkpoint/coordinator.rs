@@ -1,0 +1,253 @@
+//! The checkpoint coordinator (Flink's `CheckpointCoordinator`): triggers checkpoints,
+//! collects what every task reports at the barrier, and completes a checkpoint when all
+//! have: state synced, `chk-<n>.meta` written, sinks told to commit, old checkpoints
+//! deleted. It runs on its own thread and hears from tasks through one channel.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Instant;
+
+use super::files::{self, CheckpointError, CheckpointMeta, OperatorSnapshot, PluginVersion};
+use super::{CheckpointConfig, SourcePosition};
+use crate::operator::JobState;
+use crate::runtime::JobControl;
+
+/// What a task reports to the coordinator.
+#[derive(Debug)]
+pub enum Ack {
+    /// A source sent barrier `id` after the record before `position`.
+    Source { id: u64, source: usize, position: SourcePosition },
+    /// A source reached the end of its input at `position` (and sends no more barriers).
+    SourceFinished { source: usize, position: SourcePosition },
+    /// A stage instance had barrier `id` from all its inputs and snapshotted its operators.
+    Instance { id: u64, snapshots: Vec<OperatorSnapshot> },
+    /// The sink closed what it wrote before barrier `id` (to commit when `id` completes).
+    Sink { id: u64 },
+}
+
+/// A task's way to the coordinator; without a coordinator (checkpoints off) it drops reports.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorHandle {
+    tx: Option<mpsc::Sender<Ack>>,
+}
+
+impl CoordinatorHandle {
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    pub fn send(&self, ack: Ack) {
+        if let Some(tx) = &self.tx {
+            // The coordinator only stops after every task: a failed send means the job ends.
+            let _ = tx.send(ack);
+        }
+    }
+}
+
+/// Commits a sink's output up to a complete checkpoint (renames part files).
+pub type Committer = Box<dyn FnMut(u64) -> Result<(), String> + Send>;
+
+struct Pending {
+    id: u64,
+    requested: Instant,
+    sources: Vec<Option<SourcePosition>>,
+    instances: usize,
+    sinks: usize,
+    operators: Vec<OperatorSnapshot>,
+}
+
+pub struct Coordinator {
+    config: CheckpointConfig,
+    job: String,
+    control: Arc<JobControl>,
+    state: JobState,
+    acks: mpsc::Receiver<Ack>,
+    /// Final positions of the sources that finished.
+    finished: Vec<Option<SourcePosition>>,
+    instances: usize,
+    sinks: usize,
+    next_id: u64,
+    pending: Option<Pending>,
+    committers: Vec<Committer>,
+    plugins: Vec<PluginVersion>,
+}
+
+impl Coordinator {
+    /// A coordinator for a job with `sources` sources (the main one is 0), `instances` stage
+    /// instances and one sink, whose first checkpoint is `first_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: CheckpointConfig,
+        job: String,
+        control: Arc<JobControl>,
+        state: JobState,
+        sources: usize,
+        instances: usize,
+        first_id: u64,
+        plugins: Vec<PluginVersion>,
+    ) -> (Self, CoordinatorHandle) {
+        let (tx, acks) = mpsc::channel();
+        let coordinator = Self {
+            config,
+            job,
+            control,
+            state,
+            acks,
+            finished: vec![None; sources],
+            instances,
+            sinks: 1,
+            next_id: first_id.max(1),
+            pending: None,
+            committers: Vec::new(),
+            plugins,
+        };
+        (coordinator, CoordinatorHandle { tx: Some(tx) })
+    }
+
+    pub fn add_committer(&mut self, committer: Committer) {
+        self.committers.push(committer);
+    }
+
+    /// Triggers and completes checkpoints until every task has ended (the channel closes).
+    pub fn run(mut self) -> Self {
+        let mut next = Instant::now() + self.config.interval;
+        loop {
+            match self.acks.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                Ok(ack) => self.on_ack(ack),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.trigger();
+                    next = Instant::now() + self.config.interval;
+                }
+                Err(RecvTimeoutError::Disconnected) => return self,
+            }
+        }
+    }
+
+    fn trigger(&mut self) {
+        if self.pending.is_some() || self.finished[0].is_some() || self.control.is_cancelled() {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        tracing::debug!(checkpoint = id, "checkpoint triggered");
+        self.pending = Some(Pending {
+            id,
+            requested: Instant::now(),
+            sources: self.finished.clone(),
+            instances: 0,
+            sinks: 0,
+            operators: Vec::new(),
+        });
+        self.control.request_checkpoint(id);
+    }
+
+    fn on_ack(&mut self, ack: Ack) {
+        let Some(p) = self.pending.as_mut() else {
+            if let Ack::SourceFinished { source, position } = ack {
+                self.finished[source] = Some(position);
+            }
+            return;
+        };
+        match ack {
+            Ack::Source { id, source, position } if id == p.id => p.sources[source] = Some(position),
+            Ack::SourceFinished { source, position } => {
+                if source == 0 && p.sources[0].is_none() {
+                    // The main input ended before this barrier: it can never complete.
+                    tracing::debug!(checkpoint = p.id, "checkpoint dropped: the input ended first");
+                    self.pending = None;
+                } else if p.sources[source].is_none() {
+                    p.sources[source] = Some(position.clone());
+                }
+                self.finished[source] = Some(position);
+            }
+            Ack::Instance { id, snapshots } if id == p.id => {
+                p.instances += 1;
+                p.operators.extend(snapshots);
+            }
+            Ack::Sink { id } if id == p.id => p.sinks += 1,
+            other => tracing::debug!(?other, "report of an abandoned checkpoint ignored"),
+        }
+        let done = self.pending.as_ref().is_some_and(|p| {
+            p.instances == self.instances && p.sinks == self.sinks && p.sources.iter().all(Option::is_some)
+        });
+        if done
+            && let Some(p) = self.pending.take()
+            && let Err(e) = self.complete(p)
+        {
+            tracing::error!(error = %e, "checkpoint failed; the job goes on and tries again at the next one");
+        }
+    }
+
+    fn complete(&mut self, p: Pending) -> Result<(), CheckpointError> {
+        self.sync_state()?;
+        let meta = CheckpointMeta {
+            id: p.id,
+            job: self.job.clone(),
+            completed_at_ms: crate::time::now_ms(),
+            finished: false,
+            sources: p.sources.into_iter().map(|s| s.unwrap_or(SourcePosition::Unreplayable)).collect(),
+            operators: p.operators,
+            plugins: self.plugins.clone(),
+            duration_ms: p.requested.elapsed().as_millis() as u64,
+        };
+        let path = files::write(&self.config.dir, &meta)?;
+        self.control.complete_checkpoint(p.id);
+        self.commit(p.id);
+        files::retain(&self.config.dir, self.config.retained)?;
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(checkpoint = p.id, duration_ms = meta.duration_ms, bytes, "checkpoint complete");
+        Ok(())
+    }
+
+    fn sync_state(&self) -> Result<(), CheckpointError> {
+        if let Some(store) = self.state.opened() {
+            store.sync().map_err(|e| CheckpointError::Io {
+                path: store.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, id: u64) {
+        for commit in &mut self.committers {
+            if let Err(e) = commit(id) {
+                // The parts stay in progress; recovery commits them from this checkpoint.
+                tracing::error!(checkpoint = id, error = %e, "committing a sink's output failed");
+            }
+        }
+    }
+
+    /// Every task ended and the job's input is done: the last checkpoint, marked finished,
+    /// then the sinks commit everything and keyed state gets its last writes.
+    pub fn finish(mut self) -> Result<CheckpointMeta, CheckpointError> {
+        while let Ok(ack) = self.acks.try_recv() {
+            self.on_ack(ack);
+        }
+        self.pending = None;
+        self.sync_state()?;
+        let id = self.next_id;
+        let meta = CheckpointMeta {
+            id,
+            job: self.job.clone(),
+            completed_at_ms: crate::time::now_ms(),
+            finished: true,
+            sources: self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::Unreplayable)).collect(),
+            operators: Vec::new(),
+            plugins: self.plugins.clone(),
+            duration_ms: 0,
+        };
+        files::write(&self.config.dir, &meta)?;
+        self.control.complete_checkpoint(id);
+        self.commit(id);
+        if let Some(store) = self.state.opened() {
+            store.apply_checkpoints(u64::MAX).map_err(|e| CheckpointError::Io {
+                path: store.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        files::retain(&self.config.dir, self.config.retained)?;
+        tracing::info!(checkpoint = id, "job finished; last checkpoint written");
+        Ok(meta)
+    }
+}
