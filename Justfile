@@ -68,7 +68,7 @@ test: plugins
 # the keyed window job's events/s with checkpoints every 1 s vs off (goal: at most 5 % loss),
 # checkpoint duration and size and state on disk for 1 M keys in a process plugin's value
 # state, and recovery time from SIGKILL of `weir run` to first output after the restart;
-# WEIR_BENCH_EVENTS sets the events, default 10 M (checkpoints: 60 M, 3 interleaved runs each).
+# WEIR_BENCH_EVENTS sets the events, default 10 M (checkpoints: 20 M, 3 interleaved runs each).
 bench: plugins
     cargo bench --workspace --bench pipeline
     cargo bench --workspace --bench state

@@ -29,20 +29,17 @@
 //! `plugins/stats-python`).
 
 mod common;
+mod window_job;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{BenchResult, env_count, round, run_measured};
+use common::{BenchResult, env_count, round};
 use serde_json::{Value, json};
+use window_job::{EVENTS_PER_WINDOW, KEYS, run_weir, weir_binary, yaml_path};
 
 const DEFAULT_EVENTS: u64 = 10_000_000;
-const KEYS: u64 = 100_000;
-/// Event time advances 1 ms per event, so a window of this many ms holds this many events.
-const EVENTS_PER_WINDOW: u64 = 1_000_000;
-const OUT_OF_ORDERNESS_MS: u64 = 500;
-const SEED: u64 = 2026;
 
 /// The correctness run: small enough to check in a second, with several events per key
 /// and window and windows that end mid-input.
@@ -90,68 +87,17 @@ impl Variant {
 fn job_yaml(repo: &Path, variant: Variant, events: u64, keys: u64, window_ms: u64, sink: &str) -> String {
     let plugins = match variant.plugin() {
         Some(dir) => {
-            let path = repo.join("plugins").join(dir).join(format!("{dir}.wasm"));
-            format!("plugins:\n  stats: '{}'\n", path.display().to_string().replace('\'', "''"))
+            format!("plugins:\n  stats: {}\n", yaml_path(&repo.join("plugins").join(dir).join(format!("{dir}.wasm"))))
         }
         None => String::new(),
     };
-    let aggregate = if variant == Variant::Builtin { "count" } else { "stats.count" };
-    let pipeline = match variant {
-        Variant::DatagenOnly => String::new(),
-        _ => format!(
-            "pipeline:\n  - assign_timestamps: {{field: ts, max_out_of_orderness: {OUT_OF_ORDERNESS_MS} ms}}\n  - key_by: key\n  - window: {{tumbling: {window_ms} ms, aggregate: {aggregate}}}\n"
-        ),
+    let aggregate = match variant {
+        Variant::DatagenOnly => None,
+        Variant::Builtin => Some("count"),
+        _ => Some("stats.count"),
     };
-    format!(
-        "name: window bench {name}\n{plugins}source:\n  connector: datagen\n  number-of-rows: {events}\n  seed: {SEED}\n  fields:\n    key: {{kind: random, min: 0, max: {max_key}}}\n    ts: {{kind: event-time, start: 0, step: 1 ms, max-out-of-orderness: {OUT_OF_ORDERNESS_MS} ms}}\n{pipeline}sink:\n{sink}",
-        name = variant.name(),
-        max_key = keys - 1,
-    )
-}
-
-/// What one `weir run --summary` did.
-struct Run {
-    records_in: u64,
-    records_out: u64,
-    dead_letters: u64,
-    late: u64,
-    job_ms: f64,
-    process_ms: f64,
-    peak_rss_kib: u64,
-}
-
-/// Run `weir run job --summary` in its own process (peak RSS by `wait4`).
-fn run_weir(weir: &Path, job: &Path) -> BenchResult<Run> {
-    let mut command = Command::new(weir);
-    command.arg("run").arg(job).arg("--summary").env_remove("WEIR_LOG");
-    let done = run_measured(&mut command)?;
-    parse_summary(&done.stderr, done.process_ms, done.peak_rss_kib)
-        .map_err(|e| format!("{e}\nstdout of weir:\n{}", done.stdout).into())
-}
-
-/// `job `x` finished: 10 records in, 3 out, 0 dead letters, 0 late, 12.3 ms (backpressure 0.0 ms)`.
-fn parse_summary(stderr: &str, process_ms: f64, peak_rss_kib: u64) -> BenchResult<Run> {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("job `") && l.contains(" finished: "))
-        .ok_or_else(|| format!("no summary line from weir:\n{stderr}"))?;
-    let after = line.split(" finished: ").nth(1).unwrap_or_default();
-    let mut counters = BTreeMap::new();
-    for part in after.split(", ") {
-        if let Some((n, what)) = part.split_once(' ') {
-            counters.insert(what.split(" (").next().unwrap_or(what).to_string(), n.parse::<f64>().unwrap_or(f64::NAN));
-        }
-    }
-    let get = |what: &str| counters.get(what).copied().ok_or_else(|| format!("no `{what}` in: {line}"));
-    Ok(Run {
-        records_in: get("records in")? as u64,
-        records_out: get("out")? as u64,
-        dead_letters: get("dead letters")? as u64,
-        late: get("late")? as u64,
-        job_ms: get("ms")?,
-        process_ms,
-        peak_rss_kib,
-    })
+    let name = format!("window bench {}", variant.name());
+    window_job::job_yaml(&name, &plugins, aggregate, events, keys, window_ms, sink)
 }
 
 /// Per (key, window start) counts in a JSON-lines file of window results (`count` is the
@@ -209,15 +155,6 @@ fn check(weir: &Path, repo: &Path, dir: &Path, variants: &[Variant]) -> BenchRes
         eprintln!("  {}: {} windows, as worked out from the rows", variant.name(), got.len());
     }
     Ok(expected.len())
-}
-
-/// The `weir` CLI next to this bench (target/release/deps/windows-* -> target/release/weir).
-fn weir_binary() -> BenchResult<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let beside = exe.parent().and_then(Path::parent).map(|d| d.join("weir"));
-    beside.into_iter().chain(option_env!("CARGO_BIN_EXE_weir").map(PathBuf::from)).find(|p| p.is_file()).ok_or_else(
-        || "the weir CLI is not built next to this bench: run `cargo build --release --workspace --all-targets`".into(),
-    )
 }
 
 fn main() -> BenchResult<()> {
