@@ -355,3 +355,55 @@ fn a_failing_job_restarts_from_its_checkpoint_with_backoff_and_gives_up_after_it
     assert!(err.contains("failed again after 2 restarts") && err.contains("cannot connect"), "{err}");
     assert!(started.elapsed() >= Duration::from_millis(150 + 300), "the delay doubles between attempts");
 }
+
+#[test]
+fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism() {
+    let input = temp_dir();
+    let want = expected(&input_rows(input.path()));
+    let dir = temp_dir();
+    let job = counting_job(dir.path(), 2, "");
+    let mut child = spawn(&job);
+    let started = Instant::now();
+    while checkpoint_ids(dir.path()).len() < 3 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Taken while the job runs (its state is read from a copy).
+    let savepoint = dir.path().join("sp.weir");
+    let took = run(weir().arg("savepoint").arg(&job).arg("-o").arg(&savepoint));
+    took.assert_ok();
+    assert!(
+        took.stdout.contains("savepoint of checkpoint") && took.stdout.contains("keyed entries"),
+        "{}",
+        took.stdout
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at: u64 = took.stdout.split("checkpoint ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+
+    // The checkpoints are lost; the savepoint is all there is. The output of the run after
+    // the savepoint, added to what was committed up to it, is the whole output.
+    std::fs::remove_dir_all(dir.path().join("ckpt")).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap().map(Result::unwrap) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let epoch: u64 = name
+            .trim_start_matches(".part-")
+            .trim_start_matches("part-")
+            .trim_end_matches(".inprogress")
+            .parse()
+            .unwrap();
+        if epoch > at {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let rescaled = counting_job(dir.path(), 3, "");
+    let resumed = run(weir().arg("run").arg(&rescaled).arg("--summary").arg("--from-savepoint").arg(&savepoint));
+    let summary = resumed.assert_ok().summary();
+    assert!(summary.records_in < ROWS, "resumed from the savepoint's positions: {summary:?}");
+    assert_eq!(committed(dir.path()), want);
+
+    let mut bytes = std::fs::read(&savepoint).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&savepoint, &bytes).unwrap();
+    let err = run(weir().arg("run").arg(&rescaled).arg("--from-savepoint").arg(&savepoint)).assert_failed().to_string();
+    assert!(err.contains("cannot start job `exactly-once` from") && err.contains("checksum mismatch"), "{err}");
+}

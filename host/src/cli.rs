@@ -38,6 +38,11 @@ pub enum Cmd {
         /// Print a summary (records in/out, dead letters, time) to stderr at the end.
         #[arg(long)]
         summary: bool,
+        /// Start from this savepoint (`weir savepoint`) instead of the job's own
+        /// checkpoints, which it replaces; the job may have another parallelism or newer
+        /// plugins than the one that wrote it.
+        #[arg(long, value_name = "FILE")]
+        from_savepoint: Option<PathBuf>,
         #[command(flatten)]
         control: ControlArgs,
     },
@@ -86,6 +91,15 @@ pub enum Cmd {
     },
     /// Validate a job file and load its plugins, without running it.
     Check { job: PathBuf },
+    /// Write a savepoint: a portable copy of the job's latest complete checkpoint (state,
+    /// sources' positions) to start it from later with `weir run --from-savepoint`.
+    Savepoint {
+        /// The job file (its `checkpoints.dir` holds the checkpoints).
+        job: PathBuf,
+        /// Where to write it [default: <job name>-savepoint-<checkpoint>.weir in the current folder]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// List a job's checkpoints (newest first): id, time, sources' positions, size, and
     /// what is wrong with a damaged one.
     Checkpoints {
@@ -168,7 +182,13 @@ pub fn run(cli: Cli) -> Result<()> {
     let cache_dir = cli.cache_dir.unwrap_or_else(default_cache_dir);
     let run_dir = cli.run_dir.unwrap_or_else(crate::control::run_dir::default_run_dir);
     match cli.command {
-        Cmd::Run { job, summary, control } => run_job(&job, cache_dir, summary, &run_dir, &control),
+        Cmd::Run { job, summary, from_savepoint, control } => {
+            if let Some(savepoint) = &from_savepoint {
+                restore_savepoint(&job, savepoint)?;
+            }
+            run_job(&job, cache_dir, summary, &run_dir, &control)
+        }
+        Cmd::Savepoint { job, output } => take_savepoint(&job, output),
         Cmd::Jobs { json } => commands::jobs(&run_dir, json),
         Cmd::Plugins { job, json } => commands::plugins(&run_dir, &job, json),
         Cmd::Deploy { job, operator, file, canary } => commands::deploy(&run_dir, &job, &operator, &file, canary),
@@ -198,15 +218,51 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn list_checkpoints(path: &Path, json: bool) -> Result<()> {
+/// The job's checkpoint settings and where its keyed state lives.
+fn checkpointing(path: &Path) -> Result<(crate::job::JobSpec, crate::checkpoint::CheckpointConfig, PathBuf)> {
     let spec = crate::job::load(path)?;
-    let Some(config) = &spec.checkpoints else {
+    let Some(config) = spec.checkpoints.clone() else {
         bail!(
             "job `{}` ({}) takes no checkpoints: add `checkpoints: {{interval: 1 s}}` to its job file",
             spec.name,
             path.display()
         );
     };
+    let state_dir = spec.state_dir.clone().unwrap_or_else(|| config.dir.join("state"));
+    Ok((spec, config, state_dir))
+}
+
+fn take_savepoint(path: &Path, output: Option<PathBuf>) -> Result<()> {
+    let (spec, config, state_dir) = checkpointing(path)?;
+    let latest = crate::checkpoint::read_latest(&config.dir)?.map_or(0, |m| m.id);
+    let out = output.unwrap_or_else(|| PathBuf::from(format!("{}-savepoint-{latest}.weir", spec.name)));
+    let info = crate::checkpoint::savepoint::take(&config, &state_dir, &out)
+        .with_context(|| format!("savepoint of job `{}` ({})", spec.name, path.display()))?;
+    println!(
+        "{}: savepoint of checkpoint {} of job `{}` ({} keyed entries, {} bytes)",
+        info.path.display(),
+        info.checkpoint,
+        info.job,
+        info.keyed_entries,
+        info.bytes
+    );
+    Ok(())
+}
+
+fn restore_savepoint(path: &Path, savepoint: &Path) -> Result<()> {
+    let (spec, config, state_dir) = checkpointing(path).context("--from-savepoint needs checkpoints")?;
+    let info = crate::checkpoint::savepoint::restore(savepoint, &config, &state_dir)
+        .with_context(|| format!("cannot start job `{}` from {}", spec.name, savepoint.display()))?;
+    if info.job != spec.name {
+        tracing::warn!(savepoint = %info.job, job = %spec.name, "the savepoint was taken of another job name");
+    }
+    tracing::info!(checkpoint = info.checkpoint, keyed_entries = info.keyed_entries, "starting from savepoint");
+    Ok(())
+}
+
+fn list_checkpoints(path: &Path, json: bool) -> Result<()> {
+    let (_, config, _) = checkpointing(path)?;
+    let config = &config;
     let found = crate::checkpoint::list(&config.dir)?;
     if json {
         let rows: Vec<serde_json::Value> = found

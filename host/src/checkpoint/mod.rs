@@ -30,6 +30,7 @@
 mod coordinator;
 mod files;
 mod position;
+pub mod savepoint;
 
 pub use coordinator::{Ack, Committer, Coordinator, CoordinatorHandle};
 pub use files::{

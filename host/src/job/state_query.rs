@@ -4,7 +4,7 @@
 //! query never writes to the job's state and works while the job runs (it holds the
 //! database's lock). The copy shows the state as of the job's last flush.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -33,12 +33,17 @@ pub enum StateQueryError {
 /// JSON: `{operator, key, key_group, state: {name: value}, timers: [{domain, at}]}`.
 pub fn query(spec: &JobSpec, operator: &str, key: &str) -> Result<Value, StateQueryError> {
     let job = spec.name.clone();
-    let dir = spec.state_dir.clone().ok_or_else(|| StateQueryError::NoStateDir { job: job.clone() })?;
+    let dir = spec
+        .state_dir
+        .clone()
+        .or_else(|| spec.checkpoints.as_ref().map(|c| c.dir.join("state")))
+        .ok_or_else(|| StateQueryError::NoStateDir { job: job.clone() })?;
     if !dir.is_dir() {
         return Err(StateQueryError::NoState { job, dir });
     }
     let copy = tempfile::tempdir().map_err(|source| StateQueryError::Copy { dir: dir.clone(), source })?;
-    copy_dir(&dir, copy.path()).map_err(|source| StateQueryError::Copy { dir: dir.clone(), source })?;
+    crate::state::copy_database(&dir, copy.path())
+        .map_err(|source| StateQueryError::Copy { dir: dir.clone(), source })?;
     let store = StateStore::open(copy.path(), StateConfig::default())?;
     let name = find_operator(&store.operators(), operator, &job)?;
 
@@ -120,20 +125,6 @@ fn show_entries(entries: &[(Vec<u8>, Vec<u8>)]) -> Value {
     } else {
         Value::Array(shown.into_iter().map(|(k, v)| json!([k, v])).collect())
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ use std::time::Duration;
 pub use error::StateError;
 pub use inspect::{KeyReport, StoredState};
 pub use keyed::KeyedState;
-pub use store::StateStore;
+pub use store::{ExportedTree, StateStore, copy_database};
 pub use ttl::{Clock, ManualClock, SystemClock};
 
 /// The entries of a map or broadcast state, `(user key, value)`, in user key order.

@@ -13,6 +13,9 @@ use super::layout;
 use super::ttl;
 use super::{KeyGroupRange, StateConfig, StateDescriptor, StateError, StateKind};
 
+/// One operator's tree as a savepoint carries it: its name and its `(key, value)` entries.
+pub type ExportedTree = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// A job's keyed state: one sled database with one tree per operator. Cheap to clone (the
 /// clones share the database); [`StateStore::keyed`] gives each parallel operator instance
 /// its own [`KeyedState`].
@@ -104,6 +107,42 @@ impl StateStore {
         self.sync()
     }
 
+    /// Every entry of every operator's tree but redo records, tree by tree: the keyed state
+    /// a savepoint carries (after [`StateStore::apply_checkpoints`]).
+    pub fn export(&self) -> Result<Vec<ExportedTree>, StateError> {
+        let mut trees = Vec::new();
+        for name in self.inner.db.tree_names() {
+            if !name.starts_with(b"operator/") {
+                continue;
+            }
+            let tree = self.inner.db.open_tree(&name).map_err(StateError::storage("*", "opening state"))?;
+            let mut entries = Vec::new();
+            for item in tree.iter() {
+                let (key, value) = item.map_err(StateError::storage("*", "reading state"))?;
+                if key.first() != Some(&layout::REDO) {
+                    entries.push((key.to_vec(), value.to_vec()));
+                }
+            }
+            trees.push((String::from_utf8_lossy(&name).into_owned(), entries));
+        }
+        Ok(trees)
+    }
+
+    /// Writes trees [`StateStore::export`] made into this (empty) database, and syncs it.
+    pub fn import(&self, trees: &[ExportedTree]) -> Result<(), StateError> {
+        for (name, entries) in trees {
+            let tree = self.inner.db.open_tree(name).map_err(StateError::storage(name, "creating state"))?;
+            for chunk in entries.chunks(flush::CHUNK) {
+                let mut batch = sled::Batch::default();
+                for (key, value) in chunk {
+                    batch.insert(key.as_slice(), value.as_slice());
+                }
+                tree.apply_batch(batch).map_err(StateError::storage(name, "writing state"))?;
+            }
+        }
+        self.sync()
+    }
+
     /// The size of the database on disk.
     pub fn size_on_disk(&self) -> Result<u64, StateError> {
         self.inner.db.size_on_disk().map_err(StateError::storage("*", "measuring the database"))
@@ -163,6 +202,22 @@ impl StateStore {
         keyed.adopt_broadcast(operator_state.restored_broadcast.as_ref())?;
         Ok(keyed)
     }
+}
+
+/// Copies a state directory file by file (to read the state of a running job, whose
+/// database is locked: sled recovers the copy as it would after a crash).
+pub fn copy_database(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_database(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// How long [`StateStore::open`] waits for the database lock.
