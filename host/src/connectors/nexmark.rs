@@ -40,8 +40,11 @@ const PACING_SLACK: Duration = Duration::from_millis(1);
 /// What a Nexmark source generates. Defaults are Beam's `NexmarkConfiguration` defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NexmarkSpec {
-    /// Events to generate.
+    /// Events to generate: the stream is events `0..events`.
     pub events: u64,
+    /// The first event the source emits (0 unless it resumes): it emits `start..events`,
+    /// exactly as a run from 0 emits them.
+    pub start: u64,
     /// Events per second: paces the source and spaces event time; `None`: as fast as the
     /// job takes them, with event time spaced as at [`DEFAULT_EVENT_RATE`].
     pub rate: Option<u64>,
@@ -96,6 +99,7 @@ impl NexmarkSpec {
     pub fn new(events: u64) -> Self {
         Self {
             events,
+            start: 0,
             rate: None,
             seed: 0,
             base_time_ms: DEFAULT_BASE_TIME_MS,
@@ -118,6 +122,12 @@ impl NexmarkSpec {
 
     pub fn rate(mut self, events_per_second: u64) -> Self {
         self.rate = Some(events_per_second);
+        self
+    }
+
+    /// Resume at event `index`: emit `index..events`.
+    pub fn start_at(mut self, index: u64) -> Self {
+        self.start = index;
         self
     }
 

@@ -16,11 +16,12 @@ pub struct Seller {
     pub name: String,
     pub city: String,
     pub state: String,
+    pub date_time: i64,
 }
 
 /// q3's output: `SELECT P.name, P.city, P.state, A.id FROM auction A JOIN person P ON
-/// A.seller = P.id WHERE A.category = 10 AND P.state IN ('OR', 'ID', 'CA')`, plus the event
-/// time of whichever of the two came last.
+/// A.seller = P.id WHERE A.category = 10 AND P.state IN ('OR', 'ID', 'CA')`, plus the later
+/// of the two event times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalItem {
     pub name: String,
@@ -64,9 +65,10 @@ impl KeyedProcessFunction for Q3Join {
                     name: event.name.ok_or("a person without `name`")?,
                     city: event.city.ok_or("a person without `city`")?,
                     state: event.state.ok_or("a person without `state`")?,
+                    date_time,
                 };
                 for auction in waiting.get()? {
-                    out.collect(item(&person, auction.id, date_time.max(auction.date_time)));
+                    out.collect(item(&person, auction.id, auction.date_time));
                 }
                 waiting.clear()?;
                 seller.set(&person)?;
@@ -84,13 +86,14 @@ impl KeyedProcessFunction for Q3Join {
     }
 }
 
-fn item(person: &Seller, auction: u64, date_time: i64) -> LocalItem {
+/// The output for `person`'s auction `auction` of time `auction_time`.
+fn item(person: &Seller, auction: u64, auction_time: i64) -> LocalItem {
     LocalItem {
         name: person.name.clone(),
         city: person.city.clone(),
         state: person.state.clone(),
         id: auction,
-        date_time,
+        date_time: person.date_time.max(auction_time),
     }
 }
 
