@@ -132,7 +132,7 @@ fn q1_converts_bid_prices_to_euros() {
 fn q2_selects_the_bids_of_every_123rd_auction() {
     let all = events(SMALL);
     let expected: Vec<Value> =
-        all.iter().filter(|e| matches!(e, Event::Bid(b) if b.auction % 123 == 0)).map(event_json).collect();
+        all.iter().filter(|e| matches!(e, Event::Bid(b) if b.auction.is_multiple_of(123))).map(event_json).collect();
     assert!(!expected.is_empty() && expected.len() < 2_000, "{} bids", expected.len());
     assert_rows("q2", &run_query("q2", SMALL), &expected);
 }
@@ -293,8 +293,7 @@ fn a_source_resumed_at_event_i_emits_what_a_run_from_zero_emits_from_i() {
         env.set_batch_size(97);
         let rows = env.from_nexmark(spec).collect();
         env.execute("nexmark resume").expect("the job runs");
-        let rows = rows.lock().expect("the collected rows").clone();
-        rows
+        rows.lock().expect("the collected rows").clone()
     };
     let spec = NexmarkSpec::new(5_000).seed(SEED);
     let from_zero = collect(spec.clone());

@@ -150,7 +150,7 @@ fn is_bid(row: &[u8]) -> Result<bool, String> {
 
 fn q2(row: &[u8]) -> Result<bool, String> {
     let e: MaybeBid = rmp_serde::from_slice(row).map_err(|e| e.to_string())?;
-    Ok(e.event_type == "bid" && e.auction.is_some_and(|a| a % 123 == 0))
+    Ok(e.event_type == "bid" && e.auction.is_some_and(|a| a.is_multiple_of(123)))
 }
 
 /// A filter by a native function over raw rows (the builder API has native maps only).

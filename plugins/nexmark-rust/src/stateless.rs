@@ -68,7 +68,7 @@ pub struct MaybeBid {
 /// q2: the bids of every 123rd auction (`... FROM bid WHERE MOD(auction, 123) = 0`), whole.
 #[weir::filter]
 pub fn q2(event: &MaybeBid) -> bool {
-    event.event_type == "bid" && event.auction.is_some_and(|a| a % Q2_AUCTION_MODULUS == 0)
+    event.event_type == "bid" && event.auction.is_some_and(|a| a.is_multiple_of(Q2_AUCTION_MODULUS))
 }
 
 /// q3's selection: people from Oregon, Idaho or California, and auctions of category 10.

@@ -509,7 +509,7 @@ mod tests {
             if let Event::Bid(b) = g.event(i) {
                 bids += 1;
                 // The hot auction of a bid is the first of its batch of 100.
-                hot += u64::from((b.auction - FIRST_AUCTION_ID) % HOT_AUCTION_RATIO == 0);
+                hot += u64::from((b.auction - FIRST_AUCTION_ID).is_multiple_of(HOT_AUCTION_RATIO));
             }
         }
         // Hot ratio 2: half the bids go to the hot auction, the rest mostly elsewhere.
