@@ -20,14 +20,16 @@
 //! assert!(spec.validate().is_ok());
 //! ```
 
-pub(super) mod generator;
+mod event;
+mod generator;
 
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use super::{ConnectorError, SourceContext};
-pub use generator::{Auction, Bid, Event, NexmarkGenerator, Person};
+pub use event::{Auction, Bid, Event, Person};
+pub use generator::NexmarkGenerator;
 
 /// Event-time spacing when no `rate` is given: Beam's default `firstEventRate`.
 pub const DEFAULT_EVENT_RATE: u64 = 10_000;

@@ -47,3 +47,6 @@ weir::plugin! {
         q6_average: Q6Average,
     ],
 }
+
+#[cfg(test)]
+mod tests;
