@@ -239,7 +239,7 @@ pub fn run_source(spec: &SourceSpec, ctx: &mut SourceContext) -> Result<(), Conn
         SourceSpec::File { path, format } => file_source::run(path, *format, ctx),
         SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
         SourceSpec::Datagen(spec) => datagen::run(spec, ctx),
-        SourceSpec::Nexmark(spec) => nexmark::run(spec, spec.start, ctx),
+        SourceSpec::Nexmark(spec) => nexmark::run(spec, ctx, spec.start),
     };
     match result {
         Err(ConnectorError::Disconnected) if ctx.is_cancelled() => {}

@@ -200,8 +200,9 @@ impl NexmarkSpec {
 
 /// Generate events `start..spec.events` into `ctx`, paced by `rate` (event `i` is due
 /// `(i - start) / rate` seconds after the source starts), until the end or until the job
-/// stops. A run from `start` emits exactly the events a run from 0 emits from `start` on.
-pub fn run(spec: &NexmarkSpec, start: u64, ctx: &mut SourceContext) -> Result<(), ConnectorError> {
+/// stops. A run from `start` emits exactly the events a run from 0 emits from `start` on, so
+/// the position a checkpoint records for this source is the index of the next event.
+pub fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<(), ConnectorError> {
     let generator = NexmarkGenerator::new(spec)?;
     let started = Instant::now();
     tracing::info!(events = spec.events, start, rate = spec.rate, seed = spec.seed, "nexmark source started");
