@@ -82,6 +82,13 @@ bench: plugins
 soak: plugins
     WEIR_KILLS=${WEIR_KILLS:-100} cargo test --release --workspace --test checkpoints killed_at_random_moments -- --nocapture
 
+# The Nexmark suite (benches/nexmark/q0..q8.yaml): events/s, per core, p99 latency and peak
+# RSS per query, and the plugin/native ratio of q0..q2; a table on stderr, JSON on stdout.
+# WEIR_NEXMARK_EVENTS sets the events per query (default 800 k, about a minute on 2 cores);
+# WEIR_NEXMARK_QUERIES=q1,q5 runs a subset.
+bench-nexmark: plugins
+    cargo bench --workspace --bench nexmark
+
 # Format and lint.
 lint:
     cargo fmt --all --check

@@ -28,12 +28,12 @@
 //!    times each (default 1; every run takes dozens of checkpoints). Keyed state is not in
 //!    the checkpoint file (only sources, plugins, in-memory operator state): each epoch's
 //!    writes go to sled as a redo record, so the state directory is the checkpoint's bulk.
-//!    Reported: per checkpoint, its duration
-//!    (`duration_ms` of the metadata: request to complete, p50 and max) and its file size,
-//!    read with `weir::checkpoint::list`; the size of `<dir>/state` at the end and its
-//!    largest while running (sampled every 200 ms); events/s and peak RSS against the same
-//!    job without checkpoints. Checked (first repeat): every key's count in sled is the same
-//!    with and without checkpoints, and the counts add up to the events.
+//!    Reported: per checkpoint, its duration (`duration_ms` of the metadata: request to
+//!    complete, p50 and max) and its file size, read with `weir::checkpoint::read`; the
+//!    size of `<dir>/state` at the end and its largest while running (sampled every 200 ms);
+//!    events/s, CPU per event and peak RSS against the same job without checkpoints.
+//!    Checked (first repeat): every key's count in sled is the same with and without
+//!    checkpoints, and the counts add up to the events.
 //! 3. `recovery`: the `weir` binary runs a job file with checkpoints every 1 s (datagen at
 //!    200 k events/s over 1 M keys -> key_by -> `count_per_key` -> file sink, part files).
 //!    When 2 checkpoints completed it gets SIGKILL (at a moment spread over the checkpoint
@@ -62,7 +62,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{BenchResult, env_count, round, run_measured};
 use serde_json::{Value, json};
-use weir::checkpoint::{self, CheckpointConfig, CheckpointMeta};
+use weir::checkpoint::{self, CheckpointConfig};
 use weir::connectors::{DatagenSpec, FieldGenerator};
 use weir::env::StreamEnvironment;
 use weir::runtime::{DEFAULT_MAX_PARALLELISM, key_group};
@@ -153,23 +153,29 @@ fn dir_size(dir: &Path) -> (u64, u64) {
     (len, disk)
 }
 
-/// The complete checkpoints of `dir` taken while the job ran (not the last one a finished
-/// job writes), oldest first, with their file sizes.
-fn checkpoints_of(dir: &Path) -> BenchResult<Vec<(CheckpointMeta, u64)>> {
+/// Duration (ms) and file size of each complete checkpoint of `dir` taken while the job ran
+/// (not the last one a finished job writes). Read one file at a time: a window job's files
+/// hold megabytes of snapshots, and a bench process grown by them would pass its high-water
+/// RSS on to the next child it forks (`ru_maxrss` counts it).
+fn checkpoints_of(dir: &Path) -> BenchResult<Vec<(u64, u64)>> {
     let mut found = Vec::new();
-    for c in checkpoint::list(dir)? {
-        let meta = c.meta.map_err(|e| format!("checkpoint {} is damaged: {e}", c.id))?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !(name.starts_with("chk-") && name.ends_with(".meta")) {
+            continue;
+        }
+        let meta = checkpoint::read(&path)?;
         if !meta.finished {
-            found.push((meta, c.bytes));
+            found.push((meta.duration_ms, std::fs::metadata(&path)?.len()));
         }
     }
-    found.reverse();
     Ok(found)
 }
 
 /// Count, duration (p50, max) and file size (p50, max) of checkpoints.
-fn checkpoint_figures(found: &[(CheckpointMeta, u64)]) -> Value {
-    let ms: Vec<f64> = found.iter().map(|(m, _)| m.duration_ms as f64).collect();
+fn checkpoint_figures(found: &[(u64, u64)]) -> Value {
+    let ms: Vec<f64> = found.iter().map(|(ms, _)| *ms as f64).collect();
     let bytes: Vec<f64> = found.iter().map(|(_, b)| *b as f64).collect();
     json!({
         "count": found.len(),
@@ -517,8 +523,8 @@ fn keyed_state(dir: &Path) -> BenchResult<Value> {
             );
             let (report, rate, s) = keyed_run(mode, &sizes, &run_dir)?;
             if mode == Mode::Every1s {
-                for (meta, bytes) in checkpoints_of(&run_dir)? {
-                    ms.push(meta.duration_ms as f64);
+                for (duration_ms, bytes) in checkpoints_of(&run_dir)? {
+                    ms.push(duration_ms as f64);
                     files.push(bytes as f64);
                 }
             }

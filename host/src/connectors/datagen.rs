@@ -32,7 +32,8 @@
 //! assert_eq!(spec.rows(), Some(1_000));
 //! ```
 
-mod rng;
+/// Shared with the nexmark source, whose events must not change between versions either.
+pub(super) mod rng;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,8 @@
 //!
 //! Sources: `collection` (from_elements), `file` (text or JSON lines; a file or a directory
 //! of files), `socket` (TCP text lines, like Flink's `socketTextStream`), `datagen` (rows
-//! generated from a schema, like Flink's `datagen` connector). Sinks: `print`,
+//! generated from a schema, like Flink's `datagen` connector), `nexmark` (the Nexmark
+//! benchmark's auction events). Sinks: `print`,
 //! `file`, `collect` (into memory, for the builder API and tests) and `discard`.
 //!
 //! Sources and sinks run as blocking tasks: their I/O is plain `std::io` with buffering,
@@ -15,6 +16,7 @@ mod collection;
 mod datagen;
 mod file_sink;
 mod file_source;
+mod nexmark;
 mod print;
 mod socket;
 
@@ -26,6 +28,7 @@ use tokio::sync::mpsc;
 
 pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
 pub use file_sink::{commit_parts, recover_parts};
+pub use nexmark::{Auction, Bid, Event as NexmarkEvent, NexmarkError, NexmarkGenerator, NexmarkSpec, Person};
 
 use crate::checkpoint::{Ack, CoordinatorHandle, SourcePosition};
 use crate::record::Batch;
@@ -56,6 +59,9 @@ pub enum SourceSpec {
     /// Rows generated from a schema (sequences, random values, event time), optionally
     /// rate-limited; deterministic for a seed.
     Datagen(DatagenSpec),
+    /// The Nexmark benchmark's Person / Auction / Bid stream; event `i` depends only on the
+    /// spec and `i`.
+    Nexmark(NexmarkSpec),
 }
 
 impl SourceSpec {
@@ -65,6 +71,7 @@ impl SourceSpec {
             SourceSpec::File { .. } => "source file",
             SourceSpec::Socket { .. } => "source socket",
             SourceSpec::Datagen(_) => "source datagen",
+            SourceSpec::Nexmark(_) => "source nexmark",
         }
     }
 }
@@ -100,6 +107,8 @@ pub enum ConnectorError {
         "{source_name}: the checkpoint's position {position} is not one of this source; was the job's source changed?"
     )]
     Position { source_name: &'static str, position: String },
+    #[error("nexmark source: {0}")]
+    Nexmark(#[from] NexmarkError),
 }
 
 impl From<Disconnected> for ConnectorError {
@@ -281,6 +290,7 @@ pub fn run_source(
         },
         SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
         SourceSpec::Datagen(spec) => datagen::run(spec, ctx, records(start)?),
+        SourceSpec::Nexmark(spec) => nexmark::run(spec, ctx, records(start)?.max(spec.start)),
     };
     let position = match result {
         Err(ConnectorError::Disconnected) if ctx.is_cancelled() => None,

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::connectors::{Collected, DatagenSpec, LineFormat, SinkSpec, SourceSpec};
+use crate::connectors::{Collected, DatagenSpec, LineFormat, NexmarkSpec, SinkSpec, SourceSpec};
 use crate::deploy::{DeployError, PluginCell, Requirement, RollbackPolicy, Target, Targets, VersionRecord};
 use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{
@@ -247,6 +247,31 @@ impl StreamEnvironment {
             self.state().errors.push(format!("from_datagen: {e}"));
         }
         self.stream(SourceSpec::Datagen(spec))
+    }
+
+    /// The Nexmark benchmark's auction events (persons, auctions, bids as flat maps with an
+    /// `event_type` and a `date_time`); a spec that cannot generate (a rate of 0, ...) is
+    /// reported by [`StreamEnvironment::execute`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use weir::connectors::NexmarkSpec;
+    /// use weir::env::StreamEnvironment;
+    ///
+    /// # fn main() -> Result<(), weir::env::EnvError> {
+    /// let env = StreamEnvironment::new();
+    /// env.from_nexmark(NexmarkSpec::new(100_000).seed(1))
+    ///     .assign_timestamps("date_time", Duration::from_secs(3))
+    ///     .discard();
+    /// env.execute("nexmark")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_nexmark(&self, spec: NexmarkSpec) -> DataStream {
+        if let Err(e) = spec.validate() {
+            self.state().errors.push(format!("from_nexmark: {e}"));
+        }
+        self.stream(SourceSpec::Nexmark(spec))
     }
 
     pub fn from_source(&self, source: SourceSpec) -> DataStream {

@@ -20,6 +20,7 @@
 
 mod datagen;
 mod locate;
+mod nexmark;
 mod spec;
 mod state_query;
 mod time;

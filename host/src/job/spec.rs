@@ -325,7 +325,7 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
 }
 
 fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
-    let connector = connector(ctx, v, key, "collection, file, socket or datagen")?;
+    let connector = connector(ctx, v, key, "collection, file, socket, datagen or nexmark")?;
     match connector.as_str() {
         "collection" => {
             let entries = ctx.map(v, key, &["connector", "elements"])?;
@@ -363,9 +363,10 @@ fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError>
             Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
         }
         "datagen" => super::datagen::parse_datagen(ctx, v, key),
+        "nexmark" => super::nexmark::parse_nexmark(ctx, v, key),
         other => Err(ctx.err(
             &join(key, "connector"),
-            format!("unknown source connector `{other}`; expected collection, file, socket or datagen"),
+            format!("unknown source connector `{other}`; expected collection, file, socket, datagen or nexmark"),
         )),
     }
 }
@@ -768,7 +769,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  connector: collection", "  connector: kafkaa")),
-            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file, socket or datagen"
+            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file, socket, datagen or nexmark"
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),
