@@ -110,15 +110,23 @@ impl Coordinator {
 
     /// Triggers and completes checkpoints until every task has ended (the channel closes).
     pub fn run(mut self) -> Self {
+        // Checkpoints start `interval` apart; one that is due while another is still
+        // running starts as soon as that one completes.
         let mut next = Instant::now() + self.config.interval;
         loop {
-            match self.acks.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            let result = match self.pending {
+                Some(_) if next <= Instant::now() => self.acks.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                _ => self.acks.recv_timeout(next.saturating_duration_since(Instant::now())),
+            };
+            match result {
                 Ok(ack) => self.on_ack(ack),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.trigger();
-                    next = Instant::now() + self.config.interval;
-                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self,
+            }
+            if self.pending.is_none() && Instant::now() >= next {
+                let started = Instant::now();
+                self.trigger();
+                next = (next + self.config.interval).max(started);
             }
         }
     }

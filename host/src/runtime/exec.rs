@@ -821,18 +821,22 @@ impl StageInstance {
     /// completed meanwhile.
     fn maybe_checkpoint(&mut self, align: &mut Alignment) -> Result<(), RuntimeError> {
         let Some(id) = align.take_aligned() else { return Ok(()) };
-        let completed = self.control.last_checkpoint();
         let mut snapshots = Vec::new();
         for (i, op) in self.operators.iter_mut().enumerate() {
             if let Some(data) = op.snapshot(id)? {
                 let step = format!("{}/{i}", self.stage);
                 snapshots.push(OperatorSnapshot { step, instance: self.index as u32, data });
             }
-            op.checkpoint_complete(completed)?;
         }
         self.ship(Batch::new())?;
         self.coordinator.send(Ack::Instance { id, snapshots });
         self.output.broadcast_barrier(id).map_err(ConnectorError::from)?;
+        // After the barrier went on: applying an older epoch to sled is off the
+        // checkpoint's path.
+        let completed = self.control.last_checkpoint();
+        for op in &mut self.operators {
+            op.checkpoint_complete(completed)?;
+        }
         Ok(())
     }
 

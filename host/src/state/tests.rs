@@ -436,6 +436,48 @@ fn reopening_the_store_finds_flushed_state_and_timers_but_not_unflushed_writes()
 }
 
 #[test]
+fn sealed_epochs_reach_sled_one_checkpoint_late_and_a_reopen_keeps_only_complete_ones() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let value = |store: &StateStore| -> anyhow::Result<Option<Vec<u8>>> {
+        let mut s = store.keyed("op", ALL, &descriptors())?;
+        s.set_current_key(3, b"k");
+        Ok(s.value_get("v")?)
+    };
+    {
+        let store = StateStore::open_at(dir.path(), config(0), Some(0))?;
+        let mut s = store.keyed("op", ALL, &descriptors())?;
+        s.set_current_key(3, b"k");
+        s.value_set("v", b"1")?;
+        s.register_timer(TimeDomain::EventTime, 10)?;
+        s.seal(1)?;
+        s.value_set("v", b"2")?;
+        assert_eq!(s.pop_due_timers(TimeDomain::EventTime, 10)?, vec![timer(10, 3, b"k")]);
+        s.seal(2)?;
+        s.value_set("v", b"3")?;
+        s.seal(3)?;
+        assert_eq!(s.value_get("v")?, Some(b"3".to_vec()), "reads see sealed writes");
+        // Checkpoint 2 completed: epoch 1 goes to sled's keys; 2 and 3 stay records.
+        s.apply_checkpoints(1)?;
+        assert_eq!(s.value_get("v")?, Some(b"3".to_vec()));
+        assert_eq!(s.buffered_writes(), 1, "only the newest value of `v` is still buffered");
+        assert!(s.pop_due_timers(TimeDomain::EventTime, 100)?.is_empty(), "a popped timer stays popped");
+        store.sync()?;
+    }
+    // Resuming from checkpoint 2: epoch 2 applied, epoch 3 (never complete) dropped.
+    let store = StateStore::open_at(dir.path(), config(0), Some(2))?;
+    assert_eq!(value(&store)?, Some(b"2".to_vec()));
+    let mut s = store.keyed("op", ALL, &descriptors())?;
+    assert_eq!(s.next_timer(TimeDomain::EventTime), None, "the timer popped in epoch 2 is gone");
+    assert!(s.pop_due_timers(TimeDomain::EventTime, 100)?.is_empty());
+    drop(s);
+    drop(store);
+    // A fresh start of a checkpointed job drops every epoch record left.
+    let store = StateStore::open_at(dir.path(), config(0), Some(0))?;
+    assert_eq!(value(&store)?, Some(b"2".to_vec()), "what was applied stays: a fresh start clears the directory");
+    Ok(())
+}
+
+#[test]
 fn a_stored_state_keeps_its_id_when_declarations_change_order() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     {
