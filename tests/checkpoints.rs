@@ -99,6 +99,16 @@ fn spawn(job: &Path) -> Child {
         .expect("weir starts")
 }
 
+/// Starts the job and returns once it completed `n` checkpoints (or after 30 s).
+fn run_until_checkpoints(dir: &Path, job: &Path, n: usize) -> Child {
+    let child = spawn(job);
+    let started = Instant::now();
+    while checkpoint_ids(dir).len() < n && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
 /// Runs the job and kills it with SIGKILL `kills` times at seeded random moments: some
 /// soon after it starts (during recovery), most after it completed a new checkpoint plus a
 /// random delay. Returns the number of kills that hit a running job.
@@ -216,11 +226,7 @@ fn a_damaged_latest_checkpoint_is_detected_and_the_one_before_it_is_used() {
     let want = expected(&input_rows(input.path()));
     let dir = temp_dir();
     let job = counting_job(dir.path(), 2, "");
-    let mut child = spawn(&job);
-    let started = Instant::now();
-    while checkpoint_ids(dir.path()).len() < 3 && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = run_until_checkpoints(dir.path(), &job, 3);
     child.kill().unwrap();
     child.wait().unwrap();
     let ids = checkpoint_ids(dir.path());
@@ -260,11 +266,7 @@ fn a_job_resumed_at_another_parallelism_moves_its_state_by_key_group() {
     let want = expected(&input_rows(input.path()));
     let dir = temp_dir();
     let job = counting_job(dir.path(), 2, "");
-    let mut child = spawn(&job);
-    let started = Instant::now();
-    while checkpoint_ids(dir.path()).len() < 4 && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = run_until_checkpoints(dir.path(), &job, 4);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(committed(dir.path()).len() < want.len(), "killed before the end");
@@ -362,11 +364,7 @@ fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism
     let want = expected(&input_rows(input.path()));
     let dir = temp_dir();
     let job = counting_job(dir.path(), 2, "");
-    let mut child = spawn(&job);
-    let started = Instant::now();
-    while checkpoint_ids(dir.path()).len() < 3 && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = run_until_checkpoints(dir.path(), &job, 3);
     // Taken while the job runs (its state is read from a copy).
     let savepoint = dir.path().join("sp.weir");
     let took = run(weir().arg("savepoint").arg(&job).arg("-o").arg(&savepoint));

@@ -425,18 +425,7 @@ fn keyed_run(mode: Mode, sizes: &StateSizes, dir: &Path) -> BenchResult<(Value, 
     stop.store(true, Ordering::Relaxed);
     sampler.join().map_err(|_| "the size sampler panicked")?;
     let done = done?;
-    let line = done.stdout.lines().last().ok_or_else(|| format!("no figures from the child:\n{}", done.stderr))?;
-    let figures: Value = serde_json::from_str(line)?;
-    let count = |f: &str| figures[f].as_u64().ok_or_else(|| format!("no `{f}` in {line}"));
-    let (records_in, records_out, dead) = (count("records_in")?, count("records_out")?, count("dead_letters")?);
-    if records_in != sizes.events || records_out != sizes.events || dead != 0 {
-        return Err(format!(
-            "keyed {}: {records_in} events in, {records_out} out (expected {} each), {dead} dead letters",
-            mode.name(),
-            sizes.events
-        )
-        .into());
-    }
+    let figures = common::child_figures(&done, sizes.events, &format!("keyed {}", mode.name()))?;
     let job_ms = figures["job_ms"].as_f64().ok_or("no job_ms")?;
     let rate = sizes.events as f64 / (job_ms / 1e3);
     let (state_len, state_disk) = dir_size(&state_dir);

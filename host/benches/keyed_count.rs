@@ -327,18 +327,7 @@ fn run_variant(variant: Variant, sizes: &Sizes, expected: &[u32], dir: &Path) ->
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("--child").arg(variant.name()).arg(&state_dir).env_remove("WEIR_LOG");
     let done = run_measured(&mut command)?;
-    let line = done.stdout.lines().last().ok_or_else(|| format!("no figures from the child:\n{}", done.stderr))?;
-    let figures: Value = serde_json::from_str(line)?;
-    let count = |f: &str| figures[f].as_u64().ok_or_else(|| format!("no `{f}` in {line}"));
-    let (records_in, records_out, dead) = (count("records_in")?, count("records_out")?, count("dead_letters")?);
-    if records_in != sizes.events || records_out != sizes.events || dead != 0 {
-        return Err(format!(
-            "{}: {records_in} events in, {records_out} out (expected {} each), {dead} dead letters",
-            variant.name(),
-            sizes.events
-        )
-        .into());
-    }
+    let figures = common::child_figures(&done, sizes.events, variant.name())?;
     let step = figures["step"].as_str().ok_or("no step name")?;
     let checked_started = Instant::now();
     let checked_keys = check_state(&state_dir, step, expected)?;
@@ -357,7 +346,7 @@ fn run_variant(variant: Variant, sizes: &Sizes, expected: &[u32], dir: &Path) ->
         "process_ms": round(done.process_ms, 1),
         "peak_rss_mib": round(done.peak_rss_kib as f64 / 1024.0, 1),
         "state_ns_per_op": figures["state_ns_per_op"].as_f64().map(|ns| round(ns, 1)),
-        "records_out": records_out,
+        "records_out": sizes.events,
         "checked_keys": checked_keys,
     });
     std::fs::remove_dir_all(&state_dir)?;

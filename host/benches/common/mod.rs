@@ -82,3 +82,20 @@ pub fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
 }
+
+/// The figures (the last stdout line, JSON) of a bench child that ran a job of `events`
+/// events, checked: every event in and out, no dead letters.
+#[allow(dead_code)] // Only the benches whose children run a whole job use it.
+pub fn child_figures(done: &Finished, events: u64, what: &str) -> BenchResult<serde_json::Value> {
+    let line = done.stdout.lines().last().ok_or_else(|| format!("no figures from the child:\n{}", done.stderr))?;
+    let figures: serde_json::Value = serde_json::from_str(line)?;
+    let count = |f: &str| figures[f].as_u64().ok_or_else(|| format!("no `{f}` in {line}"));
+    let (records_in, records_out, dead) = (count("records_in")?, count("records_out")?, count("dead_letters")?);
+    if records_in != events || records_out != events || dead != 0 {
+        return Err(format!(
+            "{what}: {records_in} events in, {records_out} out (expected {events} each), {dead} dead letters"
+        )
+        .into());
+    }
+    Ok(figures)
+}
