@@ -339,8 +339,10 @@ impl Operator for WindowOperator {
         let snap = snapshot::SnapshotRef {
             watermark: self.watermark,
             windows: self.accumulators.iter().map(|((k, w), acc)| snapshot::WindowRef(k, *w, acc.into())).collect(),
-            fire: timer_refs(&self.fire_timers),
-            cleanup: timer_refs(&self.cleanup_timers),
+            // Event-time timers follow from the windows and the watermark (see `restore`):
+            // leaving them out halves the blob.
+            fire: if self.time.is_event() { Vec::new() } else { timer_refs(&self.fire_timers) },
+            cleanup: if self.time.is_event() { Vec::new() } else { timer_refs(&self.cleanup_timers) },
             sessions: self.sessions.iter().map(|(k, s)| (serde_bytes::Bytes::new(k), s)).collect(),
         };
         rmp_serde::to_vec(&snap).map(Some).map_err(|e| super::bad_snapshot(&self.name, e))
@@ -353,7 +355,21 @@ impl Operator for WindowOperator {
             // Every instance had the same watermark or a lower one; event time only grows.
             self.watermark = self.watermark.max(snap.watermark);
             for snapshot::Window(key, window, acc) in snap.windows.into_iter().filter(|w| owns(&w.0)) {
-                self.accumulators.insert((key.into_vec(), window), acc.into());
+                let key = key.into_vec();
+                if self.time.is_event() {
+                    // In event time a window's cleanup timer lives as long as its state, and
+                    // its firing timer until the watermark passes it.
+                    self.cleanup_timers.insert((
+                        trigger::cleanup_time(&window, self.allowed_lateness),
+                        key.clone(),
+                        window,
+                    ));
+                    let fire = trigger::fire_time(&window);
+                    if fire > snap.watermark {
+                        self.fire_timers.insert((fire, key.clone(), window));
+                    }
+                }
+                self.accumulators.insert((key, window), acc.into());
             }
             let mine = |timers: Vec<snapshot::Timer>| {
                 timers.into_iter().filter(|t| owns(&t.1)).map(|snapshot::Timer(at, key, w)| (at, key.into_vec(), w))
