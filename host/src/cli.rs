@@ -228,7 +228,7 @@ fn checkpointing(path: &Path) -> Result<(crate::job::JobSpec, crate::checkpoint:
             path.display()
         );
     };
-    let state_dir = spec.state_dir.clone().unwrap_or_else(|| config.dir.join("state"));
+    let state_dir = spec.state_dir.clone().unwrap_or_else(|| config.state_dir());
     Ok((spec, config, state_dir))
 }
 

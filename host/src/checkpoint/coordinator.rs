@@ -187,34 +187,42 @@ impl Coordinator {
     }
 
     fn complete(&mut self, p: Pending) -> Result<(), CheckpointError> {
-        self.sync_state()?;
-        let meta = CheckpointMeta {
-            id: p.id,
-            job: self.job.clone(),
-            completed_at_ms: crate::time::now_ms(),
-            finished: false,
-            sources: p.sources.into_iter().map(|s| s.unwrap_or(SourcePosition::Unreplayable)).collect(),
-            operators: p.operators,
-            plugins: self.plugins.clone(),
-            duration_ms: p.requested.elapsed().as_millis() as u64,
-        };
-        let path = files::write(&self.config.dir, &meta)?;
-        self.control.complete_checkpoint(p.id);
-        self.commit(p.id);
-        files::retain(&self.config.dir, self.config.retained)?;
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tracing::info!(checkpoint = p.id, duration_ms = meta.duration_ms, bytes, "checkpoint complete");
+        let sources = p.sources.into_iter().map(|s| s.unwrap_or(SourcePosition::Unreplayable)).collect();
+        let duration_ms = p.requested.elapsed().as_millis() as u64;
+        let (meta, bytes) = self.write_complete(p.id, false, sources, p.operators, duration_ms)?;
+        tracing::info!(checkpoint = meta.id, duration_ms, bytes, "checkpoint complete");
         Ok(())
     }
 
-    fn sync_state(&self) -> Result<(), CheckpointError> {
+    /// Checkpoint `id` has all it needs: state synced, its file written, then it is
+    /// complete: sources learn it, sinks commit, old checkpoints go. Returns the file's size.
+    fn write_complete(
+        &mut self,
+        id: u64,
+        finished: bool,
+        sources: Vec<SourcePosition>,
+        operators: Vec<OperatorSnapshot>,
+        duration_ms: u64,
+    ) -> Result<(CheckpointMeta, u64), CheckpointError> {
         if let Some(store) = self.state.opened() {
-            store.sync().map_err(|e| CheckpointError::Io {
-                path: store.path().to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            store.sync()?;
         }
-        Ok(())
+        let meta = CheckpointMeta {
+            id,
+            job: self.job.clone(),
+            completed_at_ms: crate::time::now_ms(),
+            finished,
+            sources,
+            operators,
+            plugins: self.plugins.clone(),
+            duration_ms,
+        };
+        let path = files::write(&self.config.dir, &meta)?;
+        self.control.complete_checkpoint(id);
+        self.commit(id);
+        files::retain(&self.config.dir, self.config.retained)?;
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok((meta, bytes))
     }
 
     fn commit(&mut self, id: u64) {
@@ -233,28 +241,13 @@ impl Coordinator {
             self.on_ack(ack);
         }
         self.pending = None;
-        self.sync_state()?;
-        let id = self.next_id;
-        let meta = CheckpointMeta {
-            id,
-            job: self.job.clone(),
-            completed_at_ms: crate::time::now_ms(),
-            finished: true,
-            sources: self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::Unreplayable)).collect(),
-            operators: Vec::new(),
-            plugins: self.plugins.clone(),
-            duration_ms: 0,
-        };
-        files::write(&self.config.dir, &meta)?;
-        self.control.complete_checkpoint(id);
-        self.commit(id);
+        let sources = self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::Unreplayable)).collect();
+        let (meta, _) = self.write_complete(self.next_id, true, sources, Vec::new(), 0)?;
+        // Complete: the last sealed state can go to sled's keys.
         if let Some(store) = self.state.opened() {
-            store.apply_checkpoints(u64::MAX).map_err(|e| CheckpointError::Io {
-                path: store.path().to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            store.apply_checkpoints(u64::MAX)?;
         }
-        files::retain(&self.config.dir, self.config.retained)?;
+        let id = meta.id;
         tracing::info!(checkpoint = id, "job finished; last checkpoint written");
         Ok(meta)
     }

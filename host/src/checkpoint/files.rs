@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::SourcePosition;
 
 const MAGIC: &[u8; 8] = b"WEIRCHK1";
-const HEADER: usize = MAGIC.len() + 8;
+pub(super) const HEADER: usize = MAGIC.len() + 8;
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
@@ -22,6 +22,8 @@ pub enum CheckpointError {
     Damaged { path: PathBuf, detail: String },
     #[error("checkpoint {id} cannot be restored: {detail}")]
     Mismatch { id: u64, detail: String },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -86,16 +88,39 @@ pub fn write(dir: &Path, meta: &CheckpointMeta) -> Result<PathBuf, CheckpointErr
     let body = rmp_serde::to_vec_named(meta)
         .map_err(|e| CheckpointError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
     let path = dir.join(file_name(meta.id));
-    let tmp = dir.join(format!(".{}.tmp", file_name(meta.id)));
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(MAGIC).map_err(io(&tmp))?;
-    file.write_all(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes()).map_err(io(&tmp))?;
-    file.write_all(&body).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    write_checked(&path, MAGIC, &body)?;
     sync_dir(dir)?;
     Ok(path)
+}
+
+/// Writes `magic | xxh3-64 of body (LE) | body` to `path`: into a temporary file, synced,
+/// then renamed, so `path` is either absent or whole. Checkpoints and savepoints use it.
+pub(super) fn write_checked(path: &Path, magic: &[u8; 8], body: &[u8]) -> Result<(), CheckpointError> {
+    let name = path.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(magic).map_err(io(&tmp))?;
+    file.write_all(&xxhash_rust::xxh3::xxh3_64(body).to_le_bytes()).map_err(io(&tmp))?;
+    file.write_all(body).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// The body of a file [`write_checked`] wrote with `magic`; `Damaged` if it is not one
+/// (`what`: what it should be) or its checksum does not match.
+pub(super) fn read_checked(path: &Path, magic: &[u8; 8], what: &str) -> Result<Vec<u8>, CheckpointError> {
+    let mut bytes = std::fs::read(path).map_err(io(path))?;
+    let damaged = |detail: String| CheckpointError::Damaged { path: path.to_path_buf(), detail };
+    if bytes.len() < HEADER || &bytes[..magic.len()] != magic {
+        return Err(damaged(format!("not {what}, or truncated")));
+    }
+    let sum = u64::from_le_bytes(bytes[magic.len()..HEADER].try_into().expect("8 bytes"));
+    if xxhash_rust::xxh3::xxh3_64(&bytes[HEADER..]) != sum {
+        return Err(damaged("checksum mismatch".into()));
+    }
+    bytes.drain(..HEADER);
+    Ok(bytes)
 }
 
 /// Makes renames and deletions in `dir` durable.
@@ -105,17 +130,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
 
 /// Reads and checks one checkpoint file.
 pub fn read(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let damaged = |detail: &str| CheckpointError::Damaged { path: path.to_path_buf(), detail: detail.to_string() };
-    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(damaged("not a Weir checkpoint file, or truncated"));
-    }
-    let sum = u64::from_le_bytes(bytes[MAGIC.len()..HEADER].try_into().expect("8 bytes"));
-    let body = &bytes[HEADER..];
-    if xxhash_rust::xxh3::xxh3_64(body) != sum {
-        return Err(damaged("checksum mismatch"));
-    }
-    rmp_serde::from_slice(body).map_err(|e| damaged(&format!("cannot decode: {e}")))
+    let body = read_checked(path, MAGIC, "a Weir checkpoint file")?;
+    rmp_serde::from_slice(&body)
+        .map_err(|e| CheckpointError::Damaged { path: path.to_path_buf(), detail: format!("cannot decode: {e}") })
 }
 
 /// The checkpoint files of `dir`, newest first (none if `dir` does not exist).

@@ -70,6 +70,11 @@ impl CheckpointConfig {
         }
     }
 
+    /// Where keyed state lives unless the job sets `state_dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     /// The delay before restart number `attempt` (1-based).
     pub fn restart_delay(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.saturating_sub(1).min(16);

@@ -7,7 +7,6 @@
 //! the keyed state as of that checkpoint, tree by tree. Keyed entries start with their key
 //! group, so a job at any parallelism takes them as they are.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,7 @@ pub struct SavepointInfo {
     pub bytes: u64,
 }
 
-fn state_error(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
+fn io_error(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) }
 }
 
@@ -54,50 +53,35 @@ pub fn take(config: &CheckpointConfig, state_dir: &Path, out: &Path) -> Result<S
     })?;
     let mut trees = Vec::new();
     if state_dir.is_dir() {
-        let copy = tempfile::tempdir().map_err(|e| state_error(state_dir, e))?;
-        crate::state::copy_database(state_dir, copy.path()).map_err(|e| state_error(state_dir, e))?;
-        let store = StateStore::open_at(copy.path(), StateConfig::default(), Some(meta.id))
-            .map_err(|e| state_error(state_dir, e))?;
-        store.apply_checkpoints(meta.id).map_err(|e| state_error(state_dir, e))?;
-        for (name, entries) in store.export().map_err(|e| state_error(state_dir, e))? {
+        let copy = tempfile::tempdir().map_err(|e| io_error(state_dir, e))?;
+        crate::state::copy_database(state_dir, copy.path()).map_err(|e| io_error(state_dir, e))?;
+        let store = StateStore::open_at(copy.path(), StateConfig::default(), Some(meta.id))?;
+        store.apply_checkpoints(meta.id)?;
+        for (name, entries) in store.export()? {
             let entries = entries.into_iter().map(|(k, v)| (ByteBuf::from(k), ByteBuf::from(v))).collect();
             trees.push(SavedTree { name, entries });
         }
     }
     let keyed_entries = trees.iter().map(|t| t.entries.len()).sum();
     let savepoint = Savepoint { meta, trees };
-    let body = rmp_serde::to_vec_named(&savepoint).map_err(|e| state_error(out, e))?;
+    let body = rmp_serde::to_vec_named(&savepoint).map_err(|e| io_error(out, e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
-    let tmp = out.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| state_error(&tmp, e))?;
-    file.write_all(MAGIC).map_err(|e| state_error(&tmp, e))?;
-    file.write_all(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes()).map_err(|e| state_error(&tmp, e))?;
-    file.write_all(&body).map_err(|e| state_error(&tmp, e))?;
-    file.sync_all().map_err(|e| state_error(&tmp, e))?;
-    std::fs::rename(&tmp, out).map_err(|e| state_error(out, e))?;
+    files::write_checked(out, MAGIC, &body)?;
     Ok(SavepointInfo {
         path: out.to_path_buf(),
         checkpoint: savepoint.meta.id,
         job: savepoint.meta.job,
         keyed_entries,
-        bytes: (MAGIC.len() + 8 + body.len()) as u64,
+        bytes: (files::HEADER + body.len()) as u64,
     })
 }
 
 fn read(path: &Path) -> Result<Savepoint, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|e| state_error(path, e))?;
-    let damaged = |detail: &str| CheckpointError::Damaged { path: path.to_path_buf(), detail: detail.to_string() };
-    if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(damaged("not a Weir savepoint, or truncated"));
-    }
-    let sum = u64::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 8].try_into().expect("8 bytes"));
-    let body = &bytes[MAGIC.len() + 8..];
-    if xxhash_rust::xxh3::xxh3_64(body) != sum {
-        return Err(damaged("checksum mismatch"));
-    }
-    rmp_serde::from_slice(body).map_err(|e| damaged(&format!("cannot decode: {e}")))
+    let body = files::read_checked(path, MAGIC, "a Weir savepoint")?;
+    rmp_serde::from_slice(&body)
+        .map_err(|e| CheckpointError::Damaged { path: path.to_path_buf(), detail: format!("cannot decode: {e}") })
 }
 
 /// Makes `config.dir` and `state_dir` hold the savepoint `file` as their only checkpoint,
@@ -106,7 +90,7 @@ pub fn restore(file: &Path, config: &CheckpointConfig, state_dir: &Path) -> Resu
     let savepoint = read(file)?;
     files::clear(&config.dir)?;
     if state_dir.exists() {
-        std::fs::remove_dir_all(state_dir).map_err(|e| state_error(state_dir, e))?;
+        std::fs::remove_dir_all(state_dir).map_err(|e| io_error(state_dir, e))?;
     }
     let trees: Vec<ExportedTree> = savepoint
         .trees
@@ -115,8 +99,8 @@ pub fn restore(file: &Path, config: &CheckpointConfig, state_dir: &Path) -> Resu
         .collect();
     let keyed_entries = trees.iter().map(|(_, e)| e.len()).sum();
     {
-        let store = StateStore::open(state_dir, StateConfig::default()).map_err(|e| state_error(state_dir, e))?;
-        store.import(&trees).map_err(|e| state_error(state_dir, e))?;
+        let store = StateStore::open(state_dir, StateConfig::default())?;
+        store.import(&trees)?;
     }
     let mut meta = savepoint.meta;
     meta.finished = false;

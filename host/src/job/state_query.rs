@@ -36,7 +36,7 @@ pub fn query(spec: &JobSpec, operator: &str, key: &str) -> Result<Value, StateQu
     let dir = spec
         .state_dir
         .clone()
-        .or_else(|| spec.checkpoints.as_ref().map(|c| c.dir.join("state")))
+        .or_else(|| spec.checkpoints.as_ref().map(|c| c.state_dir()))
         .ok_or_else(|| StateQueryError::NoStateDir { job: job.clone() })?;
     if !dir.is_dir() {
         return Err(StateQueryError::NoState { job, dir });

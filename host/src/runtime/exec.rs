@@ -211,11 +211,7 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
         None => None,
     };
     let restored = resume.as_ref().map(|r| r.as_ref().map_or(0, |m| m.id));
-    let state_dir = match (&graph.config.checkpoints, &graph.config.state_dir) {
-        (_, Some(dir)) => Some(dir.clone()),
-        (Some(config), None) => Some(config.dir.join("state")),
-        (None, None) => None,
-    };
+    let state_dir = graph.config.state_dir.clone().or_else(|| graph.config.checkpoints.as_ref().map(|c| c.state_dir()));
     let job_state = match restored {
         Some(id) => JobState::new(state_dir).restoring(id),
         None => JobState::new(state_dir),
@@ -297,34 +293,26 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
         let mut stats = TaskStats::default();
         let mut align = Alignment::new(sink_inputs);
         loop {
-            let message = match align.queued() {
-                Some(m) => m,
-                None => match sink_rx.blocking_recv() {
-                    Some(m) => m,
-                    None => {
-                        align.on_data_end();
-                        match align.take_aligned() {
-                            Some(id) => {
-                                sink.barrier(id)?;
-                                sink_coordinator.send(Ack::Sink { id });
-                                continue;
-                            }
-                            None => break,
-                        }
+            let next = align.queued().or_else(|| sink_rx.blocking_recv());
+            let ended = next.is_none();
+            match next {
+                Some(message) => {
+                    if let Some(Message::Data { batch, .. }) = align.on_data(message, false) {
+                        stats.records_out += batch.len() as u64;
+                        sink.write(&batch)?;
+                        sink_control.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
-                },
-            };
-            let Some(message) = align.on_data(message, false) else {
-                if let Some(id) = align.take_aligned() {
+                }
+                None => align.on_data_end(),
+            }
+            match align.take_aligned() {
+                Some(id) => {
                     sink.barrier(id)?;
                     sink_coordinator.send(Ack::Sink { id });
                 }
-                continue;
-            };
-            if let Message::Data { batch, .. } = message {
-                stats.records_out += batch.len() as u64;
-                sink.write(&batch)?;
-                sink_control.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                // Ended, and nothing held back is left to replay.
+                None if ended => break,
+                None => {}
             }
         }
         sink.finish()?;
@@ -448,41 +436,38 @@ fn prepare_checkpoints(
 ) -> Result<Option<CheckpointMeta>, RuntimeError> {
     let latest = checkpoint::read_latest(&config.dir)?;
     let resume = latest.filter(|m| !m.finished);
-    let sink_dir = match &graph.sink {
-        SinkSpec::File { path, .. } => Some(path.clone()),
-        _ => None,
-    };
     match &resume {
         Some(meta) => {
             tracing::info!(job = %graph.name, checkpoint = meta.id, sources = ?meta.sources.iter().map(SourcePosition::describe).collect::<Vec<_>>(), "resuming from checkpoint");
-            if let Some(dir) = &sink_dir {
-                connectors::recover_parts(dir, meta.id).map_err(|source| ConnectorError::Io {
-                    what: "cannot recover the output parts in",
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
         }
         None => {
             // Nothing to resume: no checkpoint yet, or the last run finished.
             checkpoint::clear(&config.dir)?;
             if graph.config.state_dir.is_none() {
-                let state = config.dir.join("state");
+                let state = config.state_dir();
                 if state.exists() {
                     std::fs::remove_dir_all(&state)
                         .map_err(|source| CheckpointError::Io { path: state.clone(), source })?;
                 }
             }
-            if let Some(dir) = &sink_dir {
-                connectors::recover_parts(dir, 0).map_err(|source| ConnectorError::Io {
-                    what: "cannot clear the output parts in",
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
         }
     }
+    // The output parts the restored checkpoint covers are committed, later ones deleted
+    // (all of them when starting afresh).
+    if let SinkSpec::File { path, .. } = &graph.sink {
+        connectors::recover_parts(path, resume.as_ref().map_or(0, |m| m.id)).map_err(|source| ConnectorError::Io {
+            what: "cannot recover the output parts in",
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     Ok(resume)
+}
+
+/// How a checkpoint names step `step` of stage `stage`: by place, so that a new plugin
+/// version (another step name) still finds its state.
+fn step_id(stage: usize, step: usize) -> String {
+    format!("{stage}/{step}")
 }
 
 /// The step names of the job (each names its plugin), for the checkpoint's record.
@@ -495,7 +480,7 @@ fn plugin_versions(stages: &[graph::Stage]) -> Vec<PluginVersion> {
                 .steps
                 .iter()
                 .enumerate()
-                .map(move |(i, step)| PluginVersion { step: format!("{k}/{i}"), name: step.name.clone() })
+                .map(move |(i, step)| PluginVersion { step: step_id(k, i), name: step.name.clone() })
         })
         .collect()
 }
@@ -510,7 +495,7 @@ fn restore_operators(
     let (range, max) = (ctx.key_groups(), ctx.max_parallelism);
     let owns = move |key: &[u8]| range.contains(crate::runtime::key_group(key, max));
     for (i, op) in operators.iter_mut().enumerate() {
-        let step = format!("{stage}/{i}");
+        let step = step_id(stage, i);
         let blobs: Vec<&[u8]> = meta.operators.iter().filter(|o| o.step == step).map(|o| o.data.as_slice()).collect();
         if !blobs.is_empty() {
             op.restore(&blobs, &owns)?;
@@ -824,7 +809,7 @@ impl StageInstance {
         let mut snapshots = Vec::new();
         for (i, op) in self.operators.iter_mut().enumerate() {
             if let Some(data) = op.snapshot(id)? {
-                let step = format!("{}/{i}", self.stage);
+                let step = step_id(self.stage, i);
                 snapshots.push(OperatorSnapshot { step, instance: self.index as u32, data });
             }
         }

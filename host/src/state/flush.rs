@@ -124,10 +124,9 @@ impl KeyedState {
         let pops_timers = !popped.is_empty();
         let changes: Changes = popped.into_iter().map(|k| (k, None)).chain(writes).collect();
         if !changes.is_empty() {
-            let borrowed: Vec<Change<'_>> = changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
             let key = layout::checkpoint_redo_key(self.key_groups.start, checkpoint);
             self.tree
-                .insert(key, encode_redo(&borrowed))
+                .insert(key, encode_redo(&borrowed(&changes)))
                 .map_err(StateError::storage(&self.operator, "writing a checkpoint's state"))?;
         }
         self.sealed.push_back(Sealed { checkpoint, generation, changes, pops_timers });
@@ -139,12 +138,9 @@ impl KeyedState {
     pub fn apply_checkpoints(&mut self, checkpoint: u64) -> Result<(), StateError> {
         while self.sealed.front().is_some_and(|s| s.checkpoint <= checkpoint) {
             let Some(sealed) = self.sealed.pop_front() else { break };
-            let changes: Vec<Change<'_>> = sealed.changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
-            for chunk in changes.chunks(CHUNK) {
-                self.tree
-                    .apply_batch(batch(chunk))
-                    .map_err(StateError::storage(&self.operator, "applying a checkpoint's state"))?;
-            }
+            let changes = borrowed(&sealed.changes);
+            apply_in_chunks(&self.tree, &changes)
+                .map_err(StateError::storage(&self.operator, "applying a checkpoint's state"))?;
             if !changes.is_empty() {
                 self.tree
                     .remove(layout::checkpoint_redo_key(self.key_groups.start, sealed.checkpoint))
@@ -175,11 +171,19 @@ fn commit(tree: &sled::Tree, redo_key: &[u8], changes: &[Change<'_>]) -> Result<
         return tree.apply_batch(batch(changes));
     }
     tree.insert(redo_key, encode_redo(changes))?;
-    for chunk in changes.chunks(CHUNK) {
-        tree.apply_batch(batch(chunk))?;
-    }
+    apply_in_chunks(tree, changes)?;
     tree.remove(redo_key)?;
     Ok(())
+}
+
+/// Applies `changes` in sled batches of [`CHUNK`] (each atomic, the whole not).
+fn apply_in_chunks(tree: &sled::Tree, changes: &[Change<'_>]) -> Result<(), sled::Error> {
+    changes.chunks(CHUNK).try_for_each(|chunk| tree.apply_batch(batch(chunk)))
+}
+
+/// `changes` as borrowed [`Change`]s.
+fn borrowed(changes: &Changes) -> Vec<Change<'_>> {
+    changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect()
 }
 
 fn batch(changes: &[Change<'_>]) -> sled::Batch {
@@ -212,9 +216,7 @@ pub(super) fn recover(tree: &sled::Tree, restored: Option<u64>) -> Result<Option
             continue;
         }
         let Some(changes) = decode_redo(record) else { return Ok(None) };
-        for chunk in changes.chunks(CHUNK) {
-            tree.apply_batch(batch(chunk))?;
-        }
+        apply_in_chunks(tree, &changes)?;
         tree.remove(key)?;
         applied += 1;
         match checkpoint {

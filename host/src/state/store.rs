@@ -58,9 +58,7 @@ impl StateStore {
     pub fn open_at(dir: &Path, config: StateConfig, restored: Option<u64>) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Open { path: dir.to_path_buf(), source: sled::Error::Io(e) })?;
-        let mut store = Self::with_sled(sled_config(&config).path(dir), dir.to_path_buf(), config)?;
-        Arc::get_mut(&mut store.inner).expect("not shared yet").restored = restored;
-        Ok(store)
+        Self::with_sled(sled_config(&config).path(dir), dir.to_path_buf(), config, restored)
     }
 
     /// A database in the system's temporary directory, deleted when the last clone is dropped.
@@ -70,13 +68,18 @@ impl StateStore {
         let name =
             format!("weir-state-{}-{}-{}", std::process::id(), nanos.as_nanos(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = std::env::temp_dir().join(name);
-        Self::with_sled(sled_config(&config).path(&dir).temporary(true), dir, config)
+        Self::with_sled(sled_config(&config).path(&dir).temporary(true), dir, config, None)
     }
 
-    fn with_sled(sled: sled::Config, path: PathBuf, config: StateConfig) -> Result<Self, StateError> {
+    fn with_sled(
+        sled: sled::Config,
+        path: PathBuf,
+        config: StateConfig,
+        restored: Option<u64>,
+    ) -> Result<Self, StateError> {
         let db = open_waiting_for_lock(&sled).map_err(|source| StateError::Open { path: path.clone(), source })?;
         tracing::debug!(path = %path.display(), recovered = db.was_recovered(), "state database opened");
-        Ok(Self { inner: Arc::new(Inner { db, path, config, restored: None, operators: Mutex::new(HashMap::new()) }) })
+        Ok(Self { inner: Arc::new(Inner { db, path, config, restored, operators: Mutex::new(HashMap::new()) }) })
     }
 
     pub(super) fn db(&self) -> &sled::Db {
@@ -97,11 +100,7 @@ impl StateStore {
     /// Applies the sealed state of every checkpoint up to `checkpoint` in every operator's
     /// tree (the job has ended: no instance holds state any more).
     pub fn apply_checkpoints(&self, checkpoint: u64) -> Result<(), StateError> {
-        for name in self.inner.db.tree_names() {
-            if !name.starts_with(b"operator/") {
-                continue;
-            }
-            let tree = self.inner.db.open_tree(&name).map_err(StateError::storage("*", "opening state"))?;
+        for (_, tree) in self.operator_trees()? {
             flush::recover(&tree, Some(checkpoint)).map_err(StateError::storage("*", "applying checkpoint state"))?;
         }
         self.sync()
@@ -111,11 +110,7 @@ impl StateStore {
     /// a savepoint carries (after [`StateStore::apply_checkpoints`]).
     pub fn export(&self) -> Result<Vec<ExportedTree>, StateError> {
         let mut trees = Vec::new();
-        for name in self.inner.db.tree_names() {
-            if !name.starts_with(b"operator/") {
-                continue;
-            }
-            let tree = self.inner.db.open_tree(&name).map_err(StateError::storage("*", "opening state"))?;
+        for (name, tree) in self.operator_trees()? {
             let mut entries = Vec::new();
             for item in tree.iter() {
                 let (key, value) = item.map_err(StateError::storage("*", "reading state"))?;
@@ -123,9 +118,21 @@ impl StateStore {
                     entries.push((key.to_vec(), value.to_vec()));
                 }
             }
-            trees.push((String::from_utf8_lossy(&name).into_owned(), entries));
+            trees.push((name, entries));
         }
         Ok(trees)
+    }
+
+    /// Every operator's tree, with its name (`operator/<step>`).
+    fn operator_trees(&self) -> Result<Vec<(String, sled::Tree)>, StateError> {
+        let names = self.inner.db.tree_names();
+        let names = names.iter().filter_map(|n| std::str::from_utf8(n).ok()).filter(|n| n.starts_with("operator/"));
+        names
+            .map(|name| {
+                let tree = self.inner.db.open_tree(name).map_err(StateError::storage(name, "opening state"))?;
+                Ok((name.to_string(), tree))
+            })
+            .collect()
     }
 
     /// Writes trees [`StateStore::export`] made into this (empty) database, and syncs it.
