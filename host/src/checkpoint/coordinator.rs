@@ -44,8 +44,22 @@ impl CoordinatorHandle {
     }
 }
 
-/// Commits a sink's output up to a complete checkpoint (renames part files).
-pub type Committer = Box<dyn FnMut(u64) -> Result<(), String> + Send>;
+/// Commits a sink's output up to a complete checkpoint (renames part files, commits a Kafka
+/// or PostgreSQL transaction), on the coordinator's thread.
+pub trait Committer: Send {
+    /// Checkpoint `id` is complete (its file is written): commit what came before its barrier.
+    fn committed(&mut self, id: u64) -> Result<(), String>;
+
+    /// Checkpoint `id` will not complete (its input ended first, or writing it failed): what
+    /// the sink made ready for it is committed with the next one instead.
+    fn abandoned(&mut self, _id: u64) {}
+}
+
+impl<F: FnMut(u64) -> Result<(), String> + Send> Committer for F {
+    fn committed(&mut self, id: u64) -> Result<(), String> {
+        self(id)
+    }
+}
 
 struct Pending {
     id: u64,
@@ -68,7 +82,7 @@ pub struct Coordinator {
     sinks: usize,
     next_id: u64,
     pending: Option<Pending>,
-    committers: Vec<Committer>,
+    committers: Vec<Box<dyn Committer>>,
     plugins: Vec<PluginVersion>,
 }
 
@@ -104,7 +118,7 @@ impl Coordinator {
         (coordinator, CoordinatorHandle { tx: Some(tx) })
     }
 
-    pub fn add_committer(&mut self, committer: Committer) {
+    pub fn add_committer(&mut self, committer: Box<dyn Committer>) {
         self.committers.push(committer);
     }
 
@@ -162,7 +176,9 @@ impl Coordinator {
                 if source == 0 && p.sources[0].is_none() {
                     // The main input ended before this barrier: it can never complete.
                     tracing::debug!(checkpoint = p.id, "checkpoint dropped: the input ended first");
+                    let id = p.id;
                     self.pending = None;
+                    self.abandon(id);
                 } else if p.sources[source].is_none() {
                     p.sources[source] = Some(position.clone());
                 }
@@ -178,11 +194,12 @@ impl Coordinator {
         let done = self.pending.as_ref().is_some_and(|p| {
             p.instances == self.instances && p.sinks == self.sinks && p.sources.iter().all(Option::is_some)
         });
-        if done
-            && let Some(p) = self.pending.take()
-            && let Err(e) = self.complete(p)
-        {
-            tracing::error!(error = %e, "checkpoint failed; the job goes on and tries again at the next one");
+        if done && let Some(p) = self.pending.take() {
+            let id = p.id;
+            if let Err(e) = self.complete(p) {
+                tracing::error!(checkpoint = id, error = %e, "checkpoint failed; the job goes on and tries again at the next one");
+                self.abandon(id);
+            }
         }
     }
 
@@ -226,11 +243,17 @@ impl Coordinator {
     }
 
     fn commit(&mut self, id: u64) {
-        for commit in &mut self.committers {
-            if let Err(e) = commit(id) {
+        for committer in &mut self.committers {
+            if let Err(e) = committer.committed(id) {
                 // The parts stay in progress; recovery commits them from this checkpoint.
                 tracing::error!(checkpoint = id, error = %e, "committing a sink's output failed");
             }
+        }
+    }
+
+    fn abandon(&mut self, id: u64) {
+        for committer in &mut self.committers {
+            committer.abandoned(id);
         }
     }
 
@@ -240,7 +263,9 @@ impl Coordinator {
         while let Ok(ack) = self.acks.try_recv() {
             self.on_ack(ack);
         }
-        self.pending = None;
+        if let Some(p) = self.pending.take() {
+            self.abandon(p.id);
+        }
         let sources = self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::Unreplayable)).collect();
         let (meta, _) = self.write_complete(self.next_id, true, sources, Vec::new(), 0)?;
         // Complete: the last sealed state can go to sled's keys.

@@ -22,6 +22,10 @@ pub enum CheckpointError {
     Damaged { path: PathBuf, detail: String },
     #[error("checkpoint {id} cannot be restored: {detail}")]
     Mismatch { id: u64, detail: String },
+    #[error(
+        "the sink committed checkpoint {committed} last, but {dir} no longer holds it; resume from a savepoint, or delete the checkpoints to start afresh"
+    )]
+    SinkAhead { committed: u64, dir: PathBuf },
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }
@@ -168,7 +172,12 @@ pub fn list(dir: &Path) -> Result<Vec<CheckpointSummary>, CheckpointError> {
 /// The newest checkpoint of `dir` that reads back whole. Damaged ones are skipped with a
 /// warning naming them.
 pub fn read_latest(dir: &Path) -> Result<Option<CheckpointMeta>, CheckpointError> {
-    for (id, path) in files(dir)? {
+    read_at_most(dir, u64::MAX)
+}
+
+/// The newest checkpoint of `dir` with an id of at most `max` that reads back whole.
+pub fn read_at_most(dir: &Path, max: u64) -> Result<Option<CheckpointMeta>, CheckpointError> {
+    for (id, path) in files(dir)?.into_iter().filter(|(id, _)| *id <= max) {
         match read(&path) {
             Ok(meta) if meta.id == id => return Ok(Some(meta)),
             Ok(meta) => {
@@ -192,7 +201,13 @@ pub(super) fn retain(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
 
 /// Deletes every checkpoint file of `dir` (a job starting afresh).
 pub fn clear(dir: &Path) -> Result<(), CheckpointError> {
-    for (_, path) in files(dir)? {
+    discard_after(dir, 0)
+}
+
+/// Deletes the checkpoint files of `dir` newer than checkpoint `id` (a job resuming from an
+/// older checkpoint than its latest, because its sink did not commit the latest).
+pub fn discard_after(dir: &Path, id: u64) -> Result<(), CheckpointError> {
+    for (_, path) in files(dir)?.into_iter().filter(|(n, _)| *n > id) {
         std::fs::remove_file(&path).map_err(io(&path))?;
     }
     Ok(())

@@ -34,7 +34,8 @@ pub mod savepoint;
 
 pub use coordinator::{Ack, Committer, Coordinator, CoordinatorHandle};
 pub use files::{
-    CheckpointError, CheckpointMeta, CheckpointSummary, OperatorSnapshot, PluginVersion, clear, list, read, read_latest,
+    CheckpointError, CheckpointMeta, CheckpointSummary, OperatorSnapshot, PluginVersion, clear, discard_after, list,
+    read, read_at_most, read_latest,
 };
 pub use position::SourcePosition;
 

@@ -16,9 +16,11 @@ mod collection;
 mod datagen;
 mod file_sink;
 mod file_source;
+mod health;
 mod nexmark;
 mod print;
 mod socket;
+mod two_phase;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -28,9 +30,11 @@ use tokio::sync::mpsc;
 
 pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
 pub use file_sink::{commit_parts, recover_parts};
+pub use health::{Backoff, ConnectorHealth, ConnectorRegistry};
 pub use nexmark::{Auction, Bid, Event as NexmarkEvent, NexmarkError, NexmarkGenerator, NexmarkSpec, Person};
+pub use two_phase::{Transaction, TwoPhaseCommitter, TwoPhaseSink, two_phase};
 
-use crate::checkpoint::{Ack, CoordinatorHandle, SourcePosition};
+use crate::checkpoint::{Ack, Committer, CoordinatorHandle, SourcePosition};
 use crate::record::Batch;
 use crate::runtime::{DeadLetter, Disconnected, JobControl, Output, Payload};
 
@@ -109,6 +113,8 @@ pub enum ConnectorError {
     Position { source_name: &'static str, position: String },
     #[error("nexmark source: {0}")]
     Nexmark(#[from] NexmarkError),
+    #[error("committing the sink's transaction failed: {0}; the job restarts from the checkpoint before it")]
+    Commit(String),
 }
 
 impl From<Disconnected> for ConnectorError {
@@ -322,6 +328,21 @@ pub trait SinkWriter: Send {
     }
 }
 
+/// What opening a sink needs to know of its job.
+pub struct SinkContext<'a> {
+    pub job: &'a str,
+    pub control: &'a Arc<JobControl>,
+    /// The first checkpoint of a checkpointed job (its sink commits per checkpoint);
+    /// `None` without checkpoints, and for the dead-letter and late-data outputs.
+    pub first_epoch: Option<u64>,
+}
+
+/// An open sink, and what commits its output when a checkpoint completes.
+pub struct OpenedSink {
+    pub writer: Box<dyn SinkWriter>,
+    pub committer: Option<Box<dyn Committer>>,
+}
+
 /// Open a sink. Files are created (with their directory) now, so a bad path fails the job
 /// before any record flows.
 pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError> {
@@ -334,13 +355,30 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError>
     })
 }
 
-/// Open the sink of a checkpointed job whose first checkpoint is `first_epoch`: the file
-/// sink writes part files committed per checkpoint (exactly-once); other sinks are the
-/// same as without checkpoints (at-least-once after a restore).
-pub fn open_checkpointed_sink(spec: &SinkSpec, first_epoch: u64) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+/// Open a job's sink. In a checkpointed job, the file sink writes part files committed per
+/// checkpoint (exactly-once); other sinks are the same as without checkpoints
+/// (at-least-once after a restore).
+pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+    match (spec, ctx.first_epoch) {
+        (SinkSpec::File { path, format }, Some(first_epoch)) => {
+            let writer = Box::new(file_sink::PartFileSink::open(path, *format, first_epoch)?);
+            let dir = path.clone();
+            let committer = move |id| commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()));
+            Ok(OpenedSink { writer, committer: Some(Box::new(committer)) })
+        }
+        (other, _) => Ok(OpenedSink { writer: open_sink(other)?, committer: None }),
+    }
+}
+
+/// The last checkpoint a transactional sink committed, for a job about to resume: it
+/// resumes from that checkpoint even if a later one is complete (see [`two_phase`]).
+/// `None` for sinks that commit by other means.
+pub fn committed_checkpoint(spec: &SinkSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
+    let _ = job;
     match spec {
-        SinkSpec::File { path, format } => Ok(Box::new(file_sink::PartFileSink::open(path, *format, first_epoch)?)),
-        other => open_sink(other),
+        SinkSpec::Print | SinkSpec::PrintStderr | SinkSpec::File { .. } | SinkSpec::Collect(_) | SinkSpec::Discard => {
+            Ok(None)
+        }
     }
 }
 

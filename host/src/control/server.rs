@@ -447,6 +447,20 @@ async fn metrics(State(api): State<Arc<Api>>) -> impl IntoResponse {
         .iter()
         .map(|t| (format!("{job_label},operator=\"{}\"", label(&t.step)), t.cell.generation()))
         .collect();
+    let connectors = control.connectors().all();
+    let of = |h: &crate::connectors::ConnectorHealth| format!("{job_label},connector=\"{}\"", label(&h.name));
+    metric(
+        "weir_connector_up",
+        "gauge",
+        "Whether an external connector (Kafka, PostgreSQL) is connected: 1, or 0 while it retries.",
+        &connectors.iter().map(|h| (of(h), u64::from(h.is_up()))).collect::<Vec<_>>(),
+    );
+    metric(
+        "weir_connector_retries_total",
+        "counter",
+        "Times an external connector retried after losing its broker or database.",
+        &connectors.iter().map(|h| (of(h), h.retries())).collect::<Vec<_>>(),
+    );
     metric(
         "weir_plugin_generation",
         "gauge",

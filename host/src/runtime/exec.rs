@@ -108,6 +108,8 @@ pub struct JobControl {
     /// The newest checkpoint the coordinator asked for, and the newest complete one.
     checkpoint_requested: AtomicU64,
     checkpoint_completed: AtomicU64,
+    /// The state of the job's external connectors (Kafka, PostgreSQL), for the metrics.
+    connectors: connectors::ConnectorRegistry,
 }
 
 impl JobControl {
@@ -141,6 +143,10 @@ impl JobControl {
     }
 
     /// The newest checkpoint asked of the sources (0: none yet).
+    pub fn connectors(&self) -> &connectors::ConnectorRegistry {
+        &self.connectors
+    }
+
     pub fn checkpoint_requested(&self) -> u64 {
         self.checkpoint_requested.load(Ordering::Acquire)
     }
@@ -216,6 +222,13 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
         Some(id) => JobState::new(state_dir).restoring(id),
         None => JobState::new(state_dir),
     };
+    // Open the outputs first: a bad sink path fails before any record flows.
+    let sink_ctx = connectors::SinkContext { job: &graph.name, control, first_epoch: restored.map(|id| id + 1) };
+    let connectors::OpenedSink { writer: mut sink, committer: mut sink_committer } =
+        connectors::open_job_sink(&graph.sink, &sink_ctx)?;
+    let mut dead_sink = connectors::open_sink(&graph.dead_letter)?;
+    let mut late_sink = graph.late_data.as_ref().map(connectors::open_sink).transpose()?;
+
     let instances: usize = stages.iter().map(|s| s.parallelism).sum();
     let broadcasts = stages.iter().filter(|s| s.broadcast().is_some()).count();
     let (coordinator, handle) = match (&graph.config.checkpoints, restored) {
@@ -231,11 +244,8 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
                 restored + 1,
                 plugins,
             );
-            if let SinkSpec::File { path, .. } = &graph.sink {
-                let dir = path.clone();
-                c.add_committer(Box::new(move |id| {
-                    connectors::commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()))
-                }));
+            if let Some(committer) = sink_committer.take() {
+                c.add_committer(committer);
             }
             (Some(c), handle)
         }
@@ -243,15 +253,6 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     };
     let start_of =
         |source: usize| -> Option<SourcePosition> { resume.as_ref()?.as_ref()?.sources.get(source).cloned() };
-
-    // Open the outputs first: a bad sink path fails before any record flows.
-    let mut sink = match restored {
-        Some(id) => connectors::open_checkpointed_sink(&graph.sink, id + 1)?,
-        None => connectors::open_sink(&graph.sink)?,
-    };
-    let mut dead_sink = connectors::open_sink(&graph.dead_letter)?;
-
-    let mut late_sink = graph.late_data.as_ref().map(connectors::open_sink).transpose()?;
 
     let (dead_tx, mut dead_rx) = mpsc::channel::<Vec<DeadLetter>>(cap);
     tasks.spawn_blocking(move || -> TaskResult {
@@ -435,7 +436,24 @@ fn prepare_checkpoints(
     graph: &JobGraph,
 ) -> Result<Option<CheckpointMeta>, RuntimeError> {
     let latest = checkpoint::read_latest(&config.dir)?;
-    let resume = latest.filter(|m| !m.finished);
+    let mut resume = latest.filter(|m| !m.finished);
+    // A transactional sink commits after the checkpoint is written: if the job stopped in
+    // between, the sink's last commit is one checkpoint older, and the job resumes there.
+    if let Some(meta) = &resume
+        && let Some(committed) = connectors::committed_checkpoint(&graph.sink, &graph.name)?
+        && committed < meta.id
+    {
+        tracing::warn!(job = %graph.name, latest = meta.id, committed, "the sink did not commit the latest checkpoint; resuming from the one it committed");
+        resume = match committed {
+            0 => None,
+            id => Some(
+                checkpoint::read_at_most(&config.dir, id)?
+                    .filter(|m| m.id == id)
+                    .ok_or(CheckpointError::SinkAhead { committed: id, dir: config.dir.clone() })?,
+            ),
+        };
+        checkpoint::discard_after(&config.dir, committed)?;
+    }
     match &resume {
         Some(meta) => {
             tracing::info!(job = %graph.name, checkpoint = meta.id, sources = ?meta.sources.iter().map(SourcePosition::describe).collect::<Vec<_>>(), "resuming from checkpoint");
