@@ -18,6 +18,7 @@ mod file_sink;
 mod file_source;
 mod health;
 mod nexmark;
+mod postgres;
 mod print;
 mod socket;
 mod two_phase;
@@ -32,6 +33,7 @@ pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STR
 pub use file_sink::{commit_parts, recover_parts};
 pub use health::{Backoff, ConnectorHealth, ConnectorRegistry};
 pub use nexmark::{Auction, Bid, Event as NexmarkEvent, NexmarkError, NexmarkGenerator, NexmarkSpec, Person};
+pub use postgres::{DEFAULT_BATCH_SIZE as POSTGRES_BATCH_SIZE, PostgresError, PostgresSpec};
 pub use two_phase::{Transaction, TwoPhaseCommitter, TwoPhaseSink, two_phase};
 
 use crate::checkpoint::{Ack, Committer, CoordinatorHandle, SourcePosition};
@@ -97,6 +99,8 @@ pub enum SinkSpec {
     /// Into memory (MessagePack values), like Flink's `executeAndCollect`.
     Collect(Collected),
     Discard,
+    /// Rows of a PostgreSQL table (insert or upsert); exactly-once in a checkpointed job.
+    Postgres(PostgresSpec),
 }
 
 #[derive(Debug, Error)]
@@ -115,6 +119,8 @@ pub enum ConnectorError {
     Nexmark(#[from] NexmarkError),
     #[error("committing the sink's transaction failed: {0}; the job restarts from the checkpoint before it")]
     Commit(String),
+    #[error("postgres sink: {0}")]
+    Postgres(#[from] PostgresError),
 }
 
 impl From<Disconnected> for ConnectorError {
@@ -352,6 +358,7 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError>
         SinkSpec::File { path, format } => Box::new(file_sink::FileSink::create(path, *format)?),
         SinkSpec::Collect(into) => Box::new(CollectSink(into.clone())),
         SinkSpec::Discard => Box::new(DiscardSink),
+        SinkSpec::Postgres(pg) => postgres::open(pg, Arc::new(ConnectorHealth::new("postgres output")))?,
     })
 }
 
@@ -366,6 +373,7 @@ pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, C
             let committer = move |id| commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()));
             Ok(OpenedSink { writer, committer: Some(Box::new(committer)) })
         }
+        (SinkSpec::Postgres(pg), _) => postgres::open_job_sink(pg, ctx),
         (other, _) => Ok(OpenedSink { writer: open_sink(other)?, committer: None }),
     }
 }
@@ -374,11 +382,11 @@ pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, C
 /// resumes from that checkpoint even if a later one is complete (see [`two_phase`]).
 /// `None` for sinks that commit by other means.
 pub fn committed_checkpoint(spec: &SinkSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
-    let _ = job;
     match spec {
         SinkSpec::Print | SinkSpec::PrintStderr | SinkSpec::File { .. } | SinkSpec::Collect(_) | SinkSpec::Discard => {
             Ok(None)
         }
+        SinkSpec::Postgres(pg) => postgres::committed_checkpoint(pg, job),
     }
 }
 

@@ -21,6 +21,7 @@
 mod datagen;
 mod locate;
 mod nexmark;
+mod postgres;
 mod spec;
 mod state_query;
 mod time;

@@ -402,9 +402,10 @@ fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
             ctx.map(v, key, &["connector"])?;
             Ok(SinkSpec::Discard)
         }
+        "postgres" => super::postgres::parse_postgres(ctx, v, key),
         other => Err(ctx.err(
             &join(key, "connector"),
-            format!("unknown sink connector `{other}`; expected print, file or blackhole"),
+            format!("unknown sink connector `{other}`; expected print, file, postgres or blackhole"),
         )),
     }
 }

@@ -55,6 +55,9 @@ impl RuntimeError {
     /// Whether restarting from a checkpoint may get past it (a failing connection, a sink
     /// that could not write, a plugin that failed), unlike a job that cannot start as built.
     fn is_restartable(&self) -> bool {
+        if let RuntimeError::Connector(ConnectorError::Postgres(e)) = self {
+            return e.is_transient();
+        }
         !matches!(
             self,
             RuntimeError::Graph(_)
