@@ -5,6 +5,8 @@
 //! Every test file includes this module (`mod common;`) and uses part of it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::io::Write;
