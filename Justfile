@@ -14,11 +14,17 @@ componentize_py := "componentize-py==0.25.1"
 default:
     @just --list
 
-# Install the tool chain: the wasm32-wasip2 target and the Python SDK venv (idempotent).
+# Install the tool chain: the wasm32-wasip2 target, the Python SDK venv and the PostgreSQL
+# server binaries for the postgres sink's tests (idempotent).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    # The PostgreSQL server binaries: tests/postgres.rs and the postgres bench start private clusters.
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+    fi
     stamp="{{venv}}/.weir-setup"
     want="{{componentize_py}} pytest sdk/python"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -76,6 +82,7 @@ bench: plugins
     cargo bench --workspace --bench keyed_count
     cargo bench --workspace --bench hot_swap
     cargo bench --workspace --bench checkpoints
+    cargo bench --workspace --bench postgres
 
 # The exactly-once soak: the kill -9 test with 100 kills (CI runs 20); WEIR_KILL_SEED
 # replays a schedule.
