@@ -342,8 +342,15 @@ impl PostgresTransaction {
     /// safe when no transaction was open: an open one died with its connection.
     fn begin<'c>(conn: &'c mut Connection, open: &mut bool) -> Result<&'c mut Client, PostgresError> {
         if !*open {
-            let client = conn.connect()?;
-            client.batch_execute("BEGIN").map_err(PostgresError::marker)?;
+            // Nothing is pending: a connection lost since the last commit is replaced.
+            let (backoff, health) = (conn.backoff, conn.health.clone());
+            backoff.retry(&health, "beginning a transaction in PostgreSQL", PostgresError::is_transient, || {
+                let begun = conn.connect_once().and_then(|c| c.batch_execute("BEGIN").map_err(PostgresError::marker));
+                if let Err(e) = &begun {
+                    conn.lost(e);
+                }
+                begun
+            })?;
             *open = true;
         }
         conn.client.as_mut().ok_or_else(|| unreachable_connect(&conn.config))
