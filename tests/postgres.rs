@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -265,23 +266,73 @@ fn killed_with_sigkill_again_and_again_every_row_lands_exactly_once() {
     assert_exactly_once(&pg, &format!("after {kills} kills"));
 }
 
-/// Run `job` and stop the server for 1.5 s once a fifth of the rows are in `clicks`; the
-/// run, which must succeed.
+/// `GET /metrics` of the job running with its run folder in `run_dir` (`None` until its
+/// API is up).
+fn metrics(run_dir: &Path, job: &str) -> Option<String> {
+    let info = std::fs::read(run_dir.join(format!("{}.json", weir::control::job_id_from_name(job)))).ok()?;
+    let info: serde_json::Value = serde_json::from_slice(&info).ok()?;
+    let address = info["address"].as_str()?;
+    let mut conn = std::net::TcpStream::connect(address).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
+/// Run `job` (named `clicks`) and stop the server for 1.5 s once a fifth of the rows are
+/// in `clicks`; the sink's health in the metrics goes down meanwhile. The run, which must
+/// succeed.
 fn run_through_an_outage(pg: &PgCluster, job: &Path) -> Run {
-    let ran = std::thread::scope(|s| {
-        let run = s.spawn(|| run_job(job));
-        let started = Instant::now();
-        while pg.psql("SELECT count(*) FROM clicks").trim().parse::<u64>().unwrap_or(0) < ROWS / 5
-            && started.elapsed() < Duration::from_secs(20)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        pg.stop();
-        std::thread::sleep(Duration::from_millis(1500));
-        pg.start_again();
-        run.join().expect("the job's thread")
+    let run_dir = job.parent().expect("the job's folder").join("run");
+    let mut child = weir()
+        .env("WEIR_RUN_DIR", &run_dir)
+        .arg("run")
+        .arg(job)
+        .arg("--summary")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir starts");
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
     });
+    let health = |up: u8| format!("weir_connector_up{{job=\"clicks\",connector=\"postgres sink\"}} {up}");
+    let started = Instant::now();
+    while pg.psql("SELECT count(*) FROM clicks").trim().parse::<u64>().unwrap_or(0) < ROWS / 5
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = metrics(&run_dir, "clicks").unwrap_or_default();
+    assert!(before.contains(&health(1)), "the sink is up in the metrics:\n{before}");
+    pg.stop();
+    let stopped = Instant::now();
+    let mut seen_down = false;
+    while !seen_down && stopped.elapsed() < Duration::from_millis(1500) {
+        seen_down = metrics(&run_dir, "clicks").is_some_and(|m| m.contains(&health(0)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(stopped.elapsed()));
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        match child.try_wait().expect("wait") {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None => {
+                let _ = child.kill();
+                panic!("the job did not finish within 60 s of the outage");
+            }
+        }
+    };
+    let ran = Run { code: status.code(), stdout: String::new(), stderr: stderr.join().unwrap_or_default() };
     ran.assert_ok();
+    assert!(seen_down, "the metrics showed the sink down during the outage:\n{}", ran.stderr);
     ran
 }
 
