@@ -365,6 +365,8 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError>
 /// Open a job's sink. In a checkpointed job, the file sink writes part files committed per
 /// checkpoint (exactly-once); other sinks are the same as without checkpoints
 /// (at-least-once after a restore).
+///
+/// The postgres sink commits one database transaction per checkpoint (exactly-once).
 pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
     match (spec, ctx.first_epoch) {
         (SinkSpec::File { path, format }, Some(first_epoch)) => {

@@ -195,16 +195,17 @@ impl Connection {
         Ok(conn)
     }
 
+    /// The open connection, or one new connection attempt.
     fn connect_once(&mut self) -> Result<&mut Client, PostgresError> {
-        if self.client.is_none() {
-            let client = self.config.connect(NoTls).map_err(|e| PostgresError::Connect {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => self.config.connect(NoTls).map_err(|e| PostgresError::Connect {
                 target: target(&self.config),
                 transient: transient(&e) || e.code().is_none(),
                 message: message(&e),
-            })?;
-            self.client = Some(client);
-        }
-        self.client.as_mut().ok_or_else(|| unreachable_connect(&self.config))
+            })?,
+        };
+        Ok(self.client.insert(client))
     }
 
     /// The open connection, or a new one (retried with backoff).
@@ -225,10 +226,6 @@ impl Connection {
             drop_off_runtime(self.client.take());
         }
     }
-}
-
-fn unreachable_connect(config: &Config) -> PostgresError {
-    PostgresError::Connect { target: target(config), message: "no connection".into(), transient: true }
 }
 
 impl Drop for Connection {
@@ -353,7 +350,13 @@ impl PostgresTransaction {
             })?;
             *open = true;
         }
-        conn.client.as_mut().ok_or_else(|| unreachable_connect(&conn.config))
+        // Invariant: a transaction is open only on a live client (`failed` clears both).
+        let config = &conn.config;
+        conn.client.as_mut().ok_or_else(|| PostgresError::Connect {
+            target: target(config),
+            message: "the connection was lost".into(),
+            transient: true,
+        })
     }
 
     fn failed(&mut self, error: PostgresError) -> ConnectorError {
