@@ -119,8 +119,9 @@ pub enum ConnectorError {
     Nexmark(#[from] NexmarkError),
     #[error("committing the sink's transaction failed: {0}; the job restarts from the checkpoint before it")]
     Commit(String),
+    /// Not a `source`: the message says it all, and the CLI prints sources after it.
     #[error("postgres sink: {0}")]
-    Postgres(#[from] PostgresError),
+    Postgres(PostgresError),
 }
 
 impl From<Disconnected> for ConnectorError {

@@ -156,7 +156,11 @@ fn message(e: &postgres::Error) -> String {
             let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
             format!("{}{detail} [SQLSTATE {}]", db.message(), db.code().code())
         }
-        None => e.to_string(),
+        // "error connecting to server" alone does not say why: add the cause.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -260,7 +264,7 @@ fn open_writer(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<(Con
 
 /// An at-least-once sink (no checkpoints, or the dead-letter output).
 pub fn open(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<Box<dyn SinkWriter>, ConnectorError> {
-    let (conn, writer) = off_runtime(|| open_writer(spec, health))?;
+    let (conn, writer) = off_runtime(|| open_writer(spec, health)).map_err(ConnectorError::Postgres)?;
     Ok(Box::new(AutocommitSink { conn, writer }))
 }
 
@@ -272,13 +276,17 @@ pub fn open_job_sink(spec: &PostgresSpec, ctx: &SinkContext) -> Result<OpenedSin
     };
     let job = ctx.job.to_string();
     off_runtime(move || {
-        let (mut conn, writer) = open_writer(spec, health)?;
-        conn.connect()?
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {MARKERS} (job text PRIMARY KEY, checkpoint bigint NOT NULL, \
-                 committed_at timestamptz NOT NULL DEFAULT now())"
-            ))
-            .map_err(PostgresError::marker)?;
+        let prepare = || -> Result<_, PostgresError> {
+            let (mut conn, writer) = open_writer(spec, health)?;
+            conn.connect()?
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {MARKERS} (job text PRIMARY KEY, checkpoint bigint NOT NULL, \
+                     committed_at timestamptz NOT NULL DEFAULT now())"
+                ))
+                .map_err(PostgresError::marker)?;
+            Ok((conn, writer))
+        };
+        let (conn, writer) = prepare().map_err(ConnectorError::Postgres)?;
         let txn = PostgresTransaction { conn, writer, job, open: false };
         let (sink, committer) = two_phase(txn, first_epoch)?;
         Ok(OpenedSink { writer: Box::new(sink), committer: Some(Box::new(committer)) })
@@ -300,7 +308,7 @@ pub fn committed_checkpoint(spec: &PostgresSpec, job: &str) -> Result<Option<u64
             .map_err(PostgresError::marker)?;
         Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
     };
-    Ok(off_runtime(read)?)
+    off_runtime(read).map_err(ConnectorError::Postgres)
 }
 
 /// Autocommit statements; a lost connection is retried with the whole batch.
@@ -313,15 +321,17 @@ impl SinkWriter for AutocommitSink {
     fn write(&mut self, batch: &Batch) -> Result<(), ConnectorError> {
         let Self { conn, writer } = self;
         let (backoff, health) = (conn.backoff, conn.health.clone());
-        backoff.retry(&health, "writing into PostgreSQL", PostgresError::is_transient, || {
-            let result = conn.connect_once().and_then(|client| writer.write(client, batch));
-            if let Err(e) = &result {
-                conn.lost(e);
-                writer.forget_statements();
-            }
-            result
-        })?;
-        Ok(())
+        backoff
+            .retry(&health, "writing into PostgreSQL", PostgresError::is_transient, || {
+                let result = conn.connect_once().and_then(|client| writer.write(client, batch));
+                if let Err(e) = &result {
+                    conn.lost(e);
+                    writer.forget_statements();
+                }
+                result
+            })
+            .map(|_| ())
+            .map_err(ConnectorError::Postgres)
     }
 }
 
