@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod kill;
+
 /// The repository root (this crate is `tests/` in it).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

@@ -17,7 +17,7 @@ use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::format::key_of;
@@ -40,6 +40,8 @@ struct Deliveries {
 }
 
 struct SinkContextKafka {
+    /// The sink's topic: the ranges are of its partitions (not of the commit markers').
+    topic: String,
     deliveries: Mutex<Deliveries>,
     health: Arc<ConnectorHealth>,
 }
@@ -57,6 +59,7 @@ impl ProducerContext for SinkContextKafka {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let mut d = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
         match result {
+            Ok(m) if m.topic() != self.topic => {}
             Ok(m) => {
                 let r = d.ranges.entry(m.partition()).or_insert((m.offset(), m.offset() + 1));
                 r.0 = r.0.min(m.offset());
@@ -70,9 +73,10 @@ impl ProducerContext for SinkContextKafka {
     }
 }
 
-/// A producer for the sink's topic.
+/// A producer for the sink's topic. Delivery reports are served on the calling thread (a
+/// `BaseProducer` polled here), so a flush returns with every report counted.
 struct Writer {
-    producer: ThreadedProducer<SinkContextKafka>,
+    producer: BaseProducer<SinkContextKafka>,
     topic: String,
     key_field: Option<String>,
     format: super::ValueFormat,
@@ -90,7 +94,7 @@ impl Writer {
         if let Some(id) = txn_id {
             config.set("transactional.id", id);
         }
-        let context = SinkContextKafka { deliveries: Mutex::default(), health };
+        let context = SinkContextKafka { topic: spec.topic.clone(), deliveries: Mutex::default(), health };
         let producer = config.create_with_context(context).map_err(|e| kafka_error("creating the producer", e))?;
         Ok(Self {
             producer,
@@ -121,12 +125,13 @@ impl Writer {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                         pending = back;
-                        std::thread::sleep(Duration::from_millis(5));
+                        self.producer.poll(Duration::from_millis(5));
                     }
                     Err((e, _)) => return Err(kafka_error("producing a record", e)),
                 }
             }
         }
+        self.producer.poll(Duration::ZERO);
         Ok(())
     }
 

@@ -28,6 +28,9 @@ struct Partition {
     next: i64,
     /// Bounded mode: the end offset seen at start.
     end: i64,
+    /// Start by time where the broker cannot look offsets up by time: records before this
+    /// time are skipped until the first one at or after it.
+    skip_before: Option<i64>,
 }
 
 impl Partition {
@@ -149,6 +152,12 @@ pub fn run(
         }
         partitions[p].next = message.offset() + 1;
         let timestamp = message.timestamp().to_millis();
+        if let Some(from) = partitions[p].skip_before {
+            if timestamp.is_some_and(|t| t < from) {
+                continue;
+            }
+            partitions[p].skip_before = None;
+        }
         let emitted = match (watermarks.as_mut(), timestamp) {
             (Some(w), Some(ts)) => {
                 for signal in w.on_event(p, ts) {
@@ -205,7 +214,19 @@ fn assign(
         _ => None,
     };
     let by_time = match (start, spec.startup) {
-        (None, StartupMode::Timestamp(ms)) => Some(consumer.offsets_for_timestamp(ms, REQUEST_TIMEOUT)?),
+        (None, StartupMode::Timestamp(ms)) => {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, p, ..) in &partitions {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(ms))?;
+            }
+            match consumer.offsets_for_times(tpl, REQUEST_TIMEOUT) {
+                Ok(found) => Some(found),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka source: the broker cannot look offsets up by time; reading from the earliest and skipping older records");
+                    None
+                }
+            }
+        }
         _ => None,
     };
     let mut assigned = TopicPartitionList::new();
@@ -220,11 +241,17 @@ fn assign(
             (false, StartupMode::Earliest) => low,
             (false, StartupMode::Latest) => high,
             (false, StartupMode::GroupOffsets) => found(&committed).unwrap_or(low),
-            (false, StartupMode::Timestamp(_)) => found(&by_time).unwrap_or(high),
+            (false, StartupMode::Timestamp(_)) => found(&by_time).unwrap_or(low),
+        };
+        // No offset found: a broker that cannot look up by time (librdkafka's mock), or no
+        // record that late (then every record is skipped, as a lookup would have).
+        let skip_before = match (start, spec.startup) {
+            (None, StartupMode::Timestamp(ms)) if found(&by_time).is_none() => Some(ms),
+            _ => None,
         };
         let next = next.clamp(low, high.max(low));
         assigned.add_partition_offset(&topic, partition, Offset::Offset(next))?;
-        out.push(Partition { topic, partition, next, end: high });
+        out.push(Partition { topic, partition, next, end: high, skip_before });
     }
     if out.is_empty() {
         return Err(KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition));
