@@ -2,6 +2,10 @@
 //! Kafka protocol (produce, fetch, offsets, consumer groups, transactions) over TCP on
 //! loopback. For tests, benchmarks and `weir dev kafka`; it keeps everything in memory.
 //!
+//! The mock keeps at most 5 MiB (of compressed batches) or 100 000 batches per partition
+//! and drops the oldest beyond that, as if by retention: spread big inputs over partitions
+//! and compress them (the loaders here use lz4).
+//!
 //! One limit matters for exactly-once: the mock accepts transactions but does not hide
 //! aborted records from `read_committed` consumers. Readers that must see only committed
 //! output use the sink's commit markers ([`committed_records`]), which a real broker's
@@ -21,6 +25,24 @@ use super::REQUEST_TIMEOUT;
 
 /// A message to produce: partition, key, value, timestamp (epoch ms).
 pub type Outgoing<'a> = (i32, Option<&'a [u8]>, &'a [u8], Option<i64>);
+
+/// The first delivery failure of a producer.
+#[derive(Default)]
+struct Acks {
+    failed: std::sync::Mutex<Option<KafkaError>>,
+}
+
+impl rdkafka::ClientContext for Acks {}
+
+impl rdkafka::producer::ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
+        }
+    }
+}
 
 pub struct DevCluster {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -59,8 +81,13 @@ impl DevCluster {
         if up { self.cluster.broker_up(id) } else { self.cluster.broker_down(id) }
     }
 
-    fn producer(&self) -> Result<BaseProducer, KafkaError> {
-        ClientConfig::new().set("bootstrap.servers", &self.bootstrap).set("linger.ms", "5").create()
+    fn producer(&self) -> Result<BaseProducer<Acks>, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("linger.ms", "5")
+            // The mock keeps 5 MiB per partition and drops the oldest beyond that.
+            .set("compression.type", "lz4")
+            .create_with_context(Acks::default())
     }
 
     /// Produce `(partition, key, value, timestamp)` messages and wait for them all.
@@ -87,7 +114,11 @@ impl DevCluster {
             }
             producer.poll(Duration::ZERO);
         }
-        producer.flush(Duration::from_secs(30))
+        producer.flush(Duration::from_secs(30))?;
+        match producer.context().failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Produce every line of `file` into `topic`, spread round-robin over its partitions.
