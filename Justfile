@@ -53,6 +53,11 @@ demo: plugins
     @echo "== first program, map in Python (examples/first-program/job-python.yaml)"
     @{{weir}} run examples/first-program/job-python.yaml
 
+# The access-log job reading Kafka (`weir dev kafka`) and upserting per-URL minute counts into
+# a private PostgreSQL server (examples/access-log-kafka).
+access-log-kafka: plugins
+    examples/access-log-kafka/run.sh {{weir}}
+
 # Every test: Rust unit and integration tests, the Python SDK's and the Python plugins' tests
 # (one pytest per plugin folder but the first: each plugin's module is `app`, and the first import wins).
 test: plugins
