@@ -102,6 +102,30 @@ fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dea
 }
 
 #[test]
+fn headers_reach_the_records_as_a_map() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("hdr", 1).unwrap();
+    cluster.produce_with_headers("hdr", 0, b"GET /", &[("trace-id", b"abc"), ("raw", &[0xff, 0x00])]).unwrap();
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-headers\nsource:\n  connector: kafka\n  topic: hdr\n  properties.bootstrap.servers: {}\n  \
+             scan.bounded.mode: latest-offset\n  format: text\n  metadata: [headers, key]\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n",
+            cluster.bootstrap()
+        ),
+    );
+    run_job(&job).assert_ok();
+    let out = read_json_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        out,
+        [serde_json::json!({"value": "GET /", "headers": {"trace-id": "abc", "raw": [255, 0]}, "key": null})],
+        "UTF-8 header values are strings, others binary"
+    );
+}
+
+#[test]
 fn messagepack_values_are_records_as_they_are_and_bad_ones_are_dead_letters() {
     let cluster = DevCluster::start(1).expect("mock cluster");
     cluster.create_topic("mp", 1).unwrap();

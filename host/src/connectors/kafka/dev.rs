@@ -121,6 +121,25 @@ impl DevCluster {
         }
     }
 
+    /// Produce one message with headers (name, value) to `partition` of `topic`.
+    pub fn produce_with_headers(
+        &self,
+        topic: &str,
+        partition: i32,
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), KafkaError> {
+        let producer = self.producer()?;
+        let mut owned = rdkafka::message::OwnedHeaders::new();
+        for (key, v) in headers {
+            owned = owned.insert(rdkafka::message::Header { key, value: Some(*v) });
+        }
+        producer
+            .send(BaseRecord::<(), _>::to(topic).partition(partition).payload(value).headers(owned))
+            .map_err(|(e, _)| e)?;
+        producer.flush(Duration::from_secs(30))
+    }
+
     /// Produce every line of `file` into `topic`, spread round-robin over its partitions.
     pub fn load_lines(&self, topic: &str, partitions: i32, file: &Path) -> std::io::Result<usize> {
         let text = std::fs::read_to_string(file)?;
