@@ -102,6 +102,32 @@ fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dea
 }
 
 #[test]
+fn offsets_of_complete_checkpoints_are_committed_to_the_consumer_group() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("g", 2).unwrap();
+    produce_numbers(&cluster, "g", 2, 1000);
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-group\nsource:\n  connector: kafka\n  topic: g\n  properties.bootstrap.servers: {}\n  \
+             properties.group.id: counters\ncheckpoints: {{interval: 100 ms, dir: ckpt}}\nsink: {{connector: blackhole}}\n",
+            cluster.bootstrap()
+        ),
+    );
+    let mut child = run_until_checkpoints(dir.path(), &job, 3);
+    let started = Instant::now();
+    let mut committed = cluster.committed_offsets("counters", "g").unwrap();
+    while committed != [(0, 500), (1, 500)] && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        committed = cluster.committed_offsets("counters", "g").unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(committed, [(0, 500), (1, 500)], "the group's offsets follow the completed checkpoints");
+}
+
+#[test]
 fn headers_reach_the_records_as_a_map() {
     let cluster = DevCluster::start(1).expect("mock cluster");
     cluster.create_topic("hdr", 1).unwrap();

@@ -182,18 +182,24 @@ impl SourceContext {
     }
 
     /// A point between two records where the source is at `position`: if a checkpoint was
-    /// asked for, ship what is batched, send its barrier and report the position. Sources
-    /// call it before each record; it costs one atomic load when there is nothing to do.
-    pub fn checkpoint_point(&mut self, position: impl FnOnce() -> SourcePosition) -> Result<(), Disconnected> {
+    /// asked for, ship what is batched, send its barrier and report the position (and
+    /// return the checkpoint's id). Sources call it before each record; it costs one atomic
+    /// load when there is nothing to do.
+    pub fn checkpoint_point(&mut self, position: impl FnOnce() -> SourcePosition) -> Result<Option<u64>, Disconnected> {
         let requested = self.control.checkpoint_requested();
         if requested <= self.barrier || !self.coordinator.is_enabled() {
-            return Ok(());
+            return Ok(None);
         }
         self.ship()?;
         self.output.broadcast_barrier(requested)?;
         self.barrier = requested;
         self.coordinator.send(Ack::Source { id: requested, source: self.index, position: position() });
-        Ok(())
+        Ok(Some(requested))
+    }
+
+    /// The newest complete checkpoint of the job (0: none yet).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.control.last_checkpoint()
     }
 
     /// Follow `control`'s cancellation, and count shipped records into its input counter

@@ -150,6 +150,22 @@ impl DevCluster {
         Ok(lines.len())
     }
 
+    /// The offsets consumer group `group` committed for the partitions of `topic`
+    /// (partition, next offset; -1 for none).
+    pub fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &self.bootstrap).set("group.id", group).create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                tpl.add_partition(topic, p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, REQUEST_TIMEOUT)?;
+        Ok(committed.elements().iter().map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1))).collect())
+    }
+
     /// Every message of `topic` as it is now, partition by partition.
     pub fn fetch_all(&self, topic: &str) -> Result<Vec<Fetched>, KafkaError> {
         fetch_all(&self.bootstrap, topic)

@@ -1,9 +1,10 @@
 //! The Kafka source: every partition of its topics assigned to one consumer, offsets in
 //! Weir's checkpoints, per-partition watermarks from the messages' timestamps.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -113,8 +114,27 @@ pub fn run(
         partitions.iter().position(|p| p.partition == partition && p.topic == topic)
     };
     let mut failing = false;
+    // Offsets of checkpoints taken but not known complete yet, committed to the consumer
+    // group once they are (Flink's commit-on-checkpoint): for monitoring and
+    // `group-offsets`; recovery uses the checkpoints.
+    let commit_to_group = spec.properties.iter().any(|(k, _)| k == "group.id");
+    let mut uncommitted: VecDeque<(u64, TopicPartitionList)> = VecDeque::new();
     loop {
-        ctx.checkpoint_point(|| position(&partitions))?;
+        if let Some(id) = ctx.checkpoint_point(|| position(&partitions))?
+            && commit_to_group
+        {
+            uncommitted.push_back((id, offsets(&partitions)));
+        }
+        let complete = ctx.last_checkpoint();
+        let mut newest = None;
+        while uncommitted.front().is_some_and(|(id, _)| *id <= complete) {
+            newest = uncommitted.pop_front();
+        }
+        if let Some((id, tpl)) = newest
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::warn!(checkpoint = id, error = %e, "kafka source: committing offsets to the group failed");
+        }
         if spec.bounded && partitions.iter().all(Partition::done) {
             break;
         }
@@ -175,6 +195,15 @@ pub fn run(
     }
     ctx.flush()?;
     Ok(position(&partitions))
+}
+
+fn offsets(partitions: &[Partition]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        // Offsets come from the broker and are never negative.
+        let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
+    }
+    tpl
 }
 
 fn position(partitions: &[Partition]) -> SourcePosition {
