@@ -128,6 +128,30 @@ fn offsets_of_complete_checkpoints_are_committed_to_the_consumer_group() {
 }
 
 #[test]
+fn the_key_by_key_becomes_the_kafka_key() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("in", 1).unwrap();
+    produce_numbers(&cluster, "in", 1, 20);
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-keyed\nsource:\n  connector: kafka\n  topic: in\n  properties.bootstrap.servers: {bs}\n  \
+             scan.bounded.mode: latest-offset\npipeline:\n  - key_by: n\n\
+             sink:\n  connector: kafka\n  topic: keyed\n  properties.bootstrap.servers: {bs}\n",
+            bs = cluster.bootstrap()
+        ),
+    );
+    run_job(&job).assert_ok();
+    let out = cluster.fetch_all("keyed").unwrap();
+    assert_eq!(out.len(), 20);
+    for r in out {
+        let n = json(&r.value)["n"].as_i64().unwrap();
+        assert_eq!(r.key, Some(n.to_string().into_bytes()), "keyed by the `key_by` field");
+    }
+}
+
+#[test]
 fn headers_reach_the_records_as_a_map() {
     let cluster = DevCluster::start(1).expect("mock cluster");
     cluster.create_topic("hdr", 1).unwrap();
