@@ -59,6 +59,11 @@ demo: plugins
     @echo "== first program, map in Python (examples/first-program/job-python.yaml)"
     @{{weir}} run examples/first-program/job-python.yaml
 
+# The access-log job reading Kafka (`weir dev kafka`) and upserting per-URL minute counts into
+# a private PostgreSQL server (examples/access-log-kafka).
+access-log-kafka: plugins
+    examples/access-log-kafka/run.sh {{weir}}
+
 # Every test: Rust unit and integration tests, the Python SDK's and the Python plugins' tests
 # (one pytest per plugin folder but the first: each plugin's module is `app`, and the first import wins).
 test: plugins
@@ -74,7 +79,9 @@ test: plugins
 # the keyed window job's events/s with checkpoints every 1 s vs off (goal: at most 5 % loss),
 # checkpoint duration and size and state on disk for 1 M keys in a process plugin's value
 # state, and recovery time from SIGKILL of `weir run` to first output after the restart;
-# WEIR_BENCH_EVENTS sets the events, default 10 M (checkpoints: 20 M, 3 interleaved runs each).
+# Kafka -> Wasm map -> Kafka records/s against librdkafka's mock cluster, at-least-once and
+# exactly-once; WEIR_BENCH_EVENTS sets the events, default 10 M (checkpoints: 20 M, 3
+# interleaved runs each; kafka: 1 M).
 bench: plugins
     cargo bench --workspace --bench pipeline
     cargo bench --workspace --bench state
@@ -82,6 +89,7 @@ bench: plugins
     cargo bench --workspace --bench keyed_count
     cargo bench --workspace --bench hot_swap
     cargo bench --workspace --bench checkpoints
+    cargo bench --workspace --bench kafka
     cargo bench --workspace --bench postgres
 
 # The exactly-once soak: the kill -9 test with 100 kills (CI runs 20); WEIR_KILL_SEED

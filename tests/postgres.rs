@@ -10,9 +10,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::kill::kill_repeatedly;
 use common::postgres::PgCluster;
 use common::*;
 
@@ -196,30 +197,6 @@ fn assert_exactly_once(pg: &PgCluster, what: &str) {
     assert_eq!(counts, [format!("{ROWS}|{ROWS}|0|{}", ROWS - 1)], "rows, distinct, min, max {what}");
 }
 
-fn checkpoint_ids(dir: &Path) -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir(dir.join("ckpt")) else { return Vec::new() };
-    let mut ids: Vec<u64> = entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("chk-")?.strip_suffix(".meta")?.parse().ok()
-        })
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
-fn spawn(job: &Path) -> Child {
-    weir()
-        .arg("run")
-        .arg(job)
-        .arg("--no-api")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("weir starts")
-}
-
 #[test]
 fn killed_with_sigkill_again_and_again_every_row_lands_exactly_once() {
     let pg = PgCluster::start(FAST);
@@ -227,34 +204,9 @@ fn killed_with_sigkill_again_and_again_every_row_lands_exactly_once() {
     let dir = temp_dir();
     let job = clicks_job(dir.path(), &pg, "checkpoints: {interval: 100 ms, dir: ckpt, restart_attempts: 0}\n", "");
     let kills: usize = std::env::var("WEIR_PG_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(6);
-    // A seeded xorshift: where in the run each kill lands.
-    let mut seed: u64 = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261204) | 1;
-    let mut below = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
-    for kill in 0..kills {
-        let before = checkpoint_ids(dir.path()).last().copied().unwrap_or(0);
-        let mut child = spawn(&job);
-        let started = Instant::now();
-        if kill % 3 == 2 {
-            // During recovery.
-            std::thread::sleep(Duration::from_millis(20 + below(150)));
-        } else {
-            while checkpoint_ids(dir.path()).last().copied().unwrap_or(0) <= before
-                && started.elapsed() < Duration::from_secs(20)
-                && child.try_wait().expect("wait").is_none()
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            std::thread::sleep(Duration::from_millis(below(200)));
-        }
-        assert!(child.try_wait().expect("wait").is_none(), "kill {kill} came after the job finished; slow the source");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-    }
+    let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261204);
+    let landed = kill_repeatedly(dir.path(), &job, kills, seed);
+    assert_eq!(landed, kills, "every kill hit the running job (seed {seed}); slow the source");
     let committed: u64 =
         pg.psql("SELECT checkpoint FROM weir_sink_checkpoints WHERE job = 'clicks'").trim().parse().unwrap();
     assert!(committed > 3, "the killed runs committed checkpoints: {committed}");

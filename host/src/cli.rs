@@ -119,6 +119,31 @@ pub enum Cmd {
         #[command(subcommand)]
         command: PluginCmd,
     },
+    /// Local stand-ins for external systems, to try jobs without installing them.
+    Dev {
+        #[command(subcommand)]
+        command: DevCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevCmd {
+    /// Run a Kafka cluster in this process (librdkafka's mock cluster: the real protocol,
+    /// in memory) until Ctrl-C; prints its bootstrap address.
+    Kafka {
+        /// Create a topic: NAME or NAME:PARTITIONS (repeatable).
+        #[arg(long = "topic", value_name = "NAME[:PARTITIONS]")]
+        topics: Vec<String>,
+        /// Produce each line of FILE into TOPIC (repeatable), round-robin over its partitions.
+        #[arg(long = "load", value_name = "TOPIC=FILE")]
+        loads: Vec<String>,
+        /// Number of brokers.
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+        /// Also write the bootstrap address into FILE (for scripts).
+        #[arg(long, value_name = "FILE")]
+        bootstrap_file: Option<PathBuf>,
+    },
 }
 
 /// The control API and folder watch of `weir run`.
@@ -215,7 +240,41 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{PLUGIN_WIT}");
             Ok(())
         }
+        Cmd::Dev { command: DevCmd::Kafka { topics, loads, brokers, bootstrap_file } } => {
+            dev_kafka(&topics, &loads, brokers, bootstrap_file.as_deref())
+        }
     }
+}
+
+fn dev_kafka(topics: &[String], loads: &[String], brokers: i32, bootstrap_file: Option<&Path>) -> Result<()> {
+    use crate::connectors::kafka::dev::DevCluster;
+    let cluster = DevCluster::start(brokers).context("starting the mock Kafka cluster")?;
+    let mut partitions_of = std::collections::HashMap::new();
+    for t in topics {
+        let (name, partitions) = match t.split_once(':') {
+            Some((n, p)) => (n, p.parse::<i32>().with_context(|| format!("--topic {t}: PARTITIONS must be a number"))?),
+            None => (t.as_str(), 1),
+        };
+        cluster.create_topic(name, partitions).with_context(|| format!("creating topic {name}"))?;
+        partitions_of.insert(name.to_string(), partitions);
+    }
+    for load in loads {
+        let Some((topic, file)) = load.split_once('=') else { bail!("--load {load}: expected TOPIC=FILE") };
+        let partitions = partitions_of.get(topic).copied().unwrap_or(1);
+        let n = cluster
+            .load_lines(topic, partitions, Path::new(file))
+            .with_context(|| format!("--load {load}: producing the lines of {file}"))?;
+        eprintln!("loaded {n} lines of {file} into {topic}");
+    }
+    if let Some(file) = bootstrap_file {
+        std::fs::write(file, cluster.bootstrap()).with_context(|| format!("writing {}", file.display()))?;
+    }
+    println!("bootstrap: {}", cluster.bootstrap());
+    println!("export KAFKA_BOOTSTRAP={}", cluster.bootstrap());
+    eprintln!("Kafka (mock cluster) is up; Ctrl-C stops it and drops its data");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    Ok(())
 }
 
 /// The job's checkpoint settings and where its keyed state lives.

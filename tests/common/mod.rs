@@ -5,8 +5,6 @@
 //! Every test file includes this module (`mod common;`) and uses part of it.
 #![allow(dead_code)]
 
-pub mod postgres;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::io::Write;
@@ -18,6 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+pub mod kill;
+pub mod postgres;
 
 /// The repository root (this crate is `tests/` in it).
 pub fn repo_root() -> PathBuf {

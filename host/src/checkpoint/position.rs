@@ -12,6 +12,8 @@ pub enum SourcePosition {
     File { file: String, offset: u64, line: u64 },
     /// A source that cannot rewind (a socket): it resumes wherever its input is.
     Unreplayable,
+    /// A Kafka source: the next offset of each partition.
+    Kafka { offsets: Vec<crate::connectors::kafka::PartitionOffset> },
 }
 
 impl SourcePosition {
@@ -21,6 +23,11 @@ impl SourcePosition {
             SourcePosition::Records(n) => format!("record {n}"),
             SourcePosition::File { file, offset, line } => format!("{file} line {line} (byte {offset})"),
             SourcePosition::Unreplayable => "not replayable".into(),
+            SourcePosition::Kafka { offsets } => {
+                let parts: Vec<String> =
+                    offsets.iter().map(|o| format!("{}/{}@{}", o.topic, o.partition, o.offset)).collect();
+                format!("kafka {}", parts.join(" "))
+            }
         }
     }
 }

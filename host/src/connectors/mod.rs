@@ -17,6 +17,7 @@ mod datagen;
 mod file_sink;
 mod file_source;
 mod health;
+pub mod kafka;
 mod nexmark;
 mod postgres;
 mod print;
@@ -68,6 +69,8 @@ pub enum SourceSpec {
     /// The Nexmark benchmark's Person / Auction / Bid stream; event `i` depends only on the
     /// spec and `i`.
     Nexmark(NexmarkSpec),
+    /// Messages of Kafka topics.
+    Kafka(kafka::KafkaSourceSpec),
 }
 
 impl SourceSpec {
@@ -78,7 +81,13 @@ impl SourceSpec {
             SourceSpec::Socket { .. } => "source socket",
             SourceSpec::Datagen(_) => "source datagen",
             SourceSpec::Nexmark(_) => "source nexmark",
+            SourceSpec::Kafka(_) => "source kafka",
         }
+    }
+
+    /// Whether records come with event time and watermarks from the source itself.
+    pub fn has_event_time(&self) -> bool {
+        matches!(self, SourceSpec::Kafka(k) if k.watermarks.is_some())
     }
 }
 
@@ -99,6 +108,8 @@ pub enum SinkSpec {
     /// Into memory (MessagePack values), like Flink's `executeAndCollect`.
     Collect(Collected),
     Discard,
+    /// A Kafka topic.
+    Kafka(kafka::KafkaSinkSpec),
     /// Rows of a PostgreSQL table (insert or upsert); exactly-once in a checkpointed job.
     Postgres(PostgresSpec),
 }
@@ -119,6 +130,8 @@ pub enum ConnectorError {
     Nexmark(#[from] NexmarkError),
     #[error("committing the sink's transaction failed: {0}; the job restarts from the checkpoint before it")]
     Commit(String),
+    #[error("{0}")]
+    Kafka(String),
     /// Not a `source`: the message says it all, and the CLI prints sources after it.
     #[error("postgres sink: {0}")]
     Postgres(PostgresError),
@@ -147,6 +160,8 @@ pub struct SourceContext {
     coordinator: CoordinatorHandle,
     index: usize,
     barrier: u64,
+    /// A record being encoded before it joins a batch with event times.
+    scratch: Vec<u8>,
 }
 
 impl SourceContext {
@@ -162,6 +177,7 @@ impl SourceContext {
             coordinator: CoordinatorHandle::default(),
             index: 0,
             barrier: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -173,18 +189,24 @@ impl SourceContext {
     }
 
     /// A point between two records where the source is at `position`: if a checkpoint was
-    /// asked for, ship what is batched, send its barrier and report the position. Sources
-    /// call it before each record; it costs one atomic load when there is nothing to do.
-    pub fn checkpoint_point(&mut self, position: impl FnOnce() -> SourcePosition) -> Result<(), Disconnected> {
+    /// asked for, ship what is batched, send its barrier and report the position (and
+    /// return the checkpoint's id). Sources call it before each record; it costs one atomic
+    /// load when there is nothing to do.
+    pub fn checkpoint_point(&mut self, position: impl FnOnce() -> SourcePosition) -> Result<Option<u64>, Disconnected> {
         let requested = self.control.checkpoint_requested();
         if requested <= self.barrier || !self.coordinator.is_enabled() {
-            return Ok(());
+            return Ok(None);
         }
         self.ship()?;
         self.output.broadcast_barrier(requested)?;
         self.barrier = requested;
         self.coordinator.send(Ack::Source { id: requested, source: self.index, position: position() });
-        Ok(())
+        Ok(Some(requested))
+    }
+
+    /// The newest complete checkpoint of the job (0: none yet).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.control.last_checkpoint()
     }
 
     /// Follow `control`'s cancellation, and count shipped records into its input counter
@@ -273,6 +295,35 @@ impl SourceContext {
         self.dead.blocking_send(vec![d]).map_err(|_| Disconnected)
     }
 
+    /// Emit a record with event time `timestamp` (a source that assigns event time itself).
+    pub fn emit_with_time<E>(
+        &mut self,
+        timestamp: i64,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, Disconnected> {
+        self.scratch.clear();
+        if let Err(e) = write(&mut self.scratch) {
+            return Ok(Err(e));
+        }
+        self.batch.push_record(&self.scratch, crate::record::RowMeta { key: None, timestamp: Some(timestamp) });
+        self.emitted += 1;
+        if self.batch.len() >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Send a watermark or idleness change downstream, after the records batched so far.
+    pub fn emit_time(&mut self, signal: crate::time::TimeSignal) -> Result<(), Disconnected> {
+        self.ship()?;
+        self.output.broadcast_time(signal)
+    }
+
+    /// The state of connector `name` of this job, shown in the metrics.
+    pub fn connector_health(&self, name: &str) -> Arc<ConnectorHealth> {
+        self.control.connectors().register(name)
+    }
+
     /// Time spent blocked on a full channel.
     pub fn backpressure(&self) -> std::time::Duration {
         self.output.blocked
@@ -304,6 +355,11 @@ pub fn run_source(
         SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
         SourceSpec::Datagen(spec) => datagen::run(spec, ctx, records(start)?),
         SourceSpec::Nexmark(spec) => nexmark::run(spec, ctx, records(start)?.max(spec.start)),
+        SourceSpec::Kafka(spec) => match start {
+            None => kafka::run_source(spec, ctx, None),
+            Some(SourcePosition::Kafka { offsets }) => kafka::run_source(spec, ctx, Some(offsets)),
+            Some(_) => Err(mismatch()),
+        },
     };
     let position = match result {
         Err(ConnectorError::Disconnected) if ctx.is_cancelled() => None,
@@ -359,6 +415,7 @@ pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError>
         SinkSpec::File { path, format } => Box::new(file_sink::FileSink::create(path, *format)?),
         SinkSpec::Collect(into) => Box::new(CollectSink(into.clone())),
         SinkSpec::Discard => Box::new(DiscardSink),
+        SinkSpec::Kafka(kafka) => kafka::open_at_least_once(kafka)?,
         SinkSpec::Postgres(pg) => postgres::open(pg, Arc::new(ConnectorHealth::new("postgres output")))?,
     })
 }
@@ -376,6 +433,7 @@ pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, C
             let committer = move |id| commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()));
             Ok(OpenedSink { writer, committer: Some(Box::new(committer)) })
         }
+        (SinkSpec::Kafka(kafka), _) => kafka::open_sink(kafka, ctx),
         (SinkSpec::Postgres(pg), _) => postgres::open_job_sink(pg, ctx),
         (other, _) => Ok(OpenedSink { writer: open_sink(other)?, committer: None }),
     }
@@ -386,6 +444,7 @@ pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, C
 /// `None` for sinks that commit by other means.
 pub fn committed_checkpoint(spec: &SinkSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
     match spec {
+        SinkSpec::Kafka(kafka) => kafka::committed_checkpoint(kafka, job),
         SinkSpec::Print | SinkSpec::PrintStderr | SinkSpec::File { .. } | SinkSpec::Collect(_) | SinkSpec::Discard => {
             Ok(None)
         }

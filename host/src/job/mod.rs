@@ -19,6 +19,7 @@
 //! the builder API ([`crate::env`]), so both ways of writing a job run the same code.
 
 mod datagen;
+mod kafka;
 mod locate;
 mod nexmark;
 mod postgres;

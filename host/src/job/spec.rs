@@ -135,9 +135,12 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// A string value; `${VAR}` and `${VAR:-default}` in it take values from the environment.
     pub(super) fn string(&self, v: &Value, key: &str) -> Result<String, JobError> {
         match v {
-            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            Value::String(s) if !s.trim().is_empty() => expand_env(s, |name| std::env::var(name).ok())
+                .map_err(|e| self.err(key, e))
+                .and_then(|s| if s.trim().is_empty() { Err(self.err(key, "must not be empty")) } else { Ok(s) }),
             Value::String(_) => Err(self.err(key, "must not be empty")),
             other => Err(self.err(key, format!("expected a string, found {}", describe(other)))),
         }
@@ -157,6 +160,36 @@ impl Ctx<'_> {
             Some(other) => Err(self.err(key, format!("unknown format `{other}`; expected text or json"))),
         }
     }
+}
+
+/// `s` with `${NAME}` replaced by the variable's value and `${NAME:-default}` by the value
+/// or, when unset or empty, the default (as in a shell).
+fn expand_env(s: &str, var: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find('}') else {
+            return Err(format!("`${{` without a closing `}}` in {s:?}"));
+        };
+        let inner = &rest[at + 2..at + end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match (var(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "the environment variable {name} is not set; set it or write ${{{name}:-default}}"
+                ));
+            }
+        }
+        rest = &rest[at + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 pub(super) fn join(parent: &str, key: &str) -> String {
@@ -239,6 +272,15 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         None => RollbackPolicy::default(),
     };
     let checkpoints = get(&top, "checkpoints").map(|v| parse_checkpoints(&ctx, v, &name)).transpose()?;
+    if let SinkSpec::Kafka(k) = &sink
+        && k.delivery == crate::connectors::kafka::Delivery::ExactlyOnce
+        && checkpoints.is_none()
+    {
+        return Err(ctx.err(
+            "sink.sink.delivery-guarantee",
+            "exactly-once commits a Kafka transaction per checkpoint: add `checkpoints: {interval: 1 s}` to the job",
+        ));
+    }
     Ok(JobSpec {
         file: file.to_path_buf(),
         lines: ctx.lines,
@@ -325,7 +367,7 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
 }
 
 fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
-    let connector = connector(ctx, v, key, "collection, file, socket, datagen or nexmark")?;
+    let connector = connector(ctx, v, key, "collection, file, socket, datagen, nexmark or kafka")?;
     match connector.as_str() {
         "collection" => {
             let entries = ctx.map(v, key, &["connector", "elements"])?;
@@ -364,15 +406,16 @@ fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError>
         }
         "datagen" => super::datagen::parse_datagen(ctx, v, key),
         "nexmark" => super::nexmark::parse_nexmark(ctx, v, key),
+        "kafka" => super::kafka::parse_source(ctx, v, key),
         other => Err(ctx.err(
             &join(key, "connector"),
-            format!("unknown source connector `{other}`; expected collection, file, socket, datagen or nexmark"),
+            format!("unknown source connector `{other}`; expected collection, file, socket, datagen, nexmark or kafka"),
         )),
     }
 }
 
 fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
-    let connector = connector(ctx, v, key, "print or file")?;
+    let connector = connector(ctx, v, key, "print, file, blackhole, kafka or postgres")?;
     match connector.as_str() {
         "print" => {
             let entries = ctx.map(v, key, &["connector", "stream"])?;
@@ -402,10 +445,11 @@ fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
             ctx.map(v, key, &["connector"])?;
             Ok(SinkSpec::Discard)
         }
+        "kafka" => super::kafka::parse_sink(ctx, v, key),
         "postgres" => super::postgres::parse_postgres(ctx, v, key),
         other => Err(ctx.err(
             &join(key, "connector"),
-            format!("unknown sink connector `{other}`; expected print, file, postgres or blackhole"),
+            format!("unknown sink connector `{other}`; expected print, file, blackhole, kafka or postgres"),
         )),
     }
 }
@@ -649,12 +693,12 @@ impl JobSpec {
                     }
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
-                        let has_time =
-                            self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps(_)));
+                        let has_time = self.source.has_event_time()
+                            || self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps(_)));
                         if !w.processing_time && !has_time {
                             return Err(self.err(
                                 &key,
-                                "an event-time window needs `assign_timestamps` earlier in the pipeline (or `time: processing`)",
+                                "an event-time window needs `assign_timestamps` earlier in the pipeline, a source with `watermarks`, or `time: processing`",
                             ));
                         }
                         let lateness =
@@ -790,6 +834,32 @@ mod tests {
             error(&OK.replace("parallelism: 2", "parallelism: 0"))
                 .contains("pipeline[3].filter.parallelism: expected a whole number from 1 to 1024")
         );
+    }
+
+    #[test]
+    fn environment_variables_expand_in_strings() {
+        let var = |name: &str| (name == "HOST").then(|| "kafka:9092".to_string());
+        assert_eq!(expand_env("${HOST}", var).unwrap(), "kafka:9092");
+        assert_eq!(expand_env("a ${NOPE:-b:1} c", var).unwrap(), "a b:1 c");
+        assert_eq!(expand_env("no vars", var).unwrap(), "no vars");
+        assert!(expand_env("${NOPE}", var).unwrap_err().contains("NOPE is not set"));
+        assert!(expand_env("${HOST", var).unwrap_err().contains("closing"));
+    }
+
+    #[test]
+    fn kafka_connectors_parse_with_flink_option_names() {
+        let text = "name: k\nsource:\n  connector: kafka\n  topic: [a, b]\n  properties.bootstrap.servers: h:1\n  format: text\n  metadata: [key, offset]\n  watermarks: {max_out_of_orderness: 2 s, idleness: 5 s}\nsink:\n  connector: kafka\n  topic: out\n  properties:\n    bootstrap.servers: h:1\n    linger.ms: 5\n  key.field: url\n";
+        let spec = parse_str(text).unwrap();
+        let SourceSpec::Kafka(source) = &spec.source else { panic!("not kafka: {:?}", spec.source) };
+        assert_eq!(source.topics, ["a", "b"]);
+        assert!(source.watermarks.is_some() && spec.source.has_event_time());
+        let SinkSpec::Kafka(sink) = &spec.sink else { panic!("not kafka") };
+        assert_eq!(sink.properties, [("bootstrap.servers".into(), "h:1".into()), ("linger.ms".into(), "5".into())]);
+        assert_eq!(sink.key_field.as_deref(), Some("url"));
+        let missing = "name: k\nsource:\n  connector: kafka\n  topic: a\nsink:\n  connector: print\n";
+        assert!(error(missing).contains("properties.bootstrap.servers"), "{}", error(missing));
+        let eos = text.replace("  key.field: url\n", "  sink.delivery-guarantee: exactly-once\n");
+        assert!(error(&eos).contains("add `checkpoints"), "{}", error(&eos));
     }
 
     #[test]

@@ -1,0 +1,354 @@
+//! The Kafka source and sink, run the way a user runs them (`weir run` on a job file),
+//! against librdkafka's mock cluster started in this test process: the real Kafka protocol
+//! over loopback TCP.
+//!
+//! The mock accepts transactions but shows aborted records to read_committed consumers, so
+//! the exactly-once checks read the sink's output through its commit markers
+//! (`committed_records`), which name the offsets each committed transaction wrote.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::kill::*;
+use common::*;
+use weir::connectors::kafka::DEFAULT_COMMIT_TOPIC;
+use weir::connectors::kafka::dev::{DevCluster, Fetched, committed_records};
+
+fn json(v: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(v).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(v)))
+}
+
+/// Event time of the test records (librdkafka takes a timestamp of 0 as "now").
+const T0: i64 = 1_764_000_000_000;
+
+/// `n` JSON records `{"n": i}` spread over `partitions`, keyed `k<i>`, timestamped `T0 + 1000 * i`.
+fn produce_numbers(cluster: &DevCluster, topic: &str, partitions: i32, n: usize) {
+    let values: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..n).map(|i| (format!("k{i}").into_bytes(), format!("{{\"n\":{i}}}").into_bytes())).collect();
+    let messages: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| (i as i32 % partitions, Some(k.as_slice()), v.as_slice(), Some(T0 + 1000 * i as i64)))
+        .collect();
+    cluster.produce(topic, &messages).expect("produce");
+}
+
+fn numbers(records: &[Fetched]) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for r in records {
+        let n = json(&r.value)["n"].as_i64().unwrap_or_else(|| panic!("no n in {}", String::from_utf8_lossy(&r.value)));
+        *seen.entry(n).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dead_letters() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("in", 2).unwrap();
+    produce_numbers(&cluster, "in", 2, 10);
+    cluster.produce("in", &[(1, None, b"not json {", None)]).unwrap();
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-read\nsource:\n  connector: kafka\n  topic: in\n  properties.bootstrap.servers: {bs}\n  \
+             scan.bounded.mode: latest-offset\n  metadata: [key, timestamp, partition, offset]\n\
+             sink:\n  connector: kafka\n  topic: echo\n  properties.bootstrap.servers: {bs}\n  key.field: key\n\
+             dead_letter: {{connector: file, path: dead.jsonl, format: json}}\n",
+            bs = cluster.bootstrap()
+        ),
+    );
+    let summary = run_job(&job).assert_ok().summary();
+    assert_eq!((summary.records_in, summary.dead_letters), (10, 1));
+    let echoed = cluster.fetch_all("echo").unwrap();
+    assert_eq!(echoed.len(), 10);
+    for r in &echoed {
+        let v = json(&r.value);
+        let n = v["value"]["n"].as_i64().unwrap();
+        assert_eq!(r.key.as_deref(), Some(format!("k{n}").as_bytes()), "the key came from the `key` field");
+        assert_eq!(v["key"], format!("k{n}"));
+        assert_eq!(v["timestamp"], T0 + 1000 * n);
+        assert_eq!(v["partition"], n % 2);
+        assert_eq!(v["offset"], n / 2);
+    }
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["origin"], "in/1@5");
+    assert_eq!(dead[0]["raw"], "not json {");
+    assert!(dead[0]["error"].as_str().unwrap().contains("JSON"), "{}", dead[0]);
+
+    // The same topic as text lines, from a timestamp on, and as MessagePack values.
+    let text = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-text\nsource:\n  connector: kafka\n  topic: [in]\n  properties.bootstrap.servers: {bs}\n  \
+             scan.bounded.mode: latest-offset\n  scan.startup.mode: timestamp\n  scan.startup.timestamp-millis: {t}\n  \
+             format: text\nsink: {{connector: file, path: text.txt}}\n",
+            bs = cluster.bootstrap(),
+            t = T0 + 6000
+        ),
+    );
+    run_job(&text).assert_ok();
+    let mut lines: Vec<String> = read_file(&dir.path().join("text.txt")).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["not json {", r#"{"n":6}"#, r#"{"n":7}"#, r#"{"n":8}"#, r#"{"n":9}"#]);
+}
+
+#[test]
+fn offsets_of_complete_checkpoints_are_committed_to_the_consumer_group() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("g", 2).unwrap();
+    produce_numbers(&cluster, "g", 2, 1000);
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-group\nsource:\n  connector: kafka\n  topic: g\n  properties.bootstrap.servers: {}\n  \
+             properties.group.id: counters\ncheckpoints: {{interval: 100 ms, dir: ckpt}}\nsink: {{connector: blackhole}}\n",
+            cluster.bootstrap()
+        ),
+    );
+    let mut child = run_until_checkpoints(dir.path(), &job, 3);
+    let started = Instant::now();
+    let mut committed = cluster.committed_offsets("counters", "g").unwrap();
+    while committed != [(0, 500), (1, 500)] && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        committed = cluster.committed_offsets("counters", "g").unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(committed, [(0, 500), (1, 500)], "the group's offsets follow the completed checkpoints");
+}
+
+#[test]
+fn the_key_by_key_becomes_the_kafka_key() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("in", 1).unwrap();
+    produce_numbers(&cluster, "in", 1, 20);
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-keyed\nsource:\n  connector: kafka\n  topic: in\n  properties.bootstrap.servers: {bs}\n  \
+             scan.bounded.mode: latest-offset\npipeline:\n  - key_by: n\n\
+             sink:\n  connector: kafka\n  topic: keyed\n  properties.bootstrap.servers: {bs}\n",
+            bs = cluster.bootstrap()
+        ),
+    );
+    run_job(&job).assert_ok();
+    let out = cluster.fetch_all("keyed").unwrap();
+    assert_eq!(out.len(), 20);
+    for r in out {
+        let n = json(&r.value)["n"].as_i64().unwrap();
+        assert_eq!(r.key, Some(n.to_string().into_bytes()), "keyed by the `key_by` field");
+    }
+}
+
+#[test]
+fn headers_reach_the_records_as_a_map() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("hdr", 1).unwrap();
+    cluster.produce_with_headers("hdr", 0, b"GET /", &[("trace-id", b"abc"), ("raw", &[0xff, 0x00])]).unwrap();
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-headers\nsource:\n  connector: kafka\n  topic: hdr\n  properties.bootstrap.servers: {}\n  \
+             scan.bounded.mode: latest-offset\n  format: text\n  metadata: [headers, key]\n\
+             sink: {{connector: file, path: out.jsonl, format: json}}\n",
+            cluster.bootstrap()
+        ),
+    );
+    run_job(&job).assert_ok();
+    let out = read_json_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        out,
+        [serde_json::json!({"value": "GET /", "headers": {"trace-id": "abc", "raw": [255, 0]}, "key": null})],
+        "UTF-8 header values are strings, others binary"
+    );
+}
+
+#[test]
+fn messagepack_values_are_records_as_they_are_and_bad_ones_are_dead_letters() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("mp", 1).unwrap();
+    // {"url": "/a", "hits": 3} in MessagePack, then a truncated value.
+    let packed = [0x82, 0xa3, b'u', b'r', b'l', 0xa2, b'/', b'a', 0xa4, b'h', b'i', b't', b's', 0x03];
+    cluster.produce("mp", &[(0, None, &packed, None), (0, None, &packed[..5], None)]).unwrap();
+    let dir = temp_dir();
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: kafka-mp\nsource:\n  connector: kafka\n  topic: mp\n  properties.bootstrap.servers: {}\n  \
+             scan.bounded.mode: latest-offset\n  format: msgpack\nsink: {{connector: file, path: out.jsonl, format: json}}\n\
+             dead_letter: {{connector: file, path: dead.jsonl, format: json}}\n",
+            cluster.bootstrap()
+        ),
+    );
+    run_job(&job).assert_ok();
+    assert_eq!(read_json_lines(&dir.path().join("out.jsonl")), [serde_json::json!({"url": "/a", "hits": 3})]);
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["origin"], "mp/0@1");
+}
+
+/// Starts `weir run` with stdout read line by line on a thread.
+fn spawn_reading(job: &Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child = weir()
+        .arg("run")
+        .arg(job)
+        .arg("--no-api")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir starts");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn lines_within(rx: &mpsc::Receiver<String>, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    lines
+}
+
+/// Clicks on partition 0 only, one every 100 ms of processing time and 500 ms of event
+/// time from `T0`, while the job runs.
+fn click_slowly(cluster: &DevCluster, clicks: usize) {
+    for i in 0..clicks {
+        cluster.produce("clicks", &[(0, None, br#"{"url":"/a"}"#, Some(T0 + 500 * i as i64))]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_partition_without_data_goes_idle_and_does_not_hold_back_event_time_windows() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("clicks", 2).unwrap();
+    let dir = temp_dir();
+    let job = |name: &str, idleness: &str| {
+        write_job(
+            dir.path(),
+            &format!(
+                "name: {name}\nsource:\n  connector: kafka\n  topic: clicks\n  properties.bootstrap.servers: {}\n  \
+                 scan.startup.mode: latest-offset\n  watermarks: {{max_out_of_orderness: 0 s{idleness}}}\n\
+                 pipeline:\n  - key_by: url\n  - window: {{tumbling: 1 s, aggregate: count}}\nsink: {{connector: print}}\n",
+                cluster.bootstrap()
+            ),
+        )
+    };
+    // Without idleness the silent partition 1 holds the watermark at its start: no window fires.
+    let (mut child, rx) = spawn_reading(&job("held", ""));
+    std::thread::sleep(Duration::from_millis(500));
+    click_slowly(&cluster, 10);
+    let held = lines_within(&rx, Duration::from_secs(2));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(held.is_empty(), "windows fired although a partition had no watermark: {held:?}");
+    // With idleness it drops out of the minimum, and the windows before the last click fire.
+    let (mut child, rx) = spawn_reading(&job("idle", ", idleness: 300 ms"));
+    std::thread::sleep(Duration::from_millis(500));
+    click_slowly(&cluster, 10);
+    let fired = lines_within(&rx, Duration::from_secs(3));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let counts: Vec<serde_json::Value> = fired.iter().map(|l| json(l.as_bytes())).collect();
+    assert_eq!(counts.len(), 4, "windows [0,1 s) .. [3,4 s) fire; [4,5 s) waits for a later click: {fired:?}");
+    for (i, c) in counts.iter().enumerate() {
+        let start = T0 + 1000 * i as i64;
+        assert_eq!(c, &serde_json::json!({"key": "/a", "window_start": start, "window_end": start + 1000, "count": 2}));
+    }
+}
+
+const IN: usize = 300_000;
+
+fn exactly_once_job(dir: &Path, bootstrap: &str) -> std::path::PathBuf {
+    write_job(
+        dir,
+        &format!(
+            "name: kafka-eos\nbatch_size: 200\nsource:\n  connector: kafka\n  topic: in\n  \
+             properties.bootstrap.servers: {bootstrap}\n  scan.bounded.mode: latest-offset\n\
+             checkpoints: {{interval: 100 ms, dir: ckpt, restart_attempts: 0}}\n\
+             sink:\n  connector: kafka\n  topic: out\n  properties.bootstrap.servers: {bootstrap}\n  \
+             sink.delivery-guarantee: exactly-once\n"
+        ),
+    )
+}
+
+fn assert_exactly_once(cluster: &DevCluster, what: &str) {
+    let out = committed_records(cluster.bootstrap(), "out", DEFAULT_COMMIT_TOPIC, "weir-kafka-eos").unwrap();
+    let seen = numbers(&out);
+    let duplicated: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(duplicated.is_empty(), "{what}: duplicated records, e.g. {duplicated:?}");
+    let missing: Vec<_> = (0..IN as i64).filter(|n| !seen.contains_key(n)).take(5).collect();
+    assert!(missing.is_empty(), "{what}: lost records, e.g. {missing:?} ({} of {IN} committed)", seen.len());
+}
+
+#[test]
+fn killed_at_random_moments_the_kafka_to_kafka_job_commits_every_record_once() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("in", 3).unwrap();
+    cluster.create_topic("out", 2).unwrap();
+    produce_numbers(&cluster, "in", 3, IN);
+    let dir = temp_dir();
+    let job = exactly_once_job(dir.path(), cluster.bootstrap());
+    let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let kills = 3;
+    let landed = kill_repeatedly(dir.path(), &job, kills, seed);
+    assert!(landed >= 2, "only {landed} kills hit the running job (seed {seed}); make the input longer");
+    let all = cluster.fetch_all("out").unwrap();
+    if landed == kills {
+        run_job(&job).assert_ok();
+    } // else the last run finished on its own (running a finished job again starts afresh)
+    assert_exactly_once(&cluster, &format!("{landed} kills (seed {seed})"));
+    // The killed runs left uncommitted records that a read_committed consumer of a real
+    // broker skips; the mock shows them, and the markers leave them out.
+    assert!(!all.is_empty(), "the killed runs had written something");
+}
+
+#[test]
+fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic("in", 2).unwrap();
+    cluster.create_topic("out", 2).unwrap();
+    produce_numbers(&cluster, "in", 2, IN);
+    let dir = temp_dir();
+    let job = exactly_once_job(dir.path(), cluster.bootstrap());
+    let mut child = run_until_checkpoints(dir.path(), &job, 2);
+    cluster.set_broker_up(1, false).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "the job was still running while the broker was away");
+    cluster.set_broker_up(1, true).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "the job did not finish after the broker came back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the job failed: {status}");
+    assert_exactly_once(&cluster, "broker down for 2 s");
+}
