@@ -814,7 +814,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  connector: collection", "  connector: kafkaa")),
-            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file, socket, datagen or nexmark"
+            "job.yaml:5: source.connector: unknown source connector `kafkaa`; expected collection, file, socket, datagen, nexmark or kafka"
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),
