@@ -86,7 +86,10 @@ fn unknown_connector() {
     let yaml = base_job().replace("connector: collection", "connector: kafkaa");
     let err = fails(dir.path(), &yaml);
     assert_starts(&err, &at(dir.path(), &yaml, "kafkaa", "source.connector"));
-    assert_contains(&err, &["unknown source connector `kafkaa`", "collection, file, socket, datagen or nexmark"]);
+    assert_contains(
+        &err,
+        &["unknown source connector `kafkaa`", "collection, file, socket, datagen, nexmark or kafka"],
+    );
 }
 
 #[test]
