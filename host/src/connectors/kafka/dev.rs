@@ -82,43 +82,12 @@ impl DevCluster {
     }
 
     fn producer(&self) -> Result<BaseProducer<Acks>, KafkaError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("linger.ms", "5")
-            // The mock keeps 5 MiB per partition and drops the oldest beyond that.
-            .set("compression.type", "lz4")
-            .create_with_context(Acks::default())
+        producer(&self.bootstrap)
     }
 
     /// Produce `(partition, key, value, timestamp)` messages and wait for them all.
     pub fn produce(&self, topic: &str, messages: &[Outgoing<'_>]) -> Result<(), KafkaError> {
-        let producer = self.producer()?;
-        for (partition, key, value, ts) in messages {
-            let mut record = BaseRecord::to(topic).partition(*partition).payload(*value);
-            if let Some(k) = key {
-                record = record.key(*k);
-            }
-            if let Some(ts) = ts {
-                record = record.timestamp(*ts);
-            }
-            let mut pending = record;
-            loop {
-                match producer.send(pending) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                        pending = back;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                    Err((e, _)) => return Err(e),
-                }
-            }
-            producer.poll(Duration::ZERO);
-        }
-        producer.flush(Duration::from_secs(30))?;
-        match producer.context().failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        produce(&self.bootstrap, topic, messages)
     }
 
     /// Produce one message with headers (name, value) to `partition` of `topic`.
@@ -169,6 +138,47 @@ impl DevCluster {
     /// Every message of `topic` as it is now, partition by partition.
     pub fn fetch_all(&self, topic: &str) -> Result<Vec<Fetched>, KafkaError> {
         fetch_all(&self.bootstrap, topic)
+    }
+}
+
+fn producer(bootstrap: &str) -> Result<BaseProducer<Acks>, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        // The mock keeps 5 MiB per partition and drops the oldest beyond that.
+        .set("compression.type", "lz4")
+        .create_with_context(Acks::default())
+}
+
+/// Produce `(partition, key, value, timestamp)` messages to the cluster at `bootstrap`
+/// and wait for them all (from any thread; the cluster itself stays on its own).
+pub fn produce(bootstrap: &str, topic: &str, messages: &[Outgoing<'_>]) -> Result<(), KafkaError> {
+    let producer = producer(bootstrap)?;
+    for (partition, key, value, ts) in messages {
+        let mut record = BaseRecord::to(topic).partition(*partition).payload(*value);
+        if let Some(k) = key {
+            record = record.key(*k);
+        }
+        if let Some(ts) = ts {
+            record = record.timestamp(*ts);
+        }
+        let mut pending = record;
+        loop {
+            match producer.send(pending) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    pending = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30))?;
+    match producer.context().failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
