@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -40,6 +40,24 @@ fn produce_numbers(cluster: &DevCluster, topic: &str, partitions: i32, n: usize)
     cluster.produce(topic, &messages).expect("produce");
 }
 
+/// A mock cluster whose topic `topic` holds `n` numbers (see [`produce_numbers`]).
+fn cluster_with_numbers(topic: &str, partitions: i32, n: usize) -> DevCluster {
+    let cluster = DevCluster::start(1).expect("mock cluster");
+    cluster.create_topic(topic, partitions).unwrap();
+    produce_numbers(&cluster, topic, partitions, n);
+    cluster
+}
+
+/// A job file `name` in `dir` whose source reads Kafka from `cluster` with the source
+/// options `source` (indented lines) and whose other sections are `rest`.
+fn kafka_job(dir: &Path, name: &str, cluster: &DevCluster, source: &str, rest: &str) -> PathBuf {
+    let bs = cluster.bootstrap();
+    let rest = rest.replace("{bs}", bs);
+    let text =
+        format!("name: {name}\nsource:\n  connector: kafka\n  properties.bootstrap.servers: {bs}\n{source}{rest}");
+    write_job(dir, &text)
+}
+
 fn numbers(records: &[Fetched]) -> BTreeMap<i64, usize> {
     let mut seen = BTreeMap::new();
     for r in records {
@@ -51,20 +69,16 @@ fn numbers(records: &[Fetched]) -> BTreeMap<i64, usize> {
 
 #[test]
 fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dead_letters() {
-    let cluster = DevCluster::start(1).expect("mock cluster");
-    cluster.create_topic("in", 2).unwrap();
-    produce_numbers(&cluster, "in", 2, 10);
+    let cluster = cluster_with_numbers("in", 2, 10);
     cluster.produce("in", &[(1, None, b"not json {", None)]).unwrap();
     let dir = temp_dir();
-    let job = write_job(
+    let job = kafka_job(
         dir.path(),
-        &format!(
-            "name: kafka-read\nsource:\n  connector: kafka\n  topic: in\n  properties.bootstrap.servers: {bs}\n  \
-             scan.bounded.mode: latest-offset\n  metadata: [key, timestamp, partition, offset]\n\
-             sink:\n  connector: kafka\n  topic: echo\n  properties.bootstrap.servers: {bs}\n  key.field: key\n\
-             dead_letter: {{connector: file, path: dead.jsonl, format: json}}\n",
-            bs = cluster.bootstrap()
-        ),
+        "kafka-read",
+        &cluster,
+        "  topic: in\n  scan.bounded.mode: latest-offset\n  metadata: [key, timestamp, partition, offset]\n",
+        "sink:\n  connector: kafka\n  topic: echo\n  properties.bootstrap.servers: {bs}\n  key.field: key\n\
+         dead_letter: {connector: file, path: dead.jsonl, format: json}\n",
     );
     let summary = run_job(&job).assert_ok().summary();
     assert_eq!((summary.records_in, summary.dead_letters), (10, 1));
@@ -86,16 +100,12 @@ fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dea
     assert!(dead[0]["error"].as_str().unwrap().contains("JSON"), "{}", dead[0]);
 
     // The same topic as text lines, from a timestamp on, and as MessagePack values.
-    let text = write_job(
-        dir.path(),
-        &format!(
-            "name: kafka-text\nsource:\n  connector: kafka\n  topic: [in]\n  properties.bootstrap.servers: {bs}\n  \
-             scan.bounded.mode: latest-offset\n  scan.startup.mode: timestamp\n  scan.startup.timestamp-millis: {t}\n  \
-             format: text\nsink: {{connector: file, path: text.txt}}\n",
-            bs = cluster.bootstrap(),
-            t = T0 + 6000
-        ),
+    let source = format!(
+        "  topic: [in]\n  scan.bounded.mode: latest-offset\n  scan.startup.mode: timestamp\n  \
+         scan.startup.timestamp-millis: {}\n  format: text\n",
+        T0 + 6000
     );
+    let text = kafka_job(dir.path(), "kafka-text", &cluster, &source, "sink: {connector: file, path: text.txt}\n");
     run_job(&text).assert_ok();
     let mut lines: Vec<String> = read_file(&dir.path().join("text.txt")).lines().map(str::to_string).collect();
     lines.sort();
@@ -104,17 +114,14 @@ fn a_kafka_source_reads_values_and_metadata_and_sends_poison_messages_to_the_dea
 
 #[test]
 fn offsets_of_complete_checkpoints_are_committed_to_the_consumer_group() {
-    let cluster = DevCluster::start(1).expect("mock cluster");
-    cluster.create_topic("g", 2).unwrap();
-    produce_numbers(&cluster, "g", 2, 1000);
+    let cluster = cluster_with_numbers("g", 2, 1000);
     let dir = temp_dir();
-    let job = write_job(
+    let job = kafka_job(
         dir.path(),
-        &format!(
-            "name: kafka-group\nsource:\n  connector: kafka\n  topic: g\n  properties.bootstrap.servers: {}\n  \
-             properties.group.id: counters\ncheckpoints: {{interval: 100 ms, dir: ckpt}}\nsink: {{connector: blackhole}}\n",
-            cluster.bootstrap()
-        ),
+        "kafka-group",
+        &cluster,
+        "  topic: g\n  properties.group.id: counters\n",
+        "checkpoints: {interval: 100 ms, dir: ckpt}\nsink: {connector: blackhole}\n",
     );
     let mut child = run_until_checkpoints(dir.path(), &job, 3);
     let started = Instant::now();
@@ -130,18 +137,14 @@ fn offsets_of_complete_checkpoints_are_committed_to_the_consumer_group() {
 
 #[test]
 fn the_key_by_key_becomes_the_kafka_key() {
-    let cluster = DevCluster::start(1).expect("mock cluster");
-    cluster.create_topic("in", 1).unwrap();
-    produce_numbers(&cluster, "in", 1, 20);
+    let cluster = cluster_with_numbers("in", 1, 20);
     let dir = temp_dir();
-    let job = write_job(
+    let job = kafka_job(
         dir.path(),
-        &format!(
-            "name: kafka-keyed\nsource:\n  connector: kafka\n  topic: in\n  properties.bootstrap.servers: {bs}\n  \
-             scan.bounded.mode: latest-offset\npipeline:\n  - key_by: n\n\
-             sink:\n  connector: kafka\n  topic: keyed\n  properties.bootstrap.servers: {bs}\n",
-            bs = cluster.bootstrap()
-        ),
+        "kafka-keyed",
+        &cluster,
+        "  topic: in\n  scan.bounded.mode: latest-offset\n",
+        "pipeline:\n  - key_by: n\nsink:\n  connector: kafka\n  topic: keyed\n  properties.bootstrap.servers: {bs}\n",
     );
     run_job(&job).assert_ok();
     let out = cluster.fetch_all("keyed").unwrap();
@@ -158,14 +161,12 @@ fn headers_reach_the_records_as_a_map() {
     cluster.create_topic("hdr", 1).unwrap();
     cluster.produce_with_headers("hdr", 0, b"GET /", &[("trace-id", b"abc"), ("raw", &[0xff, 0x00])]).unwrap();
     let dir = temp_dir();
-    let job = write_job(
+    let job = kafka_job(
         dir.path(),
-        &format!(
-            "name: kafka-headers\nsource:\n  connector: kafka\n  topic: hdr\n  properties.bootstrap.servers: {}\n  \
-             scan.bounded.mode: latest-offset\n  format: text\n  metadata: [headers, key]\n\
-             sink: {{connector: file, path: out.jsonl, format: json}}\n",
-            cluster.bootstrap()
-        ),
+        "kafka-headers",
+        &cluster,
+        "  topic: hdr\n  scan.bounded.mode: latest-offset\n  format: text\n  metadata: [headers, key]\n",
+        "sink: {connector: file, path: out.jsonl, format: json}\n",
     );
     run_job(&job).assert_ok();
     let out = read_json_lines(&dir.path().join("out.jsonl"));
@@ -184,14 +185,13 @@ fn messagepack_values_are_records_as_they_are_and_bad_ones_are_dead_letters() {
     let packed = [0x82, 0xa3, b'u', b'r', b'l', 0xa2, b'/', b'a', 0xa4, b'h', b'i', b't', b's', 0x03];
     cluster.produce("mp", &[(0, None, &packed, None), (0, None, &packed[..5], None)]).unwrap();
     let dir = temp_dir();
-    let job = write_job(
+    let job = kafka_job(
         dir.path(),
-        &format!(
-            "name: kafka-mp\nsource:\n  connector: kafka\n  topic: mp\n  properties.bootstrap.servers: {}\n  \
-             scan.bounded.mode: latest-offset\n  format: msgpack\nsink: {{connector: file, path: out.jsonl, format: json}}\n\
-             dead_letter: {{connector: file, path: dead.jsonl, format: json}}\n",
-            cluster.bootstrap()
-        ),
+        "kafka-mp",
+        &cluster,
+        "  topic: mp\n  scan.bounded.mode: latest-offset\n  format: msgpack\n",
+        "sink: {connector: file, path: out.jsonl, format: json}\n\
+         dead_letter: {connector: file, path: dead.jsonl, format: json}\n",
     );
     run_job(&job).assert_ok();
     assert_eq!(read_json_lines(&dir.path().join("out.jsonl")), [serde_json::json!({"url": "/a", "hits": 3})]);
@@ -202,15 +202,7 @@ fn messagepack_values_are_records_as_they_are_and_bad_ones_are_dead_letters() {
 
 /// Starts `weir run` with stdout read line by line on a thread.
 fn spawn_reading(job: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = weir()
-        .arg("run")
-        .arg(job)
-        .arg("--no-api")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("weir starts");
+    let mut child = run_command(job).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("weir starts");
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -254,15 +246,10 @@ fn a_partition_without_data_goes_idle_and_does_not_hold_back_event_time_windows(
     let dir = temp_dir();
     let job = |topic: &str, idleness: &str| {
         cluster.create_topic(topic, 2).unwrap();
-        write_job(
-            dir.path(),
-            &format!(
-                "name: {topic}\nsource:\n  connector: kafka\n  topic: {topic}\n  properties.bootstrap.servers: {}\n  \
-                 watermarks: {{max_out_of_orderness: 0 s{idleness}}}\n\
-                 pipeline:\n  - key_by: url\n  - window: {{tumbling: 1 s, aggregate: count}}\nsink: {{connector: print}}\n",
-                cluster.bootstrap()
-            ),
-        )
+        let source = format!("  topic: {topic}\n  watermarks: {{max_out_of_orderness: 0 s{idleness}}}\n");
+        let rest =
+            "pipeline:\n  - key_by: url\n  - window: {tumbling: 1 s, aggregate: count}\nsink: {connector: print}\n";
+        kafka_job(dir.path(), topic, &cluster, &source, rest)
     };
     // Without idleness the silent partition 1 holds the watermark at its start: no window
     // fires while partition 0 has 3 s of clicks (6 s of event time).
@@ -299,17 +286,11 @@ fn a_partition_without_data_goes_idle_and_does_not_hold_back_event_time_windows(
 
 const IN: usize = 300_000;
 
-fn exactly_once_job(dir: &Path, bootstrap: &str) -> std::path::PathBuf {
-    write_job(
-        dir,
-        &format!(
-            "name: kafka-eos\nbatch_size: 200\nsource:\n  connector: kafka\n  topic: in\n  \
-             properties.bootstrap.servers: {bootstrap}\n  scan.bounded.mode: latest-offset\n\
-             checkpoints: {{interval: 100 ms, dir: ckpt, restart_attempts: 0}}\n\
-             sink:\n  connector: kafka\n  topic: out\n  properties.bootstrap.servers: {bootstrap}\n  \
-             sink.delivery-guarantee: exactly-once\n"
-        ),
-    )
+fn exactly_once_job(dir: &Path, cluster: &DevCluster) -> PathBuf {
+    let rest = "batch_size: 200\ncheckpoints: {interval: 100 ms, dir: ckpt, restart_attempts: 0}\n\
+                sink:\n  connector: kafka\n  topic: out\n  properties.bootstrap.servers: {bs}\n  \
+                sink.delivery-guarantee: exactly-once\n";
+    kafka_job(dir, "kafka-eos", cluster, "  topic: in\n  scan.bounded.mode: latest-offset\n", rest)
 }
 
 fn assert_exactly_once(cluster: &DevCluster, what: &str) {
@@ -323,12 +304,10 @@ fn assert_exactly_once(cluster: &DevCluster, what: &str) {
 
 #[test]
 fn killed_at_random_moments_the_kafka_to_kafka_job_commits_every_record_once() {
-    let cluster = DevCluster::start(1).expect("mock cluster");
-    cluster.create_topic("in", 3).unwrap();
+    let cluster = cluster_with_numbers("in", 3, IN);
     cluster.create_topic("out", 2).unwrap();
-    produce_numbers(&cluster, "in", 3, IN);
     let dir = temp_dir();
-    let job = exactly_once_job(dir.path(), cluster.bootstrap());
+    let job = exactly_once_job(dir.path(), &cluster);
     let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let kills = 3;
     let landed = kill_repeatedly(dir.path(), &job, kills, seed);
@@ -345,12 +324,10 @@ fn killed_at_random_moments_the_kafka_to_kafka_job_commits_every_record_once() {
 
 #[test]
 fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
-    let cluster = DevCluster::start(1).expect("mock cluster");
-    cluster.create_topic("in", 2).unwrap();
+    let cluster = cluster_with_numbers("in", 2, IN);
     cluster.create_topic("out", 2).unwrap();
-    produce_numbers(&cluster, "in", 2, IN);
     let dir = temp_dir();
-    let job = exactly_once_job(dir.path(), cluster.bootstrap());
+    let job = exactly_once_job(dir.path(), &cluster);
     let mut child = run_until_checkpoints(dir.path(), &job, 2);
     cluster.set_broker_up(1, false).unwrap();
     std::thread::sleep(Duration::from_secs(2));

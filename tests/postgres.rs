@@ -24,13 +24,6 @@ const FAST: &[&str] = &["fsync = off", "full_page_writes = off"];
 
 /// Page views with event times; 10 s tumbling windows, watermarks 2 s behind, one record
 /// per batch (see tests/windows.rs, which works this input out by hand).
-const VIEWS: &str = r#"{"url":"/a","ts":1000}
-{"url":"/a","ts":4000}
-{"url":"/b","ts":9000}
-{"url":"/a","ts":12000}
-{"url":"/a","ts":8000}
-{"url":"/b","ts":21000}
-"#;
 
 fn url_counts(pg: &PgCluster) {
     pg.psql(
@@ -48,7 +41,7 @@ fn windowed_counts_are_upserted_and_a_window_that_fires_again_updates_its_row() 
     let pg = PgCluster::start(FAST);
     url_counts(&pg);
     let dir = temp_dir();
-    write_file(dir.path(), "views.jsonl", VIEWS);
+    write_file(dir.path(), "views.jsonl", URL_VIEWS);
     let job = write_job(
         dir.path(),
         &format!(

@@ -12,18 +12,10 @@ use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{read_file, run_job, temp_dir, write_file, write_job};
-
-const INPUT: &str = r#"{"url":"/a","ts":1000}
-{"url":"/a","ts":4000}
-{"url":"/b","ts":9000}
-{"url":"/a","ts":12000}
-{"url":"/a","ts":8000}
-{"url":"/b","ts":21000}
-"#;
+use common::{URL_VIEWS, read_file, run_job, temp_dir, write_file, write_job};
 
 fn job(dir: &std::path::Path, window: &str) -> std::path::PathBuf {
-    write_file(dir, "access.jsonl", INPUT);
+    write_file(dir, "access.jsonl", URL_VIEWS);
     write_job(
         dir,
         &format!(
@@ -125,7 +117,7 @@ fn sliding_and_session_windows() {
 #[test]
 fn a_window_without_event_time_is_a_job_error() {
     let dir = temp_dir();
-    write_file(dir.path(), "in.jsonl", INPUT);
+    write_file(dir.path(), "in.jsonl", URL_VIEWS);
     let job = write_job(
         dir.path(),
         "name: w\nsource:\n  connector: file\n  path: in.jsonl\n  format: json\npipeline:\n  - key_by: url\n  - window: {tumbling: 1 min, aggregate: count}\nsink:\n  connector: print\n",
@@ -164,7 +156,7 @@ fn processing_time_windows_count_by_arrival_and_fire_at_the_end_of_a_bounded_inp
     // each key's records are in one window, or two if the run straddles a full hour; either
     // way the counts add up to the records per key and windows are hour-aligned.
     let dir = temp_dir();
-    write_file(dir.path(), "in.jsonl", INPUT);
+    write_file(dir.path(), "in.jsonl", URL_VIEWS);
     let job = write_job(
         dir.path(),
         "name: w\nsource: {connector: file, path: in.jsonl, format: json}\npipeline:\n\
@@ -186,7 +178,7 @@ fn processing_time_windows_count_by_arrival_and_fire_at_the_end_of_a_bounded_inp
 #[test]
 fn processing_time_with_allowed_lateness_is_a_job_error() {
     let dir = temp_dir();
-    write_file(dir.path(), "in.jsonl", INPUT);
+    write_file(dir.path(), "in.jsonl", URL_VIEWS);
     let job = write_job(
         dir.path(),
         "name: w\nsource: {connector: file, path: in.jsonl, format: json}\npipeline:\n\

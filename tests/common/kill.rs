@@ -2,7 +2,7 @@
 //! of the exactly-once tests (the job's checkpoints are in `ckpt` under the test folder).
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::weir;
@@ -32,16 +32,16 @@ impl Schedule {
     }
 }
 
+/// `weir run JOB --no-api` with no input; set its output and spawn it.
+pub fn run_command(job: &Path) -> Command {
+    let mut command = weir();
+    command.arg("run").arg(job).arg("--no-api").stdin(Stdio::null());
+    command
+}
+
+/// `weir run JOB` started quietly.
 pub fn spawn(job: &Path) -> Child {
-    weir()
-        .arg("run")
-        .arg(job)
-        .arg("--no-api")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("weir starts")
+    run_command(job).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("weir starts")
 }
 
 /// Starts the job and returns once it completed `n` checkpoints (or after 30 s).

@@ -20,6 +20,15 @@ use tempfile::TempDir;
 pub mod kill;
 pub mod postgres;
 
+/// Page views `{url, ts}` (ms) a little out of order, for the window tests.
+pub const URL_VIEWS: &str = r#"{"url":"/a","ts":1000}
+{"url":"/a","ts":4000}
+{"url":"/b","ts":9000}
+{"url":"/a","ts":12000}
+{"url":"/a","ts":8000}
+{"url":"/b","ts":21000}
+"#;
+
 /// The repository root (this crate is `tests/` in it).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
