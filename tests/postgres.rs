@@ -22,9 +22,6 @@ use common::*;
 /// (`synchronous_commit` stays on), since `pg_ctl stop -m immediate` is a server crash.
 const FAST: &[&str] = &["fsync = off", "full_page_writes = off"];
 
-/// Page views with event times; 10 s tumbling windows, watermarks 2 s behind, one record
-/// per batch (see tests/windows.rs, which works this input out by hand).
-
 fn url_counts(pg: &PgCluster) {
     pg.psql(
         "CREATE TABLE url_counts (key text NOT NULL, window_start timestamptz, window_end timestamptz NOT NULL, \

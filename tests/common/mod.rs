@@ -20,7 +20,8 @@ use tempfile::TempDir;
 pub mod kill;
 pub mod postgres;
 
-/// Page views `{url, ts}` (ms) a little out of order, for the window tests.
+/// Page views `{url, ts}` (ms) a little out of order, for the window tests (tests/windows.rs
+/// works their windows out by hand; tests/postgres.rs upserts them).
 pub const URL_VIEWS: &str = r#"{"url":"/a","ts":1000}
 {"url":"/a","ts":4000}
 {"url":"/b","ts":9000}
