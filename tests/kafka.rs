@@ -328,9 +328,34 @@ fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
     cluster.create_topic("out", 2).unwrap();
     let dir = temp_dir();
     let job = exactly_once_job(dir.path(), &cluster);
-    let mut child = run_until_checkpoints(dir.path(), &job, 2);
+    let run_dir = dir.path().join("run");
+    let mut child = weir()
+        .env("WEIR_RUN_DIR", &run_dir)
+        .arg("run")
+        .arg(&job)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir starts");
+    let started = Instant::now();
+    while checkpoint_ids(dir.path()).len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let up = |connector: &str, up: u8| format!("weir_connector_up{{job=\"kafka-eos\",connector=\"{connector}\"}} {up}");
+    let before = metrics(&run_dir, "kafka-eos").unwrap_or_default();
+    assert!(before.contains(&up("kafka source", 1)) && before.contains(&up("kafka sink", 1)), "up:\n{before}");
     cluster.set_broker_up(1, false).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    let down_since = Instant::now();
+    let mut seen_down = String::new();
+    while seen_down.is_empty() && down_since.elapsed() < Duration::from_secs(2) {
+        let now = metrics(&run_dir, "kafka-eos").unwrap_or_default();
+        if now.contains(&up("kafka source", 0)) || now.contains(&up("kafka sink", 0)) {
+            seen_down = now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(down_since.elapsed()));
     assert!(child.try_wait().unwrap().is_none(), "the job was still running while the broker was away");
     cluster.set_broker_up(1, true).unwrap();
     let started = Instant::now();
@@ -342,5 +367,6 @@ fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "the job failed: {status}");
+    assert!(!seen_down.is_empty(), "the metrics showed a connector down while the broker was away");
     assert_exactly_once(&cluster, "broker down for 2 s");
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -206,20 +206,6 @@ fn killed_with_sigkill_again_and_again_every_row_lands_exactly_once() {
     let summary = last.assert_ok().summary();
     assert!(summary.records_in < ROWS, "the last run resumed instead of starting over: {summary:?}");
     assert_exactly_once(&pg, &format!("after {kills} kills"));
-}
-
-/// `GET /metrics` of the job running with its run folder in `run_dir` (`None` until its
-/// API is up).
-fn metrics(run_dir: &Path, job: &str) -> Option<String> {
-    let info = std::fs::read(run_dir.join(format!("{}.json", weir::control::job_id_from_name(job)))).ok()?;
-    let info: serde_json::Value = serde_json::from_slice(&info).ok()?;
-    let address = info["address"].as_str()?;
-    let mut conn = std::net::TcpStream::connect(address).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply).ok()?;
-    Some(reply)
 }
 
 /// Run `job` (named `clicks`) and stop the server for 1.5 s once a fifth of the rows are

@@ -371,3 +371,17 @@ pub fn process_job(
 pub fn key_counts(rows: &[serde_json::Value]) -> Vec<(String, u64)> {
     rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap())).collect()
 }
+
+/// `GET /metrics` of the job running with its run folder in `run_dir` (`None` until its
+/// API is up).
+pub fn metrics(run_dir: &Path, job: &str) -> Option<String> {
+    let info = std::fs::read(run_dir.join(format!("{}.json", weir::control::job_id_from_name(job)))).ok()?;
+    let info: serde_json::Value = serde_json::from_slice(&info).ok()?;
+    let address = info["address"].as_str()?;
+    let mut conn = std::net::TcpStream::connect(address).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(conn, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}

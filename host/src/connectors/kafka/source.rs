@@ -2,9 +2,11 @@
 //! Weir's checkpoints, per-partition watermarks from the messages' timestamps.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -14,12 +16,27 @@ use super::{
     KafkaSourceSpec, KafkaWatermarks, PartitionOffset, REQUEST_TIMEOUT, StartupMode, client_config, retriable,
 };
 use crate::checkpoint::SourcePosition;
-use crate::connectors::{Backoff, ConnectorError, SourceContext};
+use crate::connectors::{Backoff, ConnectorError, ConnectorHealth, SourceContext};
 use crate::time::{TimeSignal, WatermarkGenerator, WatermarkTracker, now_ms};
 
 const NAME: &str = "kafka source";
 /// How often watermarks are sent (Flink's `autoWatermarkInterval`).
 const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Client errors (a broker gone, all brokers down) mark the source down in the metrics
+/// while librdkafka reconnects; the next record marks it up again.
+struct HealthContext(Arc<ConnectorHealth>);
+
+impl ClientContext for HealthContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka source: client error; librdkafka retries");
+        self.0.set_down(format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for HealthContext {}
+
+type KafkaConsumer = BaseConsumer<HealthContext>;
 
 /// One assigned partition.
 struct Partition {
@@ -104,7 +121,9 @@ pub fn run(
     if config.get("auto.offset.reset").is_none() {
         config.set("auto.offset.reset", "earliest");
     }
-    let consumer: BaseConsumer = config.create().map_err(|e| kafka_error("creating the consumer", e))?;
+    let consumer: KafkaConsumer = config
+        .create_with_context(HealthContext(health.clone()))
+        .map_err(|e| kafka_error("creating the consumer", e))?;
     let mut partitions = Backoff::default()
         .retry(&health, "reading the topics' partitions", retriable, || assign(&consumer, spec, start))
         .map_err(|e| kafka_error("reading the topics' partitions", e))?;
@@ -162,7 +181,7 @@ pub fn run(
                 continue;
             }
         };
-        if failing {
+        if failing || !health.is_up() {
             failing = false;
             health.set_up();
         }
@@ -214,7 +233,7 @@ fn position(partitions: &[Partition]) -> SourcePosition {
 
 /// Find the topics' partitions, decide where each starts, and assign them.
 fn assign(
-    consumer: &BaseConsumer,
+    consumer: &KafkaConsumer,
     spec: &KafkaSourceSpec,
     start: Option<&[PartitionOffset]>,
 ) -> Result<Vec<Partition>, KafkaError> {
