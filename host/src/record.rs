@@ -153,6 +153,25 @@ impl Batch {
 
     /// Append a record with its key and event time, keeping the columns aligned.
     pub fn push_record(&mut self, value: &[u8], meta: RowMeta<'_>) {
+        let appended = self.push_with_meta(meta, |buf| {
+            buf.extend_from_slice(value);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(()) = appended;
+    }
+
+    /// Append a record whose value `write` writes straight into the buffer, with its key
+    /// and event time; an error from `write` leaves the batch unchanged and is returned.
+    pub fn push_with_meta<E>(
+        &mut self,
+        meta: RowMeta<'_>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.data.len();
+        if let Err(e) = write(&mut self.data) {
+            self.data.truncate(start);
+            return Err(e);
+        }
         let rows = self.len();
         match meta.timestamp {
             Some(t) => self.timestamps.get_or_insert_with(|| vec![NO_TIMESTAMP; rows]).push(t),
@@ -162,14 +181,8 @@ impl Batch {
                 }
             }
         }
-        self.push_keyed(value, meta.key);
-    }
-
-    /// Append a record with its key (or none), keeping keys aligned with values.
-    fn push_keyed(&mut self, value: &[u8], key: Option<&[u8]>) {
-        match key {
+        match meta.key {
             Some(k) => {
-                let rows = self.len();
                 let keys = self.keys.get_or_insert_with(|| {
                     // Earlier unkeyed rows get empty keys so the columns stay aligned.
                     let mut keys = Batch::with_capacity(rows, 0);
@@ -184,24 +197,15 @@ impl Batch {
                 }
             }
         }
-        self.push_value(value);
+        self.offsets.push(offset(self.data.len()));
+        Ok(())
     }
 
     /// Append a value whose bytes are written by `write` straight into the buffer (no
     /// temporary allocation), e.g. an encoder writing MessagePack.
     pub fn push_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
         debug_assert!(!self.has_meta(), "push_with into a batch with keys or times");
-        let start = self.data.len();
-        match write(&mut self.data) {
-            Ok(()) => {
-                self.offsets.push(offset(self.data.len()));
-                Ok(())
-            }
-            Err(e) => {
-                self.data.truncate(start);
-                Err(e)
-            }
-        }
+        self.push_with_meta(RowMeta::default(), write)
     }
 
     fn push_value(&mut self, value: &[u8]) {

@@ -38,7 +38,7 @@ pub use postgres::{DEFAULT_BATCH_SIZE as POSTGRES_BATCH_SIZE, PostgresError, Pos
 pub use two_phase::{Transaction, TwoPhaseCommitter, TwoPhaseSink, two_phase};
 
 use crate::checkpoint::{Ack, Committer, CoordinatorHandle, SourcePosition};
-use crate::record::Batch;
+use crate::record::{Batch, RowMeta};
 use crate::runtime::{DeadLetter, Disconnected, JobControl, Output, Payload};
 
 /// How long a source may block on quiet input before it checks whether the job was
@@ -160,8 +160,6 @@ pub struct SourceContext {
     coordinator: CoordinatorHandle,
     index: usize,
     barrier: u64,
-    /// A record being encoded before it joins a batch with event times.
-    scratch: Vec<u8>,
 }
 
 impl SourceContext {
@@ -177,7 +175,6 @@ impl SourceContext {
             coordinator: CoordinatorHandle::default(),
             index: 0,
             barrier: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -229,7 +226,17 @@ impl SourceContext {
         &mut self,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Result<(), E>, Disconnected> {
-        if let Err(e) = self.batch.push_with(write) {
+        self.emit_with_meta(RowMeta::default(), write)
+    }
+
+    /// [`Self::emit_with`] for a record with a key or event time (a source that assigns
+    /// event time itself).
+    pub fn emit_with_meta<E>(
+        &mut self,
+        meta: RowMeta<'_>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, Disconnected> {
+        if let Err(e) = self.batch.push_with_meta(meta, write) {
             return Ok(Err(e));
         }
         self.emitted += 1;
@@ -293,24 +300,6 @@ impl SourceContext {
             key: None,
         };
         self.dead.blocking_send(vec![d]).map_err(|_| Disconnected)
-    }
-
-    /// Emit a record with event time `timestamp` (a source that assigns event time itself).
-    pub fn emit_with_time<E>(
-        &mut self,
-        timestamp: i64,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<Result<(), E>, Disconnected> {
-        self.scratch.clear();
-        if let Err(e) = write(&mut self.scratch) {
-            return Ok(Err(e));
-        }
-        self.batch.push_record(&self.scratch, crate::record::RowMeta { key: None, timestamp: Some(timestamp) });
-        self.emitted += 1;
-        if self.batch.len() >= self.batch_size {
-            self.flush()?;
-        }
-        Ok(Ok(()))
     }
 
     /// Send a watermark or idleness change downstream, after the records batched so far.

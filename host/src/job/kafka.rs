@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::JobError;
-use super::spec::{Ctx, describe, join};
+use super::spec::{Ctx, describe, get, join};
 use super::time::duration;
 use crate::connectors::kafka::{
     DEFAULT_COMMIT_TOPIC, Delivery, KafkaSinkSpec, KafkaSourceSpec, KafkaWatermarks, MetadataField, StartupMode,
@@ -111,10 +111,6 @@ fn property(ctx: &Ctx, v: &Value, key: &str) -> Result<String, JobError> {
         Value::Bool(b) => Ok(b.to_string()),
         other => Err(ctx.err(key, format!("expected a string, number or boolean, found {}", describe(other)))),
     }
-}
-
-fn get<'v>(entries: &[(&str, &'v Value)], key: &str) -> Option<&'v Value> {
-    entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
 fn format(ctx: &Ctx, entries: &[(&str, &Value)], key: &str, default: ValueFormat) -> Result<ValueFormat, JobError> {

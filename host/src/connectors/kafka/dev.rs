@@ -19,9 +19,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, TopicPartitionList};
 
-use super::REQUEST_TIMEOUT;
+use super::{REQUEST_TIMEOUT, read_partition, send_waiting};
 
 /// A message to produce: partition, key, value, timestamp (epoch ms).
 pub type Outgoing<'a> = (i32, Option<&'a [u8]>, &'a [u8], Option<i64>);
@@ -162,17 +162,7 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[Outgoing<'_>]) -> Resul
         if let Some(ts) = ts {
             record = record.timestamp(*ts);
         }
-        let mut pending = record;
-        loop {
-            match producer.send(pending) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    pending = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        send_waiting(&producer, record)?;
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(30))?;
@@ -193,28 +183,13 @@ pub fn fetch_all(bootstrap: &str, topic: &str) -> Result<Vec<Fetched>, KafkaErro
     let mut out = Vec::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {
         for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), REQUEST_TIMEOUT)?;
-            if high <= low {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
-            consumer.assign(&tpl)?;
-            let mut next = low;
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while next < high && std::time::Instant::now() < deadline {
-                if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-                    let m = m?;
-                    next = m.offset() + 1;
-                    out.push(Fetched {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().unwrap_or_default().to_vec(),
-                        timestamp: m.timestamp().to_millis(),
-                    });
-                }
-            }
+            out.extend(read_partition(&consumer, topic, p.id())?.into_iter().map(|m| Fetched {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                timestamp: m.timestamp().to_millis(),
+            }));
         }
     }
     Ok(out)

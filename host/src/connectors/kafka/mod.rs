@@ -18,8 +18,11 @@ mod source;
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage, ToBytes};
+use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub use format::{MetadataField, ValueFormat};
 pub use sink::{KafkaTransaction, committed_checkpoint, open as open_sink, open_at_least_once};
@@ -138,4 +141,64 @@ pub(crate) fn retriable(e: &KafkaError) -> bool {
         ),
         None => matches!(e, KafkaError::MetadataFetch(_) | KafkaError::OffsetFetch(_)),
     }
+}
+
+/// Send `record`, waiting while the producer's local queue is full (backpressure): delivery
+/// reports are served meanwhile.
+pub(crate) fn send_waiting<C, K, P>(
+    producer: &BaseProducer<C>,
+    record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+) -> Result<(), KafkaError>
+where
+    C: ProducerContext,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    let mut pending = record;
+    loop {
+        match producer.send(pending) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                pending = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Every message of `partition` of `topic` as it is now (from the low to the high
+/// watermark), with `consumer`'s isolation level; read_committed stops early at an aborted
+/// tail. Gives up after 30 s.
+pub(crate) fn read_partition<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<OwnedMessage>, KafkaError> {
+    let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT)?;
+    let mut out = Vec::new();
+    if high <= low {
+        return Ok(out);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    consumer.assign(&tpl)?;
+    let mut next = low;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while next < high && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                next = m.offset() + 1;
+                out.push(m.detach());
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, topic, partition, "reading a partition"),
+            None => {
+                let position = consumer.position()?;
+                if position.find_partition(topic, partition).and_then(|e| e.offset().to_raw()) >= Some(high) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
 }

@@ -11,17 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::format::key_of;
-use super::{Delivery, KafkaSinkSpec, REQUEST_TIMEOUT, client_config, retriable};
+use super::{Delivery, KafkaSinkSpec, REQUEST_TIMEOUT, client_config, read_partition, retriable, send_waiting};
 use crate::connectors::{
     Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter, Transaction, two_phase,
 };
@@ -118,18 +117,7 @@ impl Writer {
             if let Some(ts) = meta.timestamp {
                 record = record.timestamp(ts);
             }
-            // A full local queue waits for the broker to take some (backpressure).
-            let mut pending = record;
-            loop {
-                match self.producer.send(pending) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                        pending = back;
-                        self.producer.poll(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => return Err(kafka_error("producing a record", e)),
-                }
-            }
+            send_waiting(&self.producer, record).map_err(|e| kafka_error("producing a record", e))?;
         }
         self.producer.poll(Duration::ZERO);
         Ok(())
@@ -301,31 +289,11 @@ pub fn read_markers(
     if !exists {
         return Ok(Vec::new());
     }
-    let (low, high) = consumer.fetch_watermarks(topic, 0, REQUEST_TIMEOUT)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(low))?;
-    consumer.assign(&tpl)?;
-    let mut out = Vec::new();
-    let mut next = low;
-    let deadline = Instant::now() + TXN_TIMEOUT;
-    while next < high && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                next = m.offset() + 1;
-                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-                if let Some(v) = m.payload().and_then(|p| serde_json::from_slice(p).ok()) {
-                    out.push((key, v));
-                }
-            }
-            Some(Err(e)) => tracing::warn!(error = %e, "reading commit markers"),
-            // read_committed stops before aborted transactions' tail: nothing more to read.
-            None if consumer.position()?.find_partition(topic, 0).and_then(|e| e.offset().to_raw()) >= Some(high) => {
-                break;
-            }
-            None => {}
-        }
-    }
-    Ok(out)
+    let markers = read_partition(&consumer, topic, 0)?.into_iter().filter_map(|m| {
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        m.payload().and_then(|p| serde_json::from_slice(p).ok()).map(|v| (key, v))
+    });
+    Ok(markers.collect())
 }
 
 fn record_error(topic: &str, error: &str) -> ConnectorError {

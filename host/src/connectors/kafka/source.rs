@@ -17,6 +17,7 @@ use super::{
 };
 use crate::checkpoint::SourcePosition;
 use crate::connectors::{Backoff, ConnectorError, ConnectorHealth, SourceContext};
+use crate::record::RowMeta;
 use crate::time::{TimeSignal, WatermarkGenerator, WatermarkTracker, now_ms};
 
 const NAME: &str = "kafka source";
@@ -132,7 +133,6 @@ pub fn run(
     let index_of = |partitions: &[Partition], topic: &str, partition: i32| {
         partitions.iter().position(|p| p.partition == partition && p.topic == topic)
     };
-    let mut failing = false;
     // Offsets of checkpoints taken but not known complete yet, committed to the consumer
     // group once they are (Flink's commit-on-checkpoint): for monitoring and
     // `group-offsets`; recovery uses the checkpoints.
@@ -173,16 +173,14 @@ pub fn run(
             Ok(m) => m,
             Err(e) => {
                 // librdkafka reconnects by itself; say so in the metrics until it does.
-                if !failing {
+                if health.is_up() {
                     tracing::warn!(error = %e, "kafka source: polling failed; librdkafka retries");
                 }
-                failing = true;
                 health.set_down(e.to_string());
                 continue;
             }
         };
-        if failing || !health.is_up() {
-            failing = false;
+        if !health.is_up() {
             health.set_up();
         }
         let Some(p) = index_of(&partitions, message.topic(), message.partition()) else { continue };
@@ -202,7 +200,9 @@ pub fn run(
                 for signal in w.on_event(p, ts) {
                     ctx.emit_time(signal)?;
                 }
-                ctx.emit_with_time(ts, |out| record_of(&message, spec.format, &spec.metadata, out))?
+                ctx.emit_with_meta(RowMeta { key: None, timestamp: Some(ts) }, |out| {
+                    record_of(&message, spec.format, &spec.metadata, out)
+                })?
             }
             _ => ctx.emit_with(|out| record_of(&message, spec.format, &spec.metadata, out))?,
         };
