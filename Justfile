@@ -104,7 +104,8 @@ soak: plugins
 bench-nexmark: plugins
     cargo bench --workspace --bench nexmark
 
-# Format and lint.
+# Format and lint, and check that the host's modules import only downward (decision 0011).
 lint:
     cargo fmt --all --check
     cargo clippy --release --workspace --all-targets -- -D warnings
+    cargo test --release -p weir-tests --test layers

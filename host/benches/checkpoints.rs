@@ -65,7 +65,7 @@ use serde_json::{Value, json};
 use weir::checkpoint::{self, CheckpointConfig};
 use weir::connectors::{DatagenSpec, FieldGenerator};
 use weir::env::StreamEnvironment;
-use weir::runtime::{DEFAULT_MAX_PARALLELISM, key_group};
+use weir::state::{DEFAULT_MAX_PARALLELISM, key_group};
 use weir::state::{KeyGroupRange, StateConfig, StateDescriptor, StateStore};
 use window_job::{EVENTS_PER_WINDOW, KEYS, run_weir, weir_binary, yaml_path};
 

@@ -48,11 +48,12 @@ use weir::connectors::{DatagenSpec, FieldGenerator, SinkSpec};
 use weir::deploy::{PluginCell, Requirement, Target, Targets};
 use weir::env::StreamEnvironment;
 use weir::graph::{Step, StepKind};
+use weir::operator::TransformKind;
 use weir::operator::TransformOperator;
-use weir::operator::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory, TransformKind};
 use weir::plugin::FunctionKind;
 use weir::record::Batch;
-use weir::runtime::JobControl;
+use weir::task::JobControl;
+use weir::task::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
 
 const WARM_UP: Duration = Duration::from_secs(1);
 const SWAP_INTERVAL: Duration = Duration::from_millis(500);

@@ -43,10 +43,10 @@ use serde_json::{Value, json};
 use weir::connectors::{DatagenSpec, FieldGenerator};
 use weir::env::StreamEnvironment;
 use weir::graph::{Step, StepKind};
-use weir::operator::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
 use weir::record::{Batch, RowMeta};
-use weir::runtime::{DEFAULT_MAX_PARALLELISM, key_group};
+use weir::state::{DEFAULT_MAX_PARALLELISM, key_group};
 use weir::state::{KeyGroupRange, KeyedState, StateConfig, StateDescriptor, StateStore};
+use weir::task::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
 
 const DEFAULT_EVENTS: u64 = 10_000_000;
 const DEFAULT_KEYS: u64 = 1_000_000;

@@ -54,8 +54,9 @@ use serde_json::{Value, json};
 use weir::connectors::{NexmarkSpec, SourceSpec};
 use weir::env::StreamEnvironment;
 use weir::graph::{JobGraph, Step, StepKind};
-use weir::operator::{DeadLetters, InstanceContext, NativeMap, Operator, OperatorError, OperatorFactory};
+use weir::operator::NativeMap;
 use weir::record::Batch;
+use weir::task::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
 
 const DEFAULT_EVENTS: u64 = 800_000;
 const QUERIES: [&str; 9] = ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8"];
@@ -173,7 +174,7 @@ impl Operator for NativeFilter {
             match (self.keep)(input.value(i)) {
                 Ok(true) => out.push_record(input.value(i), input.meta(i)),
                 Ok(false) => {}
-                Err(e) => dead.push(weir::runtime::DeadLetter::of_row(&self.name, "error", e, &input, i)),
+                Err(e) => dead.push(weir::task::DeadLetter::of_row(&self.name, "error", e, &input, i)),
             }
         }
         Ok(())

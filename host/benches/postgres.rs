@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use weir::connectors::{PostgresSpec, SinkContext, SinkSpec, open_job_sink, open_sink};
+use weir::connectors::{PostgresSpec, SinkSpec, open_job_sink, open_sink};
 use weir::record::Batch;
-use weir::runtime::JobControl;
+use weir::task::{JobControl, SinkContext};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -19,7 +19,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weir::runtime::key_group;
+use weir::state::key_group;
 use weir::state::{KeyGroupRange, KeyedState, StateConfig, StateDescriptor, StateStore};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;

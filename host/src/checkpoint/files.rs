@@ -53,7 +53,7 @@ pub struct PluginVersion {
 }
 
 /// A complete checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
     pub id: u64,
     pub job: String,
@@ -69,7 +69,7 @@ pub struct CheckpointMeta {
 }
 
 /// One line of `weir checkpoints`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointSummary {
     pub id: u64,
     pub path: PathBuf,
@@ -192,7 +192,7 @@ pub fn read_at_most(dir: &Path, max: u64) -> Result<Option<CheckpointMeta>, Chec
 }
 
 /// Deletes all but the newest `keep` checkpoint files.
-pub(super) fn retain(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
+pub fn retain(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
     for (_, path) in files(dir)?.into_iter().skip(keep.max(1)) {
         std::fs::remove_file(&path).map_err(io(&path))?;
     }
@@ -223,7 +223,7 @@ mod tests {
             job: "j".into(),
             completed_at_ms: 5,
             finished: false,
-            sources: vec![SourcePosition::Records(7)],
+            sources: vec![SourcePosition::records(7)],
             operators: vec![OperatorSnapshot { step: "1/0".into(), instance: 1, data: vec![1, 2, 3] }],
             plugins: Vec::new(),
             duration_ms: 3,

@@ -1,7 +1,10 @@
-//! Checkpoints: aligned barriers, the coordinator, checkpoint files, recovery.
+//! Checkpoints: what they hold and how they are stored (checkpoint files, savepoints,
+//! source positions). The coordinator that takes them runs with the job
+//! (`runtime::coordinator`); what tasks report to it is task vocabulary
+//! ([`crate::task::Ack`]).
 //!
 //! Weir follows Flink's aligned checkpoints (Chandy-Lamport). Every `interval` the
-//! [`Coordinator`] asks the sources for checkpoint `n`; each source ships what it has batched,
+//! coordinator asks the sources for checkpoint `n`; each source ships what it has batched,
 //! sends `Barrier(n)` down every channel and reports its position. A task snapshots when
 //! barrier `n` has come from all its inputs (messages from inputs that are already past the
 //! barrier wait), then sends the barrier on. So a checkpoint is the state after exactly the
@@ -27,15 +30,13 @@
 //! afresh, as a new Flink job would. A job that was killed resumes from its latest complete
 //! checkpoint.
 
-mod coordinator;
 mod files;
 mod position;
 pub mod savepoint;
 
-pub use coordinator::{Ack, Committer, Coordinator, CoordinatorHandle};
 pub use files::{
     CheckpointError, CheckpointMeta, CheckpointSummary, OperatorSnapshot, PluginVersion, clear, discard_after, list,
-    read, read_at_most, read_latest,
+    read, read_at_most, read_latest, retain, write,
 };
 pub use position::SourcePosition;
 

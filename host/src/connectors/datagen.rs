@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::{ConnectorError, SourceContext};
 use crate::checkpoint::SourcePosition;
+use crate::task::{ConnectorError, SourceContext};
 use rng::Rng;
 
 /// The longest random string a field may ask for; a batch of rows must stay far below the
@@ -115,6 +115,12 @@ pub enum DatagenError {
     Field { field: String, source: FieldError },
     #[error("rows-per-second must be at least 1 (leave it out for no limit)")]
     ZeroRate,
+}
+
+impl From<DatagenError> for ConnectorError {
+    fn from(e: DatagenError) -> Self {
+        ConnectorError::failed(format!("datagen source: {e}"))
+    }
 }
 
 impl FieldGenerator {
@@ -309,7 +315,7 @@ pub fn run(spec: &DatagenSpec, ctx: &mut SourceContext, start: u64) -> Result<So
         "datagen started"
     );
     for row in start..rows {
-        ctx.checkpoint_point(|| SourcePosition::Records(row))?;
+        ctx.checkpoint_point(|| SourcePosition::records(row))?;
         if let Some(rate) = spec.rows_per_second {
             // Row `row` is due at row / rate seconds; an absolute schedule keeps the rate
             // exact over time however long each sleep overshoots.
@@ -330,7 +336,7 @@ pub fn run(spec: &DatagenSpec, ctx: &mut SourceContext, start: u64) -> Result<So
             Ok::<(), std::convert::Infallible>(())
         })?;
     }
-    Ok(SourcePosition::Records(rows))
+    Ok(SourcePosition::records(rows))
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ConnectorError, LineFormat, SinkWriter, write_line};
+use super::{LineFormat, write_line};
 use crate::record::Batch;
+use crate::task::{ConnectorError, SinkWriter};
 
 pub struct FileSink {
     path: PathBuf,

@@ -4,11 +4,20 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{ConnectorError, LineFormat, SourceContext};
+use super::LineFormat;
 use crate::checkpoint::SourcePosition;
 use crate::record;
+use crate::task::{ConnectorError, SourceContext};
 
 const NAME: &str = "source file";
+
+/// Where a file source stands: the file being read (its path) and the byte offset and line
+/// number after the last line read; files before it in name order are done. (An enum of
+/// one variant: checkpoints written before positions were opaque hold it in this form.)
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum FilePosition {
+    File { file: String, offset: u64, line: u64 },
+}
 
 /// The files a file source reads: the file itself, or the regular files of a directory
 /// (not recursive, hidden files skipped) in name order, so runs are repeatable.
@@ -41,11 +50,16 @@ pub fn run(
     fn io<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> ConnectorError + 'a {
         move |source| ConnectorError::Io { what, path: p.display().to_string(), source }
     }
-    let (start_file, start_offset, start_line) = match start {
-        Some(SourcePosition::File { file, offset, line }) => (Some(file.as_str()), *offset, *line),
-        _ => (None, 0, 0),
+    let start: Option<FilePosition> = start
+        .map(|p| {
+            p.decode().map_err(|_| ConnectorError::Position { source_name: "source file", position: p.describe() })
+        })
+        .transpose()?;
+    let (start_file, start_offset, start_line) = match &start {
+        Some(FilePosition::File { file, offset, line }) => (Some(file.as_str()), *offset, *line),
+        None => (None, 0, 0),
     };
-    let mut position = SourcePosition::File { file: String::new(), offset: 0, line: 0 };
+    let mut position = FilePosition::File { file: String::new(), offset: 0, line: 0 };
     for file in list_input_files(path).map_err(io("cannot read the input", path))? {
         let name = file.display().to_string();
         let (mut offset, mut number) = match start_file {
@@ -60,7 +74,9 @@ pub fn run(
         let mut reader = BufReader::with_capacity(256 << 10, handle);
         let mut line = Vec::new();
         loop {
-            ctx.checkpoint_point(|| SourcePosition::File { file: name.clone(), offset, line: number })?;
+            ctx.checkpoint_point(|| {
+                SourcePosition::encode(&FilePosition::File { file: name.clone(), offset, line: number })
+            })?;
             line.clear();
             let read = reader.read_until(b'\n', &mut line).map_err(io("cannot read", &file))?;
             if read == 0 {
@@ -70,9 +86,9 @@ pub fn run(
             number += 1;
             emit_line(ctx, NAME, format, trim_newline(&line), || format!("{}:{number}", file.display()))?;
         }
-        position = SourcePosition::File { file: name, offset, line: number };
+        position = FilePosition::File { file: name, offset, line: number };
     }
-    Ok(position)
+    Ok(SourcePosition::encode(&position))
 }
 
 /// One input line as a record in `format`; a line that is not UTF-8 text or not valid JSON

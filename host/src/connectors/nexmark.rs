@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::{ConnectorError, SourceContext};
 use crate::checkpoint::SourcePosition;
+use crate::task::{ConnectorError, SourceContext};
 pub use event::{Auction, Bid, Event, Person};
 pub use generator::NexmarkGenerator;
 
@@ -95,6 +95,12 @@ pub enum NexmarkError {
     Probability(f64),
     #[error("the proportions add up to more than {max}; keep them small (the standard is 1/3/46)")]
     Proportions { max: u64 },
+}
+
+impl From<NexmarkError> for ConnectorError {
+    fn from(e: NexmarkError) -> Self {
+        ConnectorError::failed(format!("nexmark source: {e}"))
+    }
 }
 
 impl NexmarkSpec {
@@ -208,7 +214,7 @@ pub fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<So
     let started = Instant::now();
     tracing::info!(events = spec.events, start, rate = spec.rate, seed = spec.seed, "nexmark source started");
     for i in start..spec.events {
-        ctx.checkpoint_point(|| SourcePosition::Records(i))?;
+        ctx.checkpoint_point(|| SourcePosition::records(i))?;
         if let Some(rate) = spec.rate {
             let nanos = u64::try_from(u128::from(i - start) * 1_000_000_000 / u128::from(rate)).unwrap_or(u64::MAX);
             let Some(due) = started.checked_add(Duration::from_nanos(nanos)) else { break };
@@ -225,7 +231,7 @@ pub fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<So
             Ok::<(), std::convert::Infallible>(())
         })?;
     }
-    Ok(SourcePosition::Records(spec.events))
+    Ok(SourcePosition::records(spec.events))
 }
 
 #[cfg(test)]

@@ -43,8 +43,9 @@ use std::sync::Arc;
 use postgres::{Client, Config, NoTls};
 use thiserror::Error;
 
-use super::{Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter, Transaction, two_phase};
+use super::{Transaction, two_phase};
 use crate::record::Batch;
+use crate::task::{Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter};
 use table::{Table, TableWriter};
 
 /// The name the sink's health goes by in the metrics.
@@ -114,6 +115,12 @@ pub enum PostgresError {
     Write { table: String, message: String, transient: bool },
     #[error("the checkpoint marker in {MARKERS}: {message}")]
     Marker { message: String, transient: bool },
+}
+
+/// A sink failure: restartable when the error is transient.
+fn failed(error: PostgresError) -> ConnectorError {
+    let restartable = error.is_transient();
+    ConnectorError::Failed { message: format!("postgres sink: {error}"), restartable }
 }
 
 impl PostgresError {
@@ -264,7 +271,7 @@ fn open_writer(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<(Con
 
 /// An at-least-once sink (no checkpoints, or the dead-letter output).
 pub fn open(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<Box<dyn SinkWriter>, ConnectorError> {
-    let (conn, writer) = off_runtime(|| open_writer(spec, health)).map_err(ConnectorError::Postgres)?;
+    let (conn, writer) = off_runtime(|| open_writer(spec, health)).map_err(failed)?;
     Ok(Box::new(AutocommitSink { conn, writer }))
 }
 
@@ -286,7 +293,7 @@ pub fn open_job_sink(spec: &PostgresSpec, ctx: &SinkContext) -> Result<OpenedSin
                 .map_err(PostgresError::marker)?;
             Ok((conn, writer))
         };
-        let (conn, writer) = prepare().map_err(ConnectorError::Postgres)?;
+        let (conn, writer) = prepare().map_err(failed)?;
         let txn = PostgresTransaction { conn, writer, job, open: false };
         let (sink, committer) = two_phase(txn, first_epoch)?;
         Ok(OpenedSink { writer: Box::new(sink), committer: Some(Box::new(committer)) })
@@ -308,7 +315,7 @@ pub fn committed_checkpoint(spec: &PostgresSpec, job: &str) -> Result<Option<u64
             .map_err(PostgresError::marker)?;
         Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
     };
-    off_runtime(read).map_err(ConnectorError::Postgres)
+    off_runtime(read).map_err(failed)
 }
 
 /// Autocommit statements; a lost connection is retried with the whole batch.
@@ -331,7 +338,7 @@ impl SinkWriter for AutocommitSink {
                 result
             })
             .map(|_| ())
-            .map_err(ConnectorError::Postgres)
+            .map_err(failed)
     }
 }
 
@@ -375,7 +382,7 @@ impl PostgresTransaction {
         self.conn.health.set_down(error.to_string());
         drop_off_runtime(self.conn.client.take());
         self.writer.forget_statements();
-        ConnectorError::Postgres(error)
+        failed(error)
     }
 }
 

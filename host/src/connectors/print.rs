@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
-use super::{ConnectorError, LineFormat, SinkWriter, write_line};
+use super::{LineFormat, write_line};
 use crate::record::Batch;
+use crate::task::{ConnectorError, SinkWriter};
 
 pub struct PrintSink {
     stderr: bool,

@@ -8,9 +8,10 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 
+use super::LineFormat;
 use super::file_source::{emit_line, trim_newline};
-use super::{ConnectorError, LineFormat, SourceContext};
 use crate::checkpoint::SourcePosition;
+use crate::task::{ConnectorError, SourceContext};
 
 const NAME: &str = "source socket";
 
@@ -30,7 +31,7 @@ pub fn run(
     })?;
     tracing::info!(%addr, "socket source connected");
     // Reads wake up at least this often on a quiet stream, to see whether the job was cancelled.
-    stream.set_read_timeout(Some(super::POLL_INTERVAL)).map_err(|source| ConnectorError::Io {
+    stream.set_read_timeout(Some(crate::task::POLL_INTERVAL)).map_err(|source| ConnectorError::Io {
         what: "cannot set a read timeout on",
         path: addr.clone(),
         source,
@@ -47,10 +48,10 @@ pub fn run(
                 if ctx.is_cancelled() {
                     // The partial line (if any) is dropped: it was never a whole record.
                     tracing::info!(%addr, lines = number, "job cancelled; socket source stops reading");
-                    return Ok(SourcePosition::Unreplayable);
+                    return Ok(SourcePosition::unreplayable());
                 }
                 if line.is_empty() {
-                    ctx.checkpoint_point(|| SourcePosition::Unreplayable)?;
+                    ctx.checkpoint_point(|| SourcePosition::unreplayable())?;
                 }
                 continue;
             }
@@ -58,7 +59,7 @@ pub fn run(
             Err(source) => return Err(ConnectorError::Io { what: "cannot read from", path: addr.clone(), source }),
         }
         number += 1;
-        ctx.checkpoint_point(|| SourcePosition::Unreplayable)?;
+        ctx.checkpoint_point(|| SourcePosition::unreplayable())?;
         emit_line(ctx, NAME, format, trim_newline(&line), || format!("{addr} line {number}"))?;
         line.clear();
         if reader.buffer().is_empty() {
@@ -67,5 +68,5 @@ pub fn run(
         }
     }
     tracing::info!(%addr, lines = number, "socket closed by the server; end of stream");
-    Ok(SourcePosition::Unreplayable)
+    Ok(SourcePosition::unreplayable())
 }

@@ -16,9 +16,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{ConnectorError, SinkWriter};
-use crate::checkpoint::Committer;
 use crate::record::Batch;
+use crate::task::{Committer, ConnectorError, SinkWriter};
 
 /// One system's transactions, as a [`TwoPhaseSink`] drives them.
 pub trait Transaction: Send + 'static {

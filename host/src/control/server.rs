@@ -448,7 +448,7 @@ async fn metrics(State(api): State<Arc<Api>>) -> impl IntoResponse {
         .map(|t| (format!("{job_label},operator=\"{}\"", label(&t.step)), t.cell.generation()))
         .collect();
     let connectors = control.connectors().all();
-    let of = |h: &crate::connectors::ConnectorHealth| format!("{job_label},connector=\"{}\"", label(&h.name));
+    let of = |h: &crate::task::ConnectorHealth| format!("{job_label},connector=\"{}\"", label(&h.name));
     metric(
         "weir_connector_up",
         "gauge",

@@ -9,7 +9,9 @@
 //! instance from the new version: the swap happens at a **batch boundary**, between two
 //! calls, so every record is handled by exactly one version. State lives in the host, so a
 //! process function's new version finds its keyed state, timers and broadcast state as the
-//! old one left them. (With checkpoints, issue 6, stateful steps will swap at a barrier.)
+//! old one left them. In a checkpointed job the swap is at a batch boundary too: state
+//! lives in the host and is sealed at barriers whatever version wrote it, and each
+//! checkpoint records the plugin version of every step.
 
 mod cell;
 

@@ -29,12 +29,10 @@ use thiserror::Error;
 use crate::connectors::{Collected, DatagenSpec, LineFormat, NexmarkSpec, SinkSpec, SourceSpec};
 use crate::deploy::{DeployError, PluginCell, Requirement, RollbackPolicy, Target, Targets, VersionRecord};
 use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
-use crate::operator::{
-    KeyByOperator, NativeMap, Operator, OperatorError, OperatorFactory, RollingAggregate, RollingKind, TransformKind,
-    TransformOperator,
-};
+use crate::operator::{KeyByOperator, NativeMap, RollingAggregate, RollingKind, TransformKind, TransformOperator};
 use crate::plugin::{FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits, default_cache_dir};
-use crate::runtime::{JobControl, JobReport, RuntimeError};
+use crate::runtime::{JobReport, RuntimeError};
+use crate::task::{JobControl, Operator, OperatorError, OperatorFactory};
 
 mod windowed;
 
@@ -551,7 +549,7 @@ impl DataStream {
         }
         let cell = self.env.deploy_target(&step_name, plugin, &name, &[kind.function_kind()]);
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             let op = TransformOperator::new(op_name.clone(), kind, name.clone(), cell.clone())?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });
@@ -583,7 +581,7 @@ impl DataStream {
     {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(NativeMap::typed(op_name.clone(), f.clone())) as Box<dyn Operator>)
         });
         self.push(step_name, StepKind::Stateless, factory)
@@ -598,7 +596,7 @@ impl DataStream {
     {
         let step_name = format!("map[{}] native {name}", self.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>)
         });
         self.push(step_name, StepKind::Stateless, factory)
@@ -615,7 +613,7 @@ impl DataStream {
     pub fn assign_timestamps_with(self, field: &str, strategy: WatermarkStrategy) -> Self {
         let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
         let (op_name, field) = (step_name.clone(), field.to_string());
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             let mut op =
                 crate::operator::TimestampAssigner::new(op_name.clone(), &field, strategy.max_out_of_orderness);
             if let Some(timeout) = strategy.idleness {
@@ -635,7 +633,7 @@ impl DataStream {
             KeySelector::Field(field) => {
                 let step_name = format!("key_by[{index}] field {field}");
                 let op_name = step_name.clone();
-                let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+                let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
                     let source = crate::operator::KeySource::Field(field.clone());
                     Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
                 });
@@ -647,7 +645,7 @@ impl DataStream {
                     return KeyedStream { stream: self.fail(format!("{step_name}: {e}")) };
                 }
                 let op_name = step_name.clone();
-                let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+                let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
                     let t = plugin
                         .transformer(&name, &[FunctionKind::KeySelector])
                         .map_err(|source| OperatorError::Plugin { operator: op_name.clone(), source })?;
@@ -714,7 +712,7 @@ impl KeyedStream {
         }
         let step_name = format!("{}[{}]", kind.as_str(), stream.steps.len());
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>)
         });
         stream.push(step_name, StepKind::Keyed, factory)
@@ -741,7 +739,7 @@ impl KeyedStream {
         }
         let cell = stream.env.deploy_target(&step_name, plugin, &name, &[FunctionKind::Process]);
         let op_name = step_name.clone();
-        let factory: OperatorFactory = Arc::new(move |ctx: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |ctx: &crate::task::InstanceContext| {
             let op = crate::operator::ProcessOperator::new(op_name.clone(), cell.clone(), &name, ctx)?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });

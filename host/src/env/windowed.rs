@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::DataStream;
 use super::Function;
 use crate::graph::StepKind;
-use crate::operator::{Operator, OperatorFactory, WindowAggregate, WindowOperator, WindowTime};
+use crate::operator::{WindowAggregate, WindowOperator, WindowTime};
 use crate::plugin::FunctionKind;
+use crate::task::{Operator, OperatorFactory};
 use crate::window::{AggregateKind, WindowAssigner};
 
 /// A keyed stream cut into windows (Flink's `WindowedStream`).
@@ -63,7 +64,7 @@ impl WindowedStream {
         let step_name = format!("window[{}] {:?} {what}", stream.steps.len(), self.assigner);
         let op_name = step_name.clone();
         let (assigner, time, lateness) = (self.assigner, self.time, self.allowed_lateness);
-        let factory: OperatorFactory = Arc::new(move |_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             let op = WindowOperator::new(op_name.clone(), assigner, time, lateness, &aggregate)?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });

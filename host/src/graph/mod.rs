@@ -15,8 +15,7 @@
 use thiserror::Error;
 
 use crate::connectors::{SinkSpec, SourceSpec};
-use crate::operator::OperatorFactory;
-use crate::runtime::Partitioning;
+use crate::task::{OperatorFactory, Partitioning};
 
 /// How a step relates to keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +75,7 @@ impl Default for JobConfig {
     fn default() -> Self {
         Self {
             default_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_parallelism: crate::runtime::DEFAULT_MAX_PARALLELISM,
+            max_parallelism: crate::state::DEFAULT_MAX_PARALLELISM,
             batch_size: 1024,
             channel_capacity: 16,
             state_dir: None,
@@ -191,10 +190,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::operator::OperatorError;
+    use crate::task::OperatorError;
 
     fn step(name: &str, kind: StepKind, parallelism: Option<usize>) -> Step {
-        let factory: OperatorFactory = Arc::new(|_: &crate::operator::InstanceContext| {
+        let factory: OperatorFactory = Arc::new(|_: &crate::task::InstanceContext| {
             Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() })
         });
         Step { name: name.into(), kind, parallelism, factory, broadcast: None }

@@ -51,7 +51,7 @@ pub fn query(spec: &JobSpec, operator: &str, key: &str) -> Result<Value, StateQu
     let mut key_bytes = Vec::new();
     crate::record::json_to_msgpack(key_json.to_string().as_bytes(), &mut key_bytes)
         .expect("a serde_json value is valid JSON");
-    let max_parallelism = spec.max_parallelism.unwrap_or(crate::runtime::DEFAULT_MAX_PARALLELISM);
+    let max_parallelism = spec.max_parallelism.unwrap_or(crate::state::DEFAULT_MAX_PARALLELISM);
     let report = store.read_key(&name, &key_bytes, max_parallelism)?;
 
     let mut state = serde_json::Map::new();

@@ -3,10 +3,10 @@
 //! The key travels with the record as MessagePack bytes; the exchange after this operator
 //! routes on it (see `runtime::partition`), and keyed operators group by it.
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::plugin::Transformer;
 use crate::record::{self, Batch, RowMeta};
-use crate::runtime::DeadLetter;
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, Operator, OperatorError};
 
 /// Where keys come from.
 pub enum KeySource {

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::record::Batch;
-use crate::runtime::DeadLetter;
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, Operator, OperatorError};
 
 type RowFn = dyn FnMut(&[u8], &mut Vec<u8>) -> Result<(), String> + Send;
 

@@ -16,12 +16,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{DeadLetters, InstanceContext, Operator, OperatorError};
 use crate::deploy::PluginCell;
 use crate::plugin::{self, FunctionInfo, FunctionKind, ProcessHost, Processor, SharedProcessHost};
 use crate::record::{Batch, NO_TIMESTAMP, RowMeta};
-use crate::runtime::{DeadLetter, key_group};
+use crate::state::key_group;
 use crate::state::{KeyedState, StateDescriptor, StateKind, TimeDomain};
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, InstanceContext, Operator, OperatorError};
 
 /// Without checkpoints, flush buffered state writes to sled when this many are waiting
 /// (with checkpoints state is written at barriers).

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use rmpv::Value;
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{self, Batch};
-use crate::runtime::DeadLetter;
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, Operator, OperatorError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollingKind {
@@ -113,17 +113,17 @@ impl Operator for RollingAggregate {
             .iter()
             .map(|(k, v)| (serde_bytes::ByteBuf::from(k.clone()), serde_bytes::ByteBuf::from(record::encode(v))))
             .collect();
-        rmp_serde::to_vec(&(counts, records)).map(Some).map_err(|e| super::bad_snapshot(&self.name, e))
+        rmp_serde::to_vec(&(counts, records)).map(Some).map_err(|e| crate::task::bad_snapshot(&self.name, e))
     }
 
     fn restore(&mut self, blobs: &[&[u8]], owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
         type Stored = (Vec<(serde_bytes::ByteBuf, u64)>, Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>);
         for blob in blobs {
             let (counts, records): Stored =
-                rmp_serde::from_slice(blob).map_err(|e| super::bad_snapshot(&self.name, e))?;
+                rmp_serde::from_slice(blob).map_err(|e| crate::task::bad_snapshot(&self.name, e))?;
             self.counts.extend(counts.into_iter().filter(|(k, _)| owns(k)).map(|(k, n)| (k.into_vec(), n)));
             for (k, v) in records.into_iter().filter(|(k, _)| owns(k)) {
-                let v = record::decode(&v).map_err(|e| super::bad_snapshot(&self.name, e))?;
+                let v = record::decode(&v).map_err(|e| crate::task::bad_snapshot(&self.name, e))?;
                 self.records.insert(k.into_vec(), v);
             }
         }

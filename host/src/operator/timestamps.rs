@@ -15,9 +15,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{Batch, RowMeta};
-use crate::runtime::DeadLetter;
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, Operator, OperatorError};
 use crate::time::{END_OF_TIME, TimeSignal, TimestampField, WatermarkGenerator};
 
 /// How often an assigner with an idle timeout checks the clock.

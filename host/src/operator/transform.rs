@@ -1,10 +1,10 @@
 //! Map, filter and flat-map over a Wasm transform function.
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::deploy::{Health, PluginCell};
 use crate::plugin::{FunctionKind, Transformer};
 use crate::record::Batch;
-use crate::runtime::DeadLetter;
+use crate::task::DeadLetter;
+use crate::task::{DeadLetters, Operator, OperatorError};
 
 /// Which transform a step is; the plugin function must be of the matching kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,66 +7,21 @@
 //! gone, finishes its operators, and drops its own senders, so the end flows downstream in
 //! order after every batch.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
 use tokio::sync::mpsc;
 
-use super::partition::{Message, Output, Partitioning};
-use super::{DeadLetter, Payload};
-
-/// The dead-letter kind of records too late for their windows.
-pub const LATE: &str = "late";
-use crate::checkpoint::{
-    self, Ack, CheckpointError, CheckpointMeta, Coordinator, CoordinatorHandle, OperatorSnapshot, PluginVersion,
-    SourcePosition,
+use super::RuntimeError;
+use super::coordinator::Coordinator;
+use super::recovery::{plugin_versions, prepare_checkpoints, restore_operators, step_id};
+use crate::checkpoint::SourcePosition;
+use crate::connectors::{self, SourceSpec};
+use crate::graph::{self, JobGraph};
+use crate::task::{
+    BroadcastRx, CoordinatorHandle, DeadLetter, DeadLetters, InstanceContext, JobControl, JobState, Message, Output,
+    Partitioning, SourceContext, StageInstance, TaskStats,
 };
-use crate::connectors::{self, ConnectorError, SinkSpec, SourceContext, SourceSpec};
-use crate::graph::{self, GraphError, JobGraph};
-use crate::operator::{DeadLetters, InstanceContext, JobState, Operator, OperatorError};
-use crate::record::Batch;
-use crate::time::{END_OF_TIME, TimeSignal, WatermarkTracker};
-
-#[derive(Debug, Error)]
-pub enum RuntimeError {
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error(transparent)]
-    Operator(#[from] OperatorError),
-    #[error(transparent)]
-    Connector(#[from] ConnectorError),
-    #[error("a task of the job panicked: {0}")]
-    Panic(String),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error("the job failed again after {attempts} restarts from its checkpoints; last error: {last}")]
-    GaveUp { attempts: u32, last: Box<RuntimeError> },
-}
-
-impl RuntimeError {
-    /// Errors that are only a consequence of another task stopping.
-    fn is_secondary(&self) -> bool {
-        matches!(self, RuntimeError::Connector(ConnectorError::Disconnected))
-    }
-
-    /// Whether restarting from a checkpoint may get past it (a failing connection, a sink
-    /// that could not write, a plugin that failed), unlike a job that cannot start as built.
-    fn is_restartable(&self) -> bool {
-        if let RuntimeError::Connector(ConnectorError::Postgres(e)) = self {
-            return e.is_transient();
-        }
-        !matches!(
-            self,
-            RuntimeError::Graph(_)
-                | RuntimeError::Checkpoint(_)
-                | RuntimeError::GaveUp { .. }
-                | RuntimeError::Connector(ConnectorError::Position { .. })
-        )
-    }
-}
 
 /// What a finished job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,129 +41,9 @@ pub struct JobReport {
     pub backpressure: Duration,
 }
 
-/// What one task reports when it ends.
-#[derive(Debug, Default)]
-struct TaskStats {
-    records_in: u64,
-    broadcast_in: u64,
-    records_out: u64,
-    dead_letters: u64,
-    late_records: u64,
-    backpressure: Duration,
-}
-
 type TaskResult = Result<TaskStats, RuntimeError>;
 
-/// Shared by a running job and whoever controls it: a cancellation request that the sources
-/// check at every batch they ship (and socket reads at least every
-/// [`connectors::POLL_INTERVAL`]), and live counters, one atomic add per batch.
-#[derive(Debug, Default)]
-pub struct JobControl {
-    cancelled: AtomicBool,
-    finished: AtomicBool,
-    records_in: AtomicU64,
-    records_out: AtomicU64,
-    /// The newest checkpoint the coordinator asked for, and the newest complete one.
-    checkpoint_requested: AtomicU64,
-    checkpoint_completed: AtomicU64,
-    /// The state of the job's external connectors (Kafka, PostgreSQL), for the metrics.
-    connectors: connectors::ConnectorRegistry,
-}
-
-impl JobControl {
-    /// Ask the sources to stop: each ships what it has batched and ends, so the job ends
-    /// cleanly (windows fire, sinks flush) with every record read so far.
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
-
-    /// Whether every task of the job has ended.
-    pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
-    }
-
-    /// Records the (non-broadcast) source shipped so far.
-    pub fn records_in(&self) -> u64 {
-        self.records_in.load(Ordering::Relaxed)
-    }
-
-    /// Records the sink received so far.
-    pub fn records_out(&self) -> u64 {
-        self.records_out.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn add_records_in(&self, n: u64) {
-        self.records_in.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The newest checkpoint asked of the sources (0: none yet).
-    pub fn connectors(&self) -> &connectors::ConnectorRegistry {
-        &self.connectors
-    }
-
-    pub fn checkpoint_requested(&self) -> u64 {
-        self.checkpoint_requested.load(Ordering::Acquire)
-    }
-
-    /// The newest complete checkpoint (0: none yet).
-    pub fn last_checkpoint(&self) -> u64 {
-        self.checkpoint_completed.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn request_checkpoint(&self, id: u64) {
-        self.checkpoint_requested.fetch_max(id, Ordering::AcqRel);
-    }
-
-    pub(crate) fn complete_checkpoint(&self, id: u64) {
-        self.checkpoint_completed.fetch_max(id, Ordering::AcqRel);
-    }
-}
-
-/// Run a job to completion (bounded sources) or until it fails.
-pub async fn execute(graph: JobGraph) -> Result<JobReport, RuntimeError> {
-    execute_with(graph, Arc::default()).await
-}
-
-/// [`execute`], controlled through `control` (cancel it, read its counters).
-///
-/// A checkpointed job that fails while running is restarted from its latest checkpoint, up
-/// to `restart_attempts` times with a growing delay (Flink's restart strategy); errors that
-/// a restart cannot fix (a bad graph, a checkpoint of another job) fail at once.
-pub async fn execute_with(graph: JobGraph, control: Arc<JobControl>) -> Result<JobReport, RuntimeError> {
-    let result = match graph.config.checkpoints.clone() {
-        Some(config) if config.restart_attempts > 0 => run_restarting(graph, &control, &config).await,
-        _ => run_graph(graph, &control).await,
-    };
-    control.finished.store(true, Ordering::Release);
-    result
-}
-
-async fn run_restarting(
-    graph: JobGraph,
-    control: &Arc<JobControl>,
-    config: &checkpoint::CheckpointConfig,
-) -> Result<JobReport, RuntimeError> {
-    let attempts = config.restart_attempts;
-    let mut attempt = 0;
-    loop {
-        match run_graph(graph.clone(), control).await {
-            Err(e) if attempt < attempts && e.is_restartable() && !control.is_cancelled() => {
-                attempt += 1;
-                let delay = config.restart_delay(attempt);
-                tracing::warn!(job = %graph.name, error = %e, attempt, of = attempts, delay_ms = delay.as_millis() as u64, "job failed; restarting from its latest checkpoint");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) if attempt > 0 => return Err(RuntimeError::GaveUp { attempts: attempt, last: Box::new(e) }),
-            other => return other,
-        }
-    }
-}
-
-async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<JobReport, RuntimeError> {
+pub(super) async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<JobReport, RuntimeError> {
     let started = Instant::now();
     let stages = graph::plan(&graph)?;
     let cap = graph.config.channel_capacity.max(1);
@@ -226,8 +61,8 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
         None => JobState::new(state_dir),
     };
     // Open the outputs first: a bad sink path fails before any record flows.
-    let sink_ctx = connectors::SinkContext { job: &graph.name, control, first_epoch: restored.map(|id| id + 1) };
-    let connectors::OpenedSink { writer: mut sink, committer: mut sink_committer } =
+    let sink_ctx = crate::task::SinkContext { job: &graph.name, control, first_epoch: restored.map(|id| id + 1) };
+    let crate::task::OpenedSink { writer: mut sink, committer: mut sink_committer } =
         connectors::open_job_sink(&graph.sink, &sink_ctx)?;
     let mut dead_sink = connectors::open_sink(&graph.dead_letter)?;
     let mut late_sink = graph.late_data.as_ref().map(connectors::open_sink).transpose()?;
@@ -257,70 +92,18 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     let start_of =
         |source: usize| -> Option<SourcePosition> { resume.as_ref()?.as_ref()?.sources.get(source).cloned() };
 
-    let (dead_tx, mut dead_rx) = mpsc::channel::<Vec<DeadLetter>>(cap);
+    let (dead_tx, dead_rx) = mpsc::channel::<Vec<DeadLetter>>(cap);
     tasks.spawn_blocking(move || -> TaskResult {
-        let mut stats = TaskStats::default();
-        while let Some(letters) = dead_rx.blocking_recv() {
-            let (mut dead, mut late) = (Batch::new(), Batch::new());
-            for d in &letters {
-                tracing::debug!(operator = %d.operator, kind = %d.kind, error = %d.error, "dead letter");
-                match (&d.payload, late_sink.is_some() && d.kind == LATE) {
-                    // Late records are data: the late-data output gets the records themselves.
-                    (Payload::Record(v), true) => {
-                        stats.late_records += 1;
-                        late.push(v);
-                    }
-                    _ => {
-                        stats.dead_letters += 1;
-                        dead.push(&d.to_record());
-                    }
-                }
-            }
-            dead_sink.write(&dead)?;
-            if let Some(sink) = late_sink.as_mut() {
-                sink.write(&late)?;
-            }
-        }
-        dead_sink.finish()?;
-        if let Some(sink) = late_sink.as_mut() {
-            sink.finish()?;
-        }
-        Ok(stats)
+        Ok(crate::task::run_dead_letters(dead_rx, dead_sink.as_mut(), late_sink.as_mut())?)
     });
 
     // The sink: a single task fed by every instance of the last stage.
-    let (sink_tx, mut sink_rx) = mpsc::channel::<Message>(cap);
+    let (sink_tx, sink_rx) = mpsc::channel::<Message>(cap);
     let sink_control = control.clone();
     let sink_inputs = stages.last().map_or(1, |s| s.parallelism);
     let sink_coordinator = handle.clone();
     tasks.spawn_blocking(move || -> TaskResult {
-        let mut stats = TaskStats::default();
-        let mut align = Alignment::new(sink_inputs);
-        loop {
-            let next = align.queued().or_else(|| sink_rx.blocking_recv());
-            let ended = next.is_none();
-            match next {
-                Some(message) => {
-                    if let Some(Message::Data { batch, .. }) = align.on_data(message, false) {
-                        stats.records_out += batch.len() as u64;
-                        sink.write(&batch)?;
-                        sink_control.records_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                None => align.on_data_end(),
-            }
-            match align.take_aligned() {
-                Some(id) => {
-                    sink.barrier(id)?;
-                    sink_coordinator.send(Ack::Sink { id });
-                }
-                // Ended, and nothing held back is left to replay.
-                None if ended => break,
-                None => {}
-            }
-        }
-        sink.finish()?;
-        Ok(stats)
+        Ok(crate::task::run_sink(sink.as_mut(), sink_rx, sink_inputs, &sink_control, &sink_coordinator)?)
     });
 
     // Stages from last to first, so each knows the senders of the one after it.
@@ -366,16 +149,16 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
             let dead = dead_tx.clone();
             let mut instance = StageInstance {
                 operators,
+                step_ids: (0..stage.steps.len()).map(|i| step_id(k, i)).collect(),
                 output,
                 dead,
                 letters: DeadLetters::default(),
-                stage: k,
                 index,
                 control: control.clone(),
                 coordinator: handle.clone(),
             };
             let broadcast = broadcast_rxs.next();
-            tasks.spawn_blocking(move || instance.run(rx, inputs, broadcast));
+            tasks.spawn_blocking(move || instance.run(rx, inputs, broadcast).map_err(RuntimeError::from));
         }
         downstream = txs;
         downstream_input = stage.input;
@@ -431,100 +214,6 @@ async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) -> Result<Job
     }
 }
 
-/// What a checkpointed job starts from: its latest complete checkpoint, unless that is
-/// the last one of a finished run (then the job starts afresh). The state and the file
-/// sink's part files are made to match: state and parts of later epochs are dropped.
-fn prepare_checkpoints(
-    config: &checkpoint::CheckpointConfig,
-    graph: &JobGraph,
-) -> Result<Option<CheckpointMeta>, RuntimeError> {
-    let latest = checkpoint::read_latest(&config.dir)?;
-    let mut resume = latest.filter(|m| !m.finished);
-    // A transactional sink commits after the checkpoint is written: if the job stopped in
-    // between, the sink's last commit is one checkpoint older, and the job resumes there.
-    if let Some(meta) = &resume
-        && let Some(committed) = connectors::committed_checkpoint(&graph.sink, &graph.name)?
-        && committed < meta.id
-    {
-        tracing::warn!(job = %graph.name, latest = meta.id, committed, "the sink did not commit the latest checkpoint; resuming from the one it committed");
-        resume = match committed {
-            0 => None,
-            id => Some(
-                checkpoint::read_at_most(&config.dir, id)?
-                    .filter(|m| m.id == id)
-                    .ok_or(CheckpointError::SinkAhead { committed: id, dir: config.dir.clone() })?,
-            ),
-        };
-        checkpoint::discard_after(&config.dir, committed)?;
-    }
-    match &resume {
-        Some(meta) => {
-            tracing::info!(job = %graph.name, checkpoint = meta.id, sources = ?meta.sources.iter().map(SourcePosition::describe).collect::<Vec<_>>(), "resuming from checkpoint");
-        }
-        None => {
-            // Nothing to resume: no checkpoint yet, or the last run finished.
-            checkpoint::clear(&config.dir)?;
-            if graph.config.state_dir.is_none() {
-                let state = config.state_dir();
-                if state.exists() {
-                    std::fs::remove_dir_all(&state)
-                        .map_err(|source| CheckpointError::Io { path: state.clone(), source })?;
-                }
-            }
-        }
-    }
-    // The output parts the restored checkpoint covers are committed, later ones deleted
-    // (all of them when starting afresh).
-    if let SinkSpec::File { path, .. } = &graph.sink {
-        connectors::recover_parts(path, resume.as_ref().map_or(0, |m| m.id)).map_err(|source| ConnectorError::Io {
-            what: "cannot recover the output parts in",
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(resume)
-}
-
-/// How a checkpoint names step `step` of stage `stage`: by place, so that a new plugin
-/// version (another step name) still finds its state.
-fn step_id(stage: usize, step: usize) -> String {
-    format!("{stage}/{step}")
-}
-
-/// The step names of the job (each names its plugin), for the checkpoint's record.
-fn plugin_versions(stages: &[graph::Stage]) -> Vec<PluginVersion> {
-    stages
-        .iter()
-        .enumerate()
-        .flat_map(|(k, stage)| {
-            stage
-                .steps
-                .iter()
-                .enumerate()
-                .map(move |(i, step)| PluginVersion { step: step_id(k, i), name: step.name.clone() })
-        })
-        .collect()
-}
-
-/// Hands each operator of stage `stage` the blobs its step left in `meta`.
-fn restore_operators(
-    operators: &mut [Box<dyn Operator>],
-    meta: &CheckpointMeta,
-    stage: usize,
-    ctx: &InstanceContext,
-) -> Result<(), OperatorError> {
-    let (range, max) = (ctx.key_groups(), ctx.max_parallelism);
-    let owns = move |key: &[u8]| range.contains(crate::runtime::key_group(key, max));
-    for (i, op) in operators.iter_mut().enumerate() {
-        let step = step_id(stage, i);
-        let blobs: Vec<&[u8]> = meta.operators.iter().filter(|o| o.step == step).map(|o| o.data.as_slice()).collect();
-        if !blobs.is_empty() {
-            op.restore(&blobs, &owns)?;
-        }
-    }
-    Ok(())
-}
-
 /// A source of the job: the main one (index 0) or a broadcast input.
 struct SourceTask {
     spec: SourceSpec,
@@ -557,362 +246,4 @@ fn spawn_source(
         }
         result.map(|()| stats).map_err(RuntimeError::from)
     });
-}
-
-/// Barrier alignment of a task's inputs (Flink's aligned checkpoints): once barrier `n` came
-/// from an input, that input's later messages wait until `n` came from every input; then
-/// the task snapshots, and the waiting messages go first.
-struct Alignment {
-    /// Which data inputs brought the barrier of the checkpoint being aligned.
-    arrived: Vec<bool>,
-    /// Whether the broadcast input brought it (or has none, or ended).
-    broadcast_arrived: bool,
-    current: Option<u64>,
-    held: VecDeque<Message>,
-    replay: VecDeque<Message>,
-}
-
-impl Alignment {
-    fn new(inputs: usize) -> Self {
-        Self {
-            arrived: vec![false; inputs.max(1)],
-            broadcast_arrived: true,
-            current: None,
-            held: VecDeque::new(),
-            replay: VecDeque::new(),
-        }
-    }
-
-    /// A message that waited during the last alignment, to handle before reading on.
-    fn queued(&mut self) -> Option<Message> {
-        self.replay.pop_front()
-    }
-
-    fn has_queued(&self) -> bool {
-        !self.replay.is_empty()
-    }
-
-    /// A message of the data input: `Some` to handle now; `None` if it waits or was a barrier.
-    fn on_data(&mut self, message: Message, broadcast_open: bool) -> Option<Message> {
-        let from = message.from().min(self.arrived.len() - 1);
-        if self.current.is_some() && self.arrived[from] {
-            self.held.push_back(message);
-            return None;
-        }
-        if let Message::Barrier { id, .. } = message {
-            if self.start(id, broadcast_open) {
-                self.arrived[from] = true;
-            }
-            return None;
-        }
-        Some(message)
-    }
-
-    /// Barrier `id` of the broadcast input.
-    fn on_broadcast_barrier(&mut self, id: u64) {
-        if self.start(id, true) {
-            self.broadcast_arrived = true;
-        }
-    }
-
-    /// Every data input ended: none will bring a barrier any more.
-    fn on_data_end(&mut self) {
-        self.arrived.fill(true);
-    }
-
-    fn on_broadcast_end(&mut self) {
-        self.broadcast_arrived = true;
-    }
-
-    /// Whether the broadcast input must wait (it brought the barrier being aligned).
-    fn broadcast_blocked(&self) -> bool {
-        self.current.is_some() && self.broadcast_arrived
-    }
-
-    /// Starts aligning `id` if nothing is; whether `id` is the one being aligned.
-    fn start(&mut self, id: u64, broadcast_open: bool) -> bool {
-        match self.current {
-            None => {
-                self.current = Some(id);
-                self.arrived.fill(false);
-                self.broadcast_arrived = !broadcast_open;
-                true
-            }
-            Some(current) => current == id,
-        }
-    }
-
-    /// The checkpoint whose barrier came from every input, once: snapshot now.
-    fn take_aligned(&mut self) -> Option<u64> {
-        let id = self.current?;
-        if !(self.broadcast_arrived && self.arrived.iter().all(|a| *a)) {
-            return None;
-        }
-        self.current = None;
-        let mut held = std::mem::take(&mut self.held);
-        held.append(&mut self.replay);
-        self.replay = held;
-        Some(id)
-    }
-}
-
-/// A stage instance's end of a broadcast input.
-struct BroadcastRx {
-    rx: mpsc::Receiver<Message>,
-    preload: bool,
-}
-
-/// What a stage instance got while waiting.
-enum Next {
-    Data(Option<Message>),
-    Broadcast(Option<Message>),
-    /// The earliest processing-time timer is due.
-    Timer,
-}
-
-/// Wait for the next message of either input, or for the processing-time timer `due`; a
-/// waiting broadcast message goes first. Inputs that have ended are `None`.
-async fn next_input(
-    data: Option<&mut mpsc::Receiver<Message>>,
-    broadcast: Option<&mut mpsc::Receiver<Message>>,
-    due: Option<i64>,
-) -> Next {
-    async fn recv(rx: Option<&mut mpsc::Receiver<Message>>) -> Option<Message> {
-        match rx {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
-        }
-    }
-    let timer = async {
-        match due {
-            Some(due) => {
-                let wait = Duration::from_millis(u64::try_from(due - crate::time::now_ms()).unwrap_or(0));
-                tokio::time::sleep(wait).await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        biased;
-        m = recv(broadcast) => Next::Broadcast(m),
-        m = recv(data) => Next::Data(m),
-        () = timer => Next::Timer,
-    }
-}
-
-/// One parallel instance of a stage: its fused operators, and where their output goes.
-struct StageInstance {
-    operators: Vec<Box<dyn Operator>>,
-    output: Output,
-    dead: mpsc::Sender<Vec<DeadLetter>>,
-    letters: DeadLetters,
-    /// Which stage and instance this is (names its snapshots).
-    stage: usize,
-    index: usize,
-    control: Arc<JobControl>,
-    coordinator: CoordinatorHandle,
-}
-
-impl StageInstance {
-    /// Batches and time signals from `inputs` upstream instances, and batches of the
-    /// broadcast input if there is one, until they all end. While an operator has a
-    /// processing-time timer, waiting for input is bounded by it.
-    fn run(&mut self, input: mpsc::Receiver<Message>, inputs: usize, broadcast: Option<BroadcastRx>) -> TaskResult {
-        let mut event_time = WatermarkTracker::new(inputs);
-        let runtime = tokio::runtime::Handle::current();
-        let mut align = Alignment::new(inputs);
-        let mut data = Some(input);
-        let mut broadcast = match broadcast {
-            Some(mut b) if b.preload => {
-                // The whole (bounded) broadcast input before the first keyed record; its
-                // barriers need no alignment since it ends before the data input starts.
-                while let Some(message) = b.rx.blocking_recv() {
-                    self.on_broadcast(message)?;
-                }
-                None
-            }
-            b => b.map(|b| b.rx),
-        };
-        while data.is_some() || broadcast.is_some() || align.has_queued() {
-            let next = match align.queued() {
-                Some(message) => Next::Data(Some(message)),
-                None => {
-                    let due = self.operators.iter().filter_map(|op| op.next_processing_timer()).min();
-                    let waiting = if align.broadcast_blocked() { None } else { broadcast.as_mut() };
-                    match (&mut data, waiting, due) {
-                        // The common case, without a runtime round trip.
-                        (Some(rx), None, None) => Next::Data(rx.blocking_recv()),
-                        (data, waiting, due) => runtime.block_on(next_input(data.as_mut(), waiting, due)),
-                    }
-                }
-            };
-            let message = match next {
-                Next::Timer => {
-                    self.on_processing_time(crate::time::now_ms())?;
-                    continue;
-                }
-                Next::Broadcast(Some(Message::Barrier { id, .. })) => {
-                    align.on_broadcast_barrier(id);
-                    self.maybe_checkpoint(&mut align)?;
-                    continue;
-                }
-                Next::Broadcast(Some(message)) => {
-                    self.on_broadcast(message)?;
-                    continue;
-                }
-                Next::Broadcast(None) => {
-                    broadcast = None;
-                    align.on_broadcast_end();
-                    self.maybe_checkpoint(&mut align)?;
-                    continue;
-                }
-                Next::Data(None) => {
-                    data = None;
-                    align.on_data_end();
-                    self.maybe_checkpoint(&mut align)?;
-                    continue;
-                }
-                Next::Data(Some(message)) => match align.on_data(message, broadcast.is_some()) {
-                    Some(message) => message,
-                    None => {
-                        self.maybe_checkpoint(&mut align)?;
-                        continue;
-                    }
-                },
-            };
-            match message {
-                Message::Data { batch, .. } => {
-                    let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
-                    self.ship(out)?;
-                    self.forward_signals(0)?;
-                }
-                Message::Time { from, signal } => {
-                    for signal in event_time.on_signal(from, signal) {
-                        match signal {
-                            TimeSignal::Watermark(w) => self.advance(0, w)?,
-                            idle_or_active => {
-                                self.output.broadcast_time(idle_or_active).map_err(ConnectorError::from)?
-                            }
-                        }
-                    }
-                }
-                Message::Barrier { .. } => unreachable!("alignment takes the barriers"),
-            }
-        }
-        // End of input: event time ends (every window fires), then operators flush.
-        self.advance(0, END_OF_TIME)?;
-        for i in 0..self.operators.len() {
-            let mut held = Batch::new();
-            self.operators[i].finish(&mut held, &mut self.letters)?;
-            let out = run_chain(&mut self.operators, i + 1, held, &mut self.letters)?;
-            self.ship(out)?;
-        }
-        Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
-    }
-
-    /// A batch of the broadcast input goes to the first operator (the connected step);
-    /// its watermarks do not move event time.
-    fn on_broadcast(&mut self, message: Message) -> Result<(), RuntimeError> {
-        let Message::Data { batch, .. } = message else { return Ok(()) };
-        let Some(first) = self.operators.first_mut() else { return Ok(()) };
-        let mut out = Batch::new();
-        first.process_broadcast(batch, &mut out, &mut self.letters)?;
-        let out = run_chain(&mut self.operators, 1, out, &mut self.letters)?;
-        self.ship(out)?;
-        self.forward_signals(0)
-    }
-
-    /// If barriers of a checkpoint came from every input: snapshot every operator, report
-    /// to the coordinator, and send the barrier on. Operators also learn which checkpoints
-    /// completed meanwhile.
-    fn maybe_checkpoint(&mut self, align: &mut Alignment) -> Result<(), RuntimeError> {
-        let Some(id) = align.take_aligned() else { return Ok(()) };
-        let mut snapshots = Vec::new();
-        for (i, op) in self.operators.iter_mut().enumerate() {
-            if let Some(data) = op.snapshot(id)? {
-                let step = step_id(self.stage, i);
-                snapshots.push(OperatorSnapshot { step, instance: self.index as u32, data });
-            }
-        }
-        self.ship(Batch::new())?;
-        self.coordinator.send(Ack::Instance { id, snapshots });
-        self.output.broadcast_barrier(id).map_err(ConnectorError::from)?;
-        // After the barrier went on: applying an older epoch to sled is off the
-        // checkpoint's path.
-        let completed = self.control.last_checkpoint();
-        for op in &mut self.operators {
-            op.checkpoint_complete(completed)?;
-        }
-        Ok(())
-    }
-
-    /// The wall clock reached `now`: operators fire their processing-time timers.
-    fn on_processing_time(&mut self, now: i64) -> Result<(), RuntimeError> {
-        for i in 0..self.operators.len() {
-            let mut released = Batch::new();
-            self.operators[i].on_processing_time(now, &mut released, &mut self.letters)?;
-            let out = run_chain(&mut self.operators, i + 1, released, &mut self.letters)?;
-            self.ship(out)?;
-        }
-        self.forward_signals(0)
-    }
-
-    /// Time signals that operators from `from` on made (from the last batch or tick)
-    /// follow what they released: watermarks flow through the operators after them,
-    /// idleness goes straight downstream.
-    fn forward_signals(&mut self, from: usize) -> Result<(), RuntimeError> {
-        for i in from..self.operators.len() {
-            while let Some(signal) = self.operators[i].take_time_signal() {
-                match signal {
-                    TimeSignal::Watermark(w) => self.advance(i + 1, w)?,
-                    idle_or_active => self.output.broadcast_time(idle_or_active).map_err(ConnectorError::from)?,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Event time reached `watermark` at `operators[from]`: each operator releases what is
-    /// due (flowing through the operators after it), then passes the watermark on, unless
-    /// it makes event time itself; what comes out of the last one goes downstream.
-    fn advance(&mut self, from: usize, watermark: i64) -> Result<(), RuntimeError> {
-        let mut current = Some(watermark);
-        for i in from..self.operators.len() {
-            let Some(w) = current else { return Ok(()) };
-            let mut released = Batch::new();
-            current = self.operators[i].on_watermark(w, &mut released, &mut self.letters)?;
-            let out = run_chain(&mut self.operators, i + 1, released, &mut self.letters)?;
-            self.ship(out)?;
-        }
-        if let Some(w) = current {
-            self.output.broadcast_time(TimeSignal::Watermark(w)).map_err(ConnectorError::from)?;
-        }
-        Ok(())
-    }
-
-    fn ship(&mut self, batch: Batch) -> Result<(), RuntimeError> {
-        if !self.letters.is_empty() {
-            self.dead.blocking_send(std::mem::take(&mut self.letters.0)).map_err(|_| ConnectorError::Disconnected)?;
-        }
-        self.output.send_blocking(batch).map_err(ConnectorError::from)?;
-        Ok(())
-    }
-}
-
-/// Pass a batch through `operators[from..]`.
-fn run_chain(
-    operators: &mut [Box<dyn Operator>],
-    from: usize,
-    mut batch: Batch,
-    letters: &mut DeadLetters,
-) -> Result<Batch, RuntimeError> {
-    for op in operators.iter_mut().skip(from) {
-        if batch.is_empty() {
-            break;
-        }
-        let mut out = Batch::new();
-        op.process(batch, &mut out, letters)?;
-        batch = out;
-    }
-    Ok(batch)
 }

@@ -1,16 +1,16 @@
-//! Running a job: tasks on tokio connected by bounded channels.
+//! Running a job: its tasks wired on tokio, the checkpoint coordinator, recovery and the
+//! restart strategy. What the tasks themselves do is the task layer ([`crate::task`]).
 //!
-//! - [`partition`]: where a task's output goes (forward, rebalance, key groups), and the
-//!   backpressure it meets.
-//! - [`exec`]: spawning the tasks of a planned job and collecting their outcome.
-//! - [`dead_letter`]: the failed-record output.
+//! - [`exec`]: spawning the tasks of a planned job (sources, stage instances, the sink and
+//!   the dead-letter output) connected by bounded channels, and collecting their outcome.
+//! - [`coordinator`]: the checkpoint coordinator (Flink's `CheckpointCoordinator`).
+//! - [`recovery`]: what a checkpointed job resumes from.
+//! - [`restart`]: [`execute`] and Flink's restart strategy.
 
-mod dead_letter;
+mod coordinator;
 mod exec;
-mod partition;
+mod recovery;
+mod restart;
 
-pub use dead_letter::{DeadLetter, Payload};
-pub use exec::{JobControl, JobReport, LATE, RuntimeError, execute, execute_with};
-pub use partition::{
-    DEFAULT_MAX_PARALLELISM, Disconnected, Message, Output, Partitioning, instance_for_key_group, key_group,
-};
+pub use exec::JobReport;
+pub use restart::{RuntimeError, execute, execute_with};

@@ -66,7 +66,7 @@ impl StateStore {
         let registered = self.registered_states(operator)?;
         let descriptors: Vec<StateDescriptor> =
             registered.iter().map(|(name, kind)| StateDescriptor::new(name.clone(), *kind)).collect();
-        let key_group = crate::runtime::key_group(key, max_parallelism);
+        let key_group = super::key_group(key, max_parallelism);
         let mut state = self.keyed(operator, KeyGroupRange::new(key_group, key_group + 1), &descriptors)?;
         state.set_current_key(key_group, key);
         let mut states = Vec::with_capacity(registered.len());

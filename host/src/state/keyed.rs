@@ -115,7 +115,7 @@ impl KeyedState {
     }
 
     /// Calls below refer to this key, until the next call; the namespace goes back to empty.
-    /// `key_group` is the key's group (`runtime::key_group`), computed by the
+    /// `key_group` is the key's group ([`crate::state::key_group`]), computed by the
     /// caller, who has it already; it must be one of this instance's key groups.
     pub fn set_current_key(&mut self, key_group: u16, key: &[u8]) {
         let c = &mut self.current;

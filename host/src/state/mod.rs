@@ -41,6 +41,7 @@ mod cache;
 mod error;
 mod flush;
 mod inspect;
+mod key_group;
 mod keyed;
 mod layout;
 mod store;
@@ -56,6 +57,7 @@ use std::time::Duration;
 
 pub use error::StateError;
 pub use inspect::{KeyReport, StoredState};
+pub use key_group::{DEFAULT_MAX_PARALLELISM, instance_for_key_group, key_group};
 pub use keyed::KeyedState;
 pub use store::{ExportedTree, StateStore, copy_database};
 pub use ttl::{Clock, ManualClock, SystemClock};
@@ -199,7 +201,7 @@ impl KeyGroupRange {
     }
 
     /// The key groups of instance `index` out of `parallelism`: exactly those for which
-    /// [`crate::runtime::instance_for_key_group`] returns `index` (Flink's
+    /// [`instance_for_key_group`] returns `index` (Flink's
     /// `computeKeyGroupRangeForOperatorIndex`).
     pub fn for_instance(index: usize, parallelism: usize, max_parallelism: u16) -> Self {
         let max = usize::from(max_parallelism.max(1));

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use super::{flush, layout, ttl};
-use crate::runtime::instance_for_key_group;
+use crate::state::instance_for_key_group;
 
 type TestResult = Result<(), StateError>;
 

@@ -103,6 +103,14 @@ impl KafkaSinkSpec {
 }
 
 /// The position of a Kafka source in a checkpoint: the next offset of every partition.
+/// (An enum of one variant: checkpoints written before positions were opaque hold it in
+/// this form.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum KafkaPosition {
+    Kafka { offsets: Vec<PartitionOffset> },
+}
+
+/// The next offset of one partition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionOffset {
     pub topic: String,

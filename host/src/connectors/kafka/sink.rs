@@ -21,10 +21,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 
 use super::format::key_of;
 use super::{Delivery, KafkaSinkSpec, REQUEST_TIMEOUT, client_config, read_partition, retriable, send_waiting};
-use crate::connectors::{
-    Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter, Transaction, two_phase,
-};
+use crate::connectors::{Transaction, two_phase};
 use crate::record::Batch;
+use crate::task::{Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter};
 
 const NAME: &str = "kafka sink";
 /// How long a flush or a transaction call may take.
@@ -127,7 +126,7 @@ impl Writer {
     fn flush(&self) -> Result<(), ConnectorError> {
         self.producer.flush(TXN_TIMEOUT).map_err(|e| kafka_error("flushing", e))?;
         match self.producer.context().deliveries.lock().unwrap_or_else(|p| p.into_inner()).error.take() {
-            Some(e) => Err(ConnectorError::Kafka(format!("{NAME}: a record was not delivered: {e}"))),
+            Some(e) => Err(ConnectorError::failed(format!("{NAME}: a record was not delivered: {e}"))),
             None => Ok(()),
         }
     }
@@ -297,13 +296,13 @@ pub fn read_markers(
 }
 
 fn record_error(topic: &str, error: &str) -> ConnectorError {
-    ConnectorError::Kafka(format!(
+    ConnectorError::failed(format!(
         "{NAME} ({topic}): a record cannot be written: {error}; check the sink's `format` and `key.field`"
     ))
 }
 
 fn kafka_error(what: &str, e: KafkaError) -> ConnectorError {
-    ConnectorError::Kafka(format!(
+    ConnectorError::failed(format!(
         "{NAME}: {what}: {e}; check `properties.bootstrap.servers` and that the broker is up"
     ))
 }

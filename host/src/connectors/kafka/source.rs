@@ -13,11 +13,12 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::format::record_of;
 use super::{
-    KafkaSourceSpec, KafkaWatermarks, PartitionOffset, REQUEST_TIMEOUT, StartupMode, client_config, retriable,
+    KafkaPosition, KafkaSourceSpec, KafkaWatermarks, PartitionOffset, REQUEST_TIMEOUT, StartupMode, client_config,
+    retriable,
 };
 use crate::checkpoint::SourcePosition;
-use crate::connectors::{Backoff, ConnectorError, ConnectorHealth, SourceContext};
 use crate::record::RowMeta;
+use crate::task::{Backoff, ConnectorError, ConnectorHealth, SourceContext};
 use crate::time::{TimeSignal, WatermarkGenerator, WatermarkTracker, now_ms};
 
 const NAME: &str = "kafka source";
@@ -228,7 +229,7 @@ fn offsets(partitions: &[Partition]) -> TopicPartitionList {
 fn position(partitions: &[Partition]) -> SourcePosition {
     let offsets =
         partitions.iter().map(|p| PartitionOffset { topic: p.topic.clone(), partition: p.partition, offset: p.next });
-    SourcePosition::Kafka { offsets: offsets.collect() }
+    SourcePosition::encode(&KafkaPosition::Kafka { offsets: offsets.collect() })
 }
 
 /// Find the topics' partitions, decide where each starts, and assign them.
@@ -309,5 +310,5 @@ fn assign(
 }
 
 fn kafka_error(what: &str, e: KafkaError) -> ConnectorError {
-    ConnectorError::Kafka(format!("{NAME}: {what}: {e}; check `properties.bootstrap.servers` and the topics"))
+    ConnectorError::failed(format!("{NAME}: {what}: {e}; check `properties.bootstrap.servers` and the topics"))
 }

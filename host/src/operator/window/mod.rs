@@ -35,9 +35,9 @@ use rmpv::Value;
 pub use aggregation::WindowAggregate;
 use aggregation::{Acc, AccFailure, Aggregation, RowFailure};
 
-use super::{DeadLetters, Operator, OperatorError};
 use crate::record::{self, Batch, RowMeta};
-use crate::runtime::{DeadLetter, Payload};
+use crate::task::{DeadLetter, Payload};
+use crate::task::{DeadLetters, Operator, OperatorError};
 use crate::window::trigger::{self, OnElement};
 use crate::window::{SessionWindows, TimeWindow, WindowAssigner};
 
@@ -202,7 +202,7 @@ impl WindowOperator {
                 "late record: event time {ts} is past its windows' end plus the allowed lateness of {} ms (watermark {})",
                 self.allowed_lateness, self.watermark
             );
-            dead.push(DeadLetter::of_row(&self.name, crate::runtime::LATE, msg, input, i));
+            dead.push(DeadLetter::of_row(&self.name, crate::task::LATE, msg, input, i));
             self.windows = windows;
             return Ok(());
         }
@@ -345,13 +345,13 @@ impl Operator for WindowOperator {
             cleanup: if self.time.is_event() { Vec::new() } else { timer_refs(&self.cleanup_timers) },
             sessions: self.sessions.iter().map(|(k, s)| (serde_bytes::Bytes::new(k), s)).collect(),
         };
-        rmp_serde::to_vec(&snap).map(Some).map_err(|e| super::bad_snapshot(&self.name, e))
+        rmp_serde::to_vec(&snap).map(Some).map_err(|e| crate::task::bad_snapshot(&self.name, e))
     }
 
     fn restore(&mut self, blobs: &[&[u8]], owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
         for blob in blobs {
             let snap: snapshot::Snapshot =
-                rmp_serde::from_slice(blob).map_err(|e| super::bad_snapshot(&self.name, e))?;
+                rmp_serde::from_slice(blob).map_err(|e| crate::task::bad_snapshot(&self.name, e))?;
             // Every instance had the same watermark or a lower one; event time only grows.
             self.watermark = self.watermark.max(snap.watermark);
             for snapshot::Window(key, window, acc) in snap.windows.into_iter().filter(|w| owns(&w.0)) {

@@ -55,9 +55,9 @@ impl ConnectorHealth {
 
 /// The connectors of a job, for the metrics.
 #[derive(Debug, Default)]
-pub struct ConnectorRegistry(Mutex<Vec<Arc<ConnectorHealth>>>);
+pub struct HealthRegistry(Mutex<Vec<Arc<ConnectorHealth>>>);
 
-impl ConnectorRegistry {
+impl HealthRegistry {
     /// A new connector's state, listed from now on (a restarted job registers again under
     /// the same name and replaces the old entry).
     pub fn register(&self, name: &str) -> Arc<ConnectorHealth> {

@@ -1,30 +1,14 @@
-//! Where a task's output batches go: forward, rebalance, or by key group.
-//!
-//! Keys map to **key groups** (`hash(key) % max_parallelism`, 128 by default) and key
-//! groups to parallel instances in contiguous ranges, as in Flink
-//! (`KeyGroupRangeAssignment`), so that state can later be rescaled by moving whole key
-//! groups between instances.
+//! What travels between tasks ([`Message`]) and where a task's output batches go
+//! ([`Output`]): forward, rebalance, broadcast, or by key group (see
+//! [`crate::state::key_group`]).
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::record::Batch;
+use crate::state::{instance_for_key_group, key_group};
 use crate::time::TimeSignal;
-
-/// Default number of key groups: the upper bound of a keyed operator's parallelism.
-pub const DEFAULT_MAX_PARALLELISM: u16 = 128;
-
-/// The key group of a key (its MessagePack bytes).
-pub fn key_group(key: &[u8], max_parallelism: u16) -> u16 {
-    // xxh3 is stable across platforms and releases, unlike std's SipHash keys.
-    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(max_parallelism.max(1))) as u16
-}
-
-/// The parallel instance that owns a key group (Flink's `computeOperatorIndexForKeyGroup`).
-pub fn instance_for_key_group(key_group: u16, parallelism: usize, max_parallelism: u16) -> usize {
-    usize::from(key_group) * parallelism / usize::from(max_parallelism.max(1))
-}
 
 /// How records are spread over the next operator's instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,25 +147,6 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn key_groups_map_to_valid_instances_in_contiguous_ranges(
-            key in proptest::collection::vec(any::<u8>(), 0..32),
-            parallelism in 1usize..=128,
-        ) {
-            let kg = key_group(&key, DEFAULT_MAX_PARALLELISM);
-            prop_assert!(kg < DEFAULT_MAX_PARALLELISM);
-            let i = instance_for_key_group(kg, parallelism, DEFAULT_MAX_PARALLELISM);
-            prop_assert!(i < parallelism);
-            // Contiguity: the next key group is owned by the same or the next instance.
-            if kg + 1 < DEFAULT_MAX_PARALLELISM {
-                let j = instance_for_key_group(kg + 1, parallelism, DEFAULT_MAX_PARALLELISM);
-                prop_assert!(j == i || j == i + 1);
-            }
-        }
-    }
 
     #[test]
     fn key_routing_sends_each_key_to_one_instance_and_keeps_order_per_key() {

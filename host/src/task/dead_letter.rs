@@ -6,8 +6,10 @@
 //! failure, the error text, and the record itself.
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use crate::record;
+use super::{ConnectorError, SinkWriter, TaskStats};
+use crate::record::{self, Batch};
 
 /// One failed record.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,27 @@ pub enum Payload {
     /// Raw input that never became a record (a line that is not valid JSON).
     Raw(Vec<u8>),
 }
+
+/// Failed records of one batch, collected by operators and shipped by the task.
+#[derive(Debug, Default)]
+pub struct DeadLetters(pub Vec<DeadLetter>);
+
+impl DeadLetters {
+    pub fn push(&mut self, d: DeadLetter) {
+        self.0.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The dead-letter kind of records too late for their windows.
+pub const LATE: &str = "late";
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -88,6 +111,41 @@ impl DeadLetter {
             raw,
         }
     }
+}
+
+/// The dead-letter task: letters from every task into `dead_sink`, records too late for
+/// their windows into `late_sink` when the job has one (as data: the records themselves).
+pub fn run_dead_letters(
+    mut letters: mpsc::Receiver<Vec<DeadLetter>>,
+    dead_sink: &mut dyn SinkWriter,
+    mut late_sink: Option<&mut Box<dyn SinkWriter>>,
+) -> Result<TaskStats, ConnectorError> {
+    let mut stats = TaskStats::default();
+    while let Some(letters) = letters.blocking_recv() {
+        let (mut dead, mut late) = (Batch::new(), Batch::new());
+        for d in &letters {
+            tracing::debug!(operator = %d.operator, kind = %d.kind, error = %d.error, "dead letter");
+            match (&d.payload, late_sink.is_some() && d.kind == LATE) {
+                (Payload::Record(v), true) => {
+                    stats.late_records += 1;
+                    late.push(v);
+                }
+                _ => {
+                    stats.dead_letters += 1;
+                    dead.push(&d.to_record());
+                }
+            }
+        }
+        dead_sink.write(&dead)?;
+        if let Some(sink) = late_sink.as_mut() {
+            sink.write(&late)?;
+        }
+    }
+    dead_sink.finish()?;
+    if let Some(sink) = late_sink {
+        sink.finish()?;
+    }
+    Ok(stats)
 }
 
 #[cfg(test)]

@@ -7,59 +7,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Instant;
 
-use super::files::{self, CheckpointError, CheckpointMeta, OperatorSnapshot, PluginVersion};
-use super::{CheckpointConfig, SourcePosition};
-use crate::operator::JobState;
-use crate::runtime::JobControl;
-
-/// What a task reports to the coordinator.
-#[derive(Debug)]
-pub enum Ack {
-    /// A source sent barrier `id` after the record before `position`.
-    Source { id: u64, source: usize, position: SourcePosition },
-    /// A source reached the end of its input at `position` (and sends no more barriers).
-    SourceFinished { source: usize, position: SourcePosition },
-    /// A stage instance had barrier `id` from all its inputs and snapshotted its operators.
-    Instance { id: u64, snapshots: Vec<OperatorSnapshot> },
-    /// The sink closed what it wrote before barrier `id` (to commit when `id` completes).
-    Sink { id: u64 },
-}
-
-/// A task's way to the coordinator; without a coordinator (checkpoints off) it drops reports.
-#[derive(Debug, Clone, Default)]
-pub struct CoordinatorHandle {
-    tx: Option<mpsc::Sender<Ack>>,
-}
-
-impl CoordinatorHandle {
-    pub fn is_enabled(&self) -> bool {
-        self.tx.is_some()
-    }
-
-    pub fn send(&self, ack: Ack) {
-        if let Some(tx) = &self.tx {
-            // The coordinator only stops after every task: a failed send means the job ends.
-            let _ = tx.send(ack);
-        }
-    }
-}
-
-/// Commits a sink's output up to a complete checkpoint (renames part files, commits a Kafka
-/// or PostgreSQL transaction), on the coordinator's thread.
-pub trait Committer: Send {
-    /// Checkpoint `id` is complete (its file is written): commit what came before its barrier.
-    fn committed(&mut self, id: u64) -> Result<(), String>;
-
-    /// Checkpoint `id` will not complete (its input ended first, or writing it failed): what
-    /// the sink made ready for it is committed with the next one instead.
-    fn abandoned(&mut self, _id: u64) {}
-}
-
-impl<F: FnMut(u64) -> Result<(), String> + Send> Committer for F {
-    fn committed(&mut self, id: u64) -> Result<(), String> {
-        self(id)
-    }
-}
+use crate::checkpoint::{
+    self as files, CheckpointConfig, CheckpointError, CheckpointMeta, OperatorSnapshot, PluginVersion, SourcePosition,
+};
+use crate::task::{Ack, Committer, CoordinatorHandle, JobControl, JobState};
 
 struct Pending {
     id: u64,
@@ -115,7 +66,7 @@ impl Coordinator {
             committers: Vec::new(),
             plugins,
         };
-        (coordinator, CoordinatorHandle { tx: Some(tx) })
+        (coordinator, CoordinatorHandle::new(tx))
     }
 
     pub fn add_committer(&mut self, committer: Box<dyn Committer>) {
@@ -204,7 +155,7 @@ impl Coordinator {
     }
 
     fn complete(&mut self, p: Pending) -> Result<(), CheckpointError> {
-        let sources = p.sources.into_iter().map(|s| s.unwrap_or(SourcePosition::Unreplayable)).collect();
+        let sources = p.sources.into_iter().map(|s| s.unwrap_or(SourcePosition::unreplayable())).collect();
         let duration_ms = p.requested.elapsed().as_millis() as u64;
         let (meta, bytes) = self.write_complete(p.id, false, sources, p.operators, duration_ms)?;
         tracing::info!(checkpoint = meta.id, duration_ms, bytes, "checkpoint complete");
@@ -266,7 +217,7 @@ impl Coordinator {
         if let Some(p) = self.pending.take() {
             self.abandon(p.id);
         }
-        let sources = self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::Unreplayable)).collect();
+        let sources = self.finished.iter().map(|s| s.clone().unwrap_or(SourcePosition::unreplayable())).collect();
         let (meta, _) = self.write_complete(self.next_id, true, sources, Vec::new(), 0)?;
         // Complete: the last sealed state can go to sled's keys.
         if let Some(store) = self.state.opened() {
