@@ -34,14 +34,24 @@ fn datagen(rate: Option<u64>) -> String {
     )
 }
 
+/// The job's steps: counts per user in keyed state, then the largest count per user and
+/// second.
+const PIPELINE: &str = "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n  - key_by: user\n  \
+                        - process: p.count_per_key\n  - key_by: key\n  \
+                        - window: {tumbling: 1 s, aggregate: max, field: count}\n";
+
 /// The job: counts per user in keyed state, then the largest count per user and second.
 fn counting_job(dir: &Path, parallelism: usize, extra: &str) -> PathBuf {
+    job_with_pipeline(dir, parallelism, extra, PIPELINE)
+}
+
+/// The counting job's source, checkpoints and sink around the steps `pipeline`.
+fn job_with_pipeline(dir: &Path, parallelism: usize, extra: &str, pipeline: &str) -> PathBuf {
     write_job(
         dir,
         &format!(
             "name: exactly-once\nparallelism: {parallelism}\nplugins:\n  p: {}\n{}\
-             pipeline:\n  - assign_timestamps: {{field: ts, max_out_of_orderness: 0 s}}\n  - key_by: user\n  \
-             - process: p.count_per_key\n  - key_by: key\n  - window: {{tumbling: 1 s, aggregate: max, field: count}}\n\
+             pipeline:\n{pipeline}\
              checkpoints: {{interval: 100 ms, dir: ckpt, restart_attempts: 0{extra}}}\n\
              sink: {{connector: file, path: out, format: json}}\n",
             plugin_yaml("process-rust"),
@@ -279,16 +289,15 @@ fn a_failing_job_restarts_from_its_checkpoint_with_backoff_and_gives_up_after_it
     assert!(started.elapsed() >= Duration::from_millis(150 + 300), "the delay doubles between attempts");
 }
 
-#[test]
-fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism() {
-    let input = temp_dir();
-    let want = expected(&input_rows(input.path()));
-    let dir = temp_dir();
-    let job = counting_job(dir.path(), 2, "");
-    let mut child = run_until_checkpoints(dir.path(), &job, 3);
+/// Runs `job` until it has completed 3 checkpoints, takes a savepoint while it runs, kills
+/// it, and leaves the savepoint as all there is: the checkpoints are deleted, and the output
+/// committed after the savepoint's checkpoint too. The output of a run from the savepoint,
+/// added to what is left, is then the whole output.
+fn savepoint_of_a_running_job(dir: &Path, job: &Path) -> PathBuf {
+    let mut child = run_until_checkpoints(dir, job, 3);
     // Taken while the job runs (its state is read from a copy).
-    let savepoint = dir.path().join("sp.weir");
-    let took = run(weir().arg("savepoint").arg(&job).arg("-o").arg(&savepoint));
+    let savepoint = dir.join("sp.weir");
+    let took = run(weir().arg("savepoint").arg(job).arg("-o").arg(&savepoint));
     took.assert_ok();
     assert!(
         took.stdout.contains("savepoint of checkpoint") && took.stdout.contains("keyed entries"),
@@ -298,11 +307,8 @@ fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism
     child.kill().unwrap();
     child.wait().unwrap();
     let at: u64 = took.stdout.split("checkpoint ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-
-    // The checkpoints are lost; the savepoint is all there is. The output of the run after
-    // the savepoint, added to what was committed up to it, is the whole output.
-    std::fs::remove_dir_all(dir.path().join("ckpt")).unwrap();
-    for entry in std::fs::read_dir(dir.path().join("out")).unwrap().map(Result::unwrap) {
+    std::fs::remove_dir_all(dir.join("ckpt")).unwrap();
+    for entry in std::fs::read_dir(dir.join("out")).unwrap().map(Result::unwrap) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let epoch: u64 = name
             .trim_start_matches(".part-")
@@ -314,6 +320,16 @@ fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism
             std::fs::remove_file(entry.path()).unwrap();
         }
     }
+    savepoint
+}
+
+#[test]
+fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism() {
+    let input = temp_dir();
+    let want = expected(&input_rows(input.path()));
+    let dir = temp_dir();
+    let job = counting_job(dir.path(), 2, "");
+    let savepoint = savepoint_of_a_running_job(dir.path(), &job);
     let rescaled = counting_job(dir.path(), 3, "");
     let resumed = run(weir().arg("run").arg(&rescaled).arg("--summary").arg("--from-savepoint").arg(&savepoint));
     let summary = resumed.assert_ok().summary();
@@ -325,4 +341,76 @@ fn a_savepoint_of_a_running_job_starts_it_again_elsewhere_at_another_parallelism
     std::fs::write(&savepoint, &bytes).unwrap();
     let err = run(weir().arg("run").arg(&rescaled).arg("--from-savepoint").arg(&savepoint)).assert_failed().to_string();
     assert!(err.contains("cannot start job `exactly-once` from") && err.contains("checksum mismatch"), "{err}");
+}
+
+/// The counting job with uids on its stateful steps, and a step inserted before them:
+/// every step after it has another place.
+const WITH_UIDS: &str = "  - assign_timestamps: {field: ts, max_out_of_orderness: 0 s}\n  - key_by: user\n  \
+                         - process: p.count_per_key\n    uid: clicks-per-user\n  - key_by: key\n  \
+                         - window: {tumbling: 1 s, aggregate: max, field: count}\n    uid: max-per-second\n";
+
+#[test]
+fn state_follows_each_step_by_uid_when_a_step_is_inserted_before_it() {
+    let input = temp_dir();
+    let want = expected(&input_rows(input.path()));
+    let dir = temp_dir();
+    let job = job_with_pipeline(dir.path(), 2, "", WITH_UIDS);
+    let savepoint = savepoint_of_a_running_job(dir.path(), &job);
+
+    // A second timestamp assigner (the same event time) moves every later step one place on.
+    let inserted = format!("  - assign_timestamps: {{field: ts, max_out_of_orderness: 0 s}}\n{WITH_UIDS}");
+    let changed = job_with_pipeline(dir.path(), 2, "", &inserted);
+    let resumed = run(weir().arg("run").arg(&changed).arg("--summary").arg("--from-savepoint").arg(&savepoint));
+    let summary = resumed.assert_ok().summary();
+    assert!(summary.records_in < ROWS, "resumed from the savepoint's positions: {summary:?}");
+    assert_eq!(committed(dir.path()), want, "the counts went on from the savepoint's state");
+}
+
+#[test]
+fn state_no_step_takes_over_is_refused_unless_allowed() {
+    let dir = temp_dir();
+    let job = counting_job(dir.path(), 1, "");
+    let savepoint = savepoint_of_a_running_job(dir.path(), &job);
+
+    // Without uids the stateful steps are known by place: after an inserted step, no step
+    // has the uids the savepoint's state belongs to.
+    let inserted = format!("  - assign_timestamps: {{field: ts, max_out_of_orderness: 0 s}}\n{PIPELINE}");
+    let changed = job_with_pipeline(dir.path(), 1, "", &inserted);
+    let err = run(weir().arg("run").arg(&changed).arg("--from-savepoint").arg(&savepoint)).assert_failed().to_string();
+    assert!(
+        err.contains("holds state of `process[2] process.count_per_key`, `window[4] Tumbling { size: 1000, offset: 0 } max`, which no step of this job has")
+            && err.contains("--allow-non-restored-state"),
+        "{err}"
+    );
+
+    // Allowed, the job drops that state and runs; its steps start empty.
+    let started = run(weir()
+        .arg("run")
+        .arg(&changed)
+        .arg("--summary")
+        .arg("--allow-non-restored-state")
+        .arg("--from-savepoint")
+        .arg(&savepoint));
+    let summary = started.assert_ok().summary();
+    assert!(summary.records_in < ROWS, "resumed from the savepoint's positions: {summary:?}");
+}
+
+#[test]
+fn the_builder_names_steps_by_uid_and_refuses_two_steps_with_one() {
+    let env = weir::env::StreamEnvironment::new();
+    let doubled = env.from_elements([1i64, 2, 3]).map_native("double", |x: i64| x * 2).uid("double");
+    let collected = doubled.map_native("same", |x: i64| x).uid("same").collect();
+    env.execute("uids").expect("distinct uids run");
+    assert_eq!(collected.lock().unwrap().len(), 3);
+
+    let env = weir::env::StreamEnvironment::new();
+    let twice = env.from_elements([1i64]).map_native("a", |x: i64| x).uid("x").map_native("b", |x: i64| x).uid("x");
+    twice.collect();
+    let err = env.execute("uids").unwrap_err().to_string();
+    assert!(err.contains("both have uid `x`"), "{err}");
+
+    let env = weir::env::StreamEnvironment::new();
+    env.from_elements([1i64]).map_native("a", |x: i64| x).uid("a b").collect();
+    let err = env.execute("uids").unwrap_err().to_string();
+    assert!(err.contains("uid `a b`: ` ` cannot be in a uid"), "{err}");
 }

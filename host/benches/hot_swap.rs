@@ -223,7 +223,7 @@ fn build(
     });
     graph
         .steps
-        .insert(2, Step { name: step.clone(), kind: StepKind::Stateless, parallelism: None, factory, broadcast: None });
+        .insert(2, Step::new(step.clone(), StepKind::Stateless, factory));
     let requirement = Requirement { function: FUNCTION.into(), kinds: vec![FunctionKind::Map] };
     Ok((graph, Targets(vec![Target { step, cell, requirement }])))
 }

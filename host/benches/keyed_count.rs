@@ -219,7 +219,7 @@ fn native_step(name: &str, timing: Arc<StateTiming>) -> Step {
             timing: timing.clone(),
         }) as Box<dyn Operator>)
     });
-    Step { name: name.to_string(), kind: StepKind::Keyed, parallelism: None, factory, broadcast: None }
+    Step::new(name, StepKind::Keyed, factory)
 }
 
 // --- one variant, in a child process ---------------------------------------------------

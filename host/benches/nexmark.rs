@@ -182,7 +182,7 @@ impl Operator for NativeFilter {
 }
 
 fn step(name: &str, factory: OperatorFactory) -> Step {
-    Step { name: name.to_string(), kind: StepKind::Stateless, parallelism: None, factory, broadcast: None }
+    Step::new(name, StepKind::Stateless, factory)
 }
 
 fn filter_step(name: &str, keep: fn(&[u8]) -> Result<bool, String>) -> Step {

@@ -43,6 +43,10 @@ pub enum Cmd {
         /// plugins than the one that wrote it.
         #[arg(long, value_name = "FILE")]
         from_savepoint: Option<PathBuf>,
+        /// Resume even if the checkpoint or savepoint holds state of steps (uids) the job
+        /// no longer has, dropping that state (Flink's `--allowNonRestoredState`).
+        #[arg(long)]
+        allow_non_restored_state: bool,
         #[command(flatten)]
         control: ControlArgs,
     },
@@ -207,11 +211,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let cache_dir = cli.cache_dir.unwrap_or_else(default_cache_dir);
     let run_dir = cli.run_dir.unwrap_or_else(crate::control::run_dir::default_run_dir);
     match cli.command {
-        Cmd::Run { job, summary, from_savepoint, control } => {
+        Cmd::Run { job, summary, from_savepoint, allow_non_restored_state, control } => {
             if let Some(savepoint) = &from_savepoint {
                 restore_savepoint(&job, savepoint)?;
             }
-            run_job(&job, cache_dir, summary, &run_dir, &control)
+            let options = RunOptions { summary, allow_non_restored_state };
+            run_job(&job, cache_dir, options, &run_dir, &control)
         }
         Cmd::Savepoint { job, output } => take_savepoint(&job, output),
         Cmd::Jobs { json } => commands::jobs(&run_dir, json),
@@ -365,9 +370,17 @@ fn env_with_cache(cache_dir: PathBuf) -> StreamEnvironment {
     env
 }
 
-fn run_job(path: &Path, cache_dir: PathBuf, summary: bool, run_dir: &Path, control: &ControlArgs) -> Result<()> {
+/// How `weir run` runs a job.
+struct RunOptions {
+    summary: bool,
+    allow_non_restored_state: bool,
+}
+
+fn run_job(path: &Path, cache_dir: PathBuf, options: RunOptions, run_dir: &Path, control: &ControlArgs) -> Result<()> {
+    let RunOptions { summary, allow_non_restored_state } = options;
     let spec = crate::job::load(path)?;
     let env = spec.build_in(env_with_cache(cache_dir))?;
+    env.allow_non_restored_state(allow_non_restored_state);
     let failed = || format!("job `{}` ({}) failed", spec.name, path.display());
     let job = env.start(&spec.name).with_context(failed)?;
     // Started after the job so that a job that cannot start says so first; a job that

@@ -26,6 +26,10 @@ pub enum CheckpointError {
         "the sink committed checkpoint {committed} last, but {dir} no longer holds it; resume from a savepoint, or delete the checkpoints to start afresh"
     )]
     SinkAhead { committed: u64, dir: PathBuf },
+    #[error(
+        "checkpoint {id} holds state of {unmatched}, which no step of this job has (its steps: {steps}); give the step that should take the state over that uid (`uid:` in the job file, `.uid()` in the builder), or run with --allow-non-restored-state to start without it"
+    )]
+    NonRestoredState { id: u64, unmatched: String, steps: String },
     #[error(transparent)]
     State(#[from] crate::state::StateError),
 }
@@ -37,15 +41,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 /// The in-memory state of one operator instance at a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorSnapshot {
-    /// The step's place in the job (`stage/step`), stable across plugin versions.
+    /// The step's uid (before uids: its place in the job, `stage/step`).
     pub step: String,
     pub instance: u32,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
-/// A step of the job at a checkpoint: its place and its name, which names the plugin and
-/// function it ran (e.g. `map[0] upper@0.1.0.upper`).
+/// A step of the job at a checkpoint: its uid (before uids: its place, `stage/step`) and its
+/// name, which names the plugin and function it ran (e.g. `map[0] upper@0.1.0.upper`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginVersion {
     pub step: String,

@@ -168,6 +168,13 @@ impl StreamEnvironment {
         self
     }
 
+    /// Resume from a checkpoint or savepoint even if it holds state of steps (uids) this
+    /// job no longer has, dropping that state (Flink's `--allowNonRestoredState`).
+    pub fn allow_non_restored_state(&self, allow: bool) -> &Self {
+        self.state().config.allow_non_restored_state = allow;
+        self
+    }
+
     /// Load (compile or fetch from the cache, check, describe) a plugin component.
     pub fn load_plugin(&self, path: impl AsRef<Path>) -> Result<PluginRef, EnvError> {
         let path = path.as_ref().to_path_buf();
@@ -516,7 +523,7 @@ pub struct DataStream {
 impl DataStream {
     pub(crate) fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
         self.keyed = kind == StepKind::KeyBy;
-        self.steps.push(Step { name, kind, parallelism: None, factory, broadcast: None });
+        self.steps.push(Step::new(name, kind, factory));
         self
     }
 
@@ -544,6 +551,8 @@ impl DataStream {
     fn transform(self, kind: TransformKind, f: Function) -> Self {
         let Function::Plugin { plugin, name } = f;
         let step_name = format!("{}[{}] {}.{}", kind.as_str(), self.steps.len(), plugin.label(), name);
+        // Without the plugin's version: a new version of the plugin keeps the step's uid.
+        let uid = format!("{}[{}] {}.{}", kind.as_str(), self.steps.len(), plugin.info().name, name);
         if let Err(e) = plugin.function(&name, &[kind.function_kind()]) {
             return self.fail(format!("{step_name}: {e}"));
         }
@@ -553,7 +562,7 @@ impl DataStream {
             let op = TransformOperator::new(op_name.clone(), kind, name.clone(), cell.clone())?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });
-        self.push(step_name, StepKind::Stateless, factory)
+        self.push(step_name, StepKind::Stateless, factory).uid_default(uid)
     }
 
     /// One output record per input record.
@@ -641,6 +650,7 @@ impl DataStream {
             }
             KeySelector::Function(Function::Plugin { plugin, name }) => {
                 let step_name = format!("key_by[{index}] {}.{}", plugin.label(), name);
+                let uid = format!("key_by[{index}] {}.{}", plugin.info().name, name);
                 if let Err(e) = plugin.function(&name, &[FunctionKind::KeySelector]) {
                     return KeyedStream { stream: self.fail(format!("{step_name}: {e}")) };
                 }
@@ -652,7 +662,7 @@ impl DataStream {
                     let source = crate::operator::KeySource::Selector(Box::new(t));
                     Ok(Box::new(KeyByOperator::new(op_name.clone(), source)) as Box<dyn Operator>)
                 });
-                self.push(step_name, StepKind::KeyBy, factory)
+                self.push(step_name, StepKind::KeyBy, factory).uid_default(uid)
             }
         };
         KeyedStream { stream }
@@ -665,6 +675,28 @@ impl DataStream {
             None => {
                 return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into());
             }
+        }
+        self
+    }
+
+    /// Sets the last step's default uid (one that needs no check: the builder made it).
+    fn uid_default(mut self, uid: String) -> Self {
+        if let Some(step) = self.steps.last_mut() {
+            step.uid = uid;
+        }
+        self
+    }
+
+    /// The stable id of the last step (Flink's `uid`): it keys the step's state in
+    /// checkpoints and savepoints, so the state stays with the step when steps are added,
+    /// removed or reordered, or its plugin renamed. Letters, digits, `_`, `-`, `.`, `:`.
+    pub fn uid(mut self, uid: &str) -> Self {
+        if let Err(e) = crate::graph::check_uid(uid) {
+            return self.fail(format!("uid `{uid}`: {e}"));
+        }
+        match self.steps.last_mut() {
+            Some(step) => step.uid = uid.to_string(),
+            None => return self.fail(format!("uid `{uid}`: the source has no state to name; set it on a step")),
         }
         self
     }
@@ -780,6 +812,11 @@ impl KeyedStream {
     /// The keyed stream as a plain stream (Flink's KeyedStream is a DataStream too).
     pub fn into_stream(self) -> DataStream {
         self.stream
+    }
+
+    /// The stable id of the `key_by` step (see [`DataStream::uid`]).
+    pub fn uid(self, uid: &str) -> Self {
+        Self { stream: self.stream.uid(uid) }
     }
 }
 

@@ -31,8 +31,15 @@ pub enum StepKind {
 /// One step of the pipeline.
 #[derive(Clone)]
 pub struct Step {
-    /// Unique in the job, e.g. `map[0] upper@0.1.0.upper`.
+    /// Unique in the job, e.g. `map[0] upper@0.1.0.upper`: what logs, metrics and dead
+    /// letters show.
     pub name: String,
+    /// The step's stable id (Flink's operator uid): it keys the step's state in checkpoints,
+    /// savepoints and the state store, so a job whose steps change keeps each step's state
+    /// where the uids match. Set by `uid:` in a job file or `.uid()` in the builder; by
+    /// default the step's place and function without the plugin's version (e.g.
+    /// `process[2] fraud.detector`), so a new plugin version keeps its state.
+    pub uid: String,
     pub kind: StepKind,
     /// Parallel instances; `None` inherits the input's (or the job default after key_by).
     pub parallelism: Option<usize>,
@@ -40,6 +47,30 @@ pub struct Step {
     /// A broadcast stream connected to this step (Flink's `connect(broadcastStream)`): every
     /// parallel instance of the step gets every record of it.
     pub broadcast: Option<BroadcastInput>,
+}
+
+impl Step {
+    /// A step whose uid is its name (for names without a plugin version).
+    pub fn new(name: impl Into<String>, kind: StepKind, factory: OperatorFactory) -> Self {
+        let name = name.into();
+        Self { uid: name.clone(), name, kind, parallelism: None, factory, broadcast: None }
+    }
+}
+
+/// The longest uid a user may give a step.
+pub const MAX_UID_LENGTH: usize = 128;
+
+/// Why `uid` cannot be a step's uid, if it cannot: uids are 1 to [`MAX_UID_LENGTH`]
+/// characters of letters, digits, `_`, `-`, `.` and `:` (they name state in files and
+/// metrics).
+pub fn check_uid(uid: &str) -> Result<(), String> {
+    if uid.is_empty() || uid.len() > MAX_UID_LENGTH {
+        return Err(format!("a uid has 1 to {MAX_UID_LENGTH} characters"));
+    }
+    match uid.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))) {
+        Some(c) => Err(format!("`{c}` cannot be in a uid: use letters, digits, `_`, `-`, `.` and `:`")),
+        None => Ok(()),
+    }
 }
 
 /// The broadcast side of a connected stream: a source whose records reach every parallel
@@ -69,6 +100,9 @@ pub struct JobConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// Periodic checkpoints, and resuming from the latest one (`None`: off).
     pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    /// Resume even if the checkpoint holds state of steps the job no longer has (Flink's
+    /// `--allowNonRestoredState`): that state is dropped.
+    pub allow_non_restored_state: bool,
 }
 
 impl Default for JobConfig {
@@ -80,6 +114,7 @@ impl Default for JobConfig {
             channel_capacity: 16,
             state_dir: None,
             checkpoints: None,
+            allow_non_restored_state: false,
         }
     }
 }
@@ -108,6 +143,8 @@ pub enum GraphError {
     BroadcastNotKeyed { step: String },
     #[error("`{step}` has parallelism {parallelism}; it must be between 1 and {max} (the job's max_parallelism)")]
     Parallelism { step: String, parallelism: usize, max: usize },
+    #[error("steps `{first}` and `{second}` both have uid `{uid}`; a uid names one step's state: give each its own")]
+    DuplicateUid { uid: String, first: String, second: String },
 }
 
 /// A physical stage: fused operators run by `parallelism` tasks.
@@ -133,7 +170,14 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
     // The stage being filled; the source has parallelism 1.
     let mut current = Stage { steps: Vec::new(), parallelism: 1, input: Partitioning::Forward };
     let mut after_key_by = false;
-    for step in &graph.steps {
+    for (i, step) in graph.steps.iter().enumerate() {
+        if let Some(first) = graph.steps[..i].iter().find(|s| s.uid == step.uid) {
+            return Err(GraphError::DuplicateUid {
+                uid: step.uid.clone(),
+                first: first.name.clone(),
+                second: step.name.clone(),
+            });
+        }
         if let Some(p) = step.parallelism
             && (p == 0 || p > max)
         {
@@ -196,7 +240,7 @@ mod tests {
         let factory: OperatorFactory = Arc::new(|_: &crate::task::InstanceContext| {
             Err(OperatorError::Failed { operator: "test".into(), message: "unused".into() })
         });
-        Step { name: name.into(), kind, parallelism, factory, broadcast: None }
+        Step { parallelism, ..Step::new(name, kind, factory) }
     }
 
     fn graph(steps: Vec<Step>) -> JobGraph {
@@ -213,6 +257,22 @@ mod tests {
 
     fn shape(stages: &[Stage]) -> Vec<(Vec<String>, usize, Partitioning)> {
         stages.iter().map(|s| (s.steps.iter().map(|x| x.name.clone()).collect(), s.parallelism, s.input)).collect()
+    }
+
+    #[test]
+    fn two_steps_cannot_share_a_uid() {
+        let mut b = step("b", StepKind::Stateless, None);
+        b.uid = "a".into();
+        let err = plan(&graph(vec![step("a", StepKind::Stateless, None), b])).err().unwrap();
+        assert_eq!(err, GraphError::DuplicateUid { uid: "a".into(), first: "a".into(), second: "b".into() });
+    }
+
+    #[test]
+    fn uids_are_plain_names() {
+        assert!(check_uid("fraud-detector_v2.1:x").is_ok());
+        assert!(check_uid("").is_err());
+        assert!(check_uid("a/b").unwrap_err().contains("`/`"));
+        assert!(check_uid(&"x".repeat(MAX_UID_LENGTH + 1)).is_err());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::Lines;
-pub use spec::{FnRef, JobSpec, KeySpec, StepSpec};
+pub use spec::{FnRef, JobSpec, KeySpec, PipelineStep, StepSpec};
 pub use state_query::{StateQueryError, query as query_state};
 pub use time::{WindowSpec, parse_duration_ms};
 

@@ -27,6 +27,15 @@ pub enum KeySpec {
     Function(FnRef),
 }
 
+/// One step of `pipeline:`, with its parallelism and uid if the file sets them.
+#[derive(Debug, Clone)]
+pub struct PipelineStep {
+    pub step: StepSpec,
+    pub parallelism: Option<usize>,
+    /// `uid:` beside the step's kind (Flink's operator uid): what keys its state.
+    pub uid: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum StepSpec {
     Map(FnRef),
@@ -57,8 +66,7 @@ pub struct JobSpec {
     /// Alias and file of each plugin, in file order.
     pub plugins: Vec<(String, PathBuf)>,
     pub source: SourceSpec,
-    /// Steps with their parallelism (if set).
-    pub pipeline: Vec<(StepSpec, Option<usize>)>,
+    pub pipeline: Vec<PipelineStep>,
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
     pub late_data: Option<SinkSpec>,
@@ -464,7 +472,26 @@ fn connector(ctx: &Ctx, v: &Value, key: &str, expected: &str) -> Result<String, 
     }
 }
 
-fn parse_step(
+fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<PipelineStep, JobError> {
+    // `uid:` may stand beside the step's kind: `- map: upper.upper` / `  uid: upper`.
+    let mut v = v.clone();
+    let uid = match &mut v {
+        Value::Mapping(m) if m.len() > 1 => m.remove("uid"),
+        _ => None,
+    };
+    let uid = uid
+        .map(|u| {
+            let uid_key = join(key, "uid");
+            let uid = ctx.string(&u, &uid_key)?;
+            crate::graph::check_uid(&uid).map_err(|e| ctx.err(&uid_key, e))?;
+            Ok(uid)
+        })
+        .transpose()?;
+    let (step, parallelism) = parse_step_kind(ctx, &v, key, plugins)?;
+    Ok(PipelineStep { step, parallelism, uid })
+}
+
+fn parse_step_kind(
     ctx: &Ctx,
     v: &Value,
     key: &str,
@@ -657,7 +684,7 @@ impl JobSpec {
         };
 
         let mut stream = env.from_source(self.source.clone());
-        for (i, (step, parallelism)) in self.pipeline.iter().enumerate() {
+        for (i, PipelineStep { step, parallelism, uid }) in self.pipeline.iter().enumerate() {
             let key = format!("pipeline[{i}].{}", step_kind(step));
             stream = match step {
                 StepSpec::Map(f) => stream.map(function(f, &[FunctionKind::Map], &key)?),
@@ -684,7 +711,7 @@ impl JobSpec {
                 | StepSpec::Max(_)
                 | StepSpec::Window(_)
                 | StepSpec::Process(..) => {
-                    let after_key_by = i > 0 && matches!(self.pipeline[i - 1].0, StepSpec::KeyBy(_));
+                    let after_key_by = i > 0 && matches!(self.pipeline[i - 1].step, StepSpec::KeyBy(_));
                     if !after_key_by {
                         return Err(self.err(
                             &key,
@@ -694,7 +721,7 @@ impl JobSpec {
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
                         let has_time = self.source.has_event_time()
-                            || self.pipeline[..i].iter().any(|(s, _)| matches!(s, StepSpec::AssignTimestamps(_)));
+                            || self.pipeline[..i].iter().any(|s| matches!(s.step, StepSpec::AssignTimestamps(_)));
                         if !w.processing_time && !has_time {
                             return Err(self.err(
                                 &key,
@@ -722,6 +749,9 @@ impl JobSpec {
                         if let Some(p) = parallelism {
                             stream = stream.set_parallelism(*p);
                         }
+                        if let Some(uid) = uid {
+                            stream = stream.uid(uid);
+                        }
                         continue;
                     }
                     match step {
@@ -742,6 +772,9 @@ impl JobSpec {
             };
             if let Some(p) = parallelism {
                 stream = stream.set_parallelism(*p);
+            }
+            if let Some(uid) = uid {
+                stream = stream.uid(uid);
             }
         }
         stream.sink_to(self.sink.clone());
@@ -792,7 +825,7 @@ mod tests {
         let spec = parse_str(OK).unwrap();
         assert_eq!(spec.name, "t");
         assert_eq!(spec.plugins, vec![("up".to_string(), PathBuf::from("./up.wasm"))]);
-        let steps: Vec<_> = spec.pipeline.iter().map(|(s, p)| (s.clone(), *p)).collect();
+        let steps: Vec<_> = spec.pipeline.iter().map(|s| (s.step.clone(), s.parallelism)).collect();
         assert!(matches!(&steps[0], (StepSpec::Map(f), None) if f.plugin == "up" && f.function == "upper"));
         assert!(matches!(&steps[1], (StepSpec::KeyBy(KeySpec::Field(x)), None) if x == "x"));
         assert!(matches!(&steps[2], (StepSpec::Count, None)));
@@ -844,6 +877,19 @@ mod tests {
         assert_eq!(expand_env("no vars", var).unwrap(), "no vars");
         assert!(expand_env("${NOPE}", var).unwrap_err().contains("NOPE is not set"));
         assert!(expand_env("${HOST", var).unwrap_err().contains("closing"));
+    }
+
+    #[test]
+    fn a_step_takes_a_uid_beside_its_kind() {
+        let text = OK.replace("  - count\n", "  - count: {}\n    uid: counts\n");
+        let spec = parse_str(&text).unwrap();
+        assert_eq!(spec.pipeline[2].uid.as_deref(), Some("counts"));
+        assert!(matches!(spec.pipeline[2].step, StepSpec::Count));
+        assert_eq!(spec.pipeline[0].uid, None);
+        assert_eq!(
+            error(&OK.replace("  - count\n", "  - count: {}\n    uid: a/b\n")),
+            "job.yaml:11: pipeline[2].uid: `/` cannot be in a uid: use letters, digits, `_`, `-`, `.` and `:`"
+        );
     }
 
     #[test]

@@ -317,8 +317,8 @@ impl ProcessOperator {
             .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?
             .clone();
         let store = ctx.state.store().map_err(|e| failed(format!("cannot open the job's state: {e}")))?;
-        // State belongs to the step (its name), so a new plugin version takes it over.
-        let state = store.keyed(&name, ctx.key_groups(), &descriptors(&info)).map_err(|e| failed(e.to_string()))?;
+        // State belongs to the step (its uid), so a new plugin version takes it over.
+        let state = store.keyed(&ctx.uid, ctx.key_groups(), &descriptors(&info)).map_err(|e| failed(e.to_string()))?;
         let scope = Arc::new(Mutex::new(ProcessScope {
             operator: name.clone(),
             state,

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::RuntimeError;
 use super::coordinator::Coordinator;
-use super::recovery::{plugin_versions, prepare_checkpoints, restore_operators, step_id};
-use crate::checkpoint::SourcePosition;
+use super::recovery::{match_steps, plugin_versions, prepare_checkpoints, restore_operators, uids};
+use crate::checkpoint::{CheckpointError, SourcePosition};
 use crate::connectors::{self, SourceSpec};
 use crate::graph::{self, JobGraph};
 use crate::task::{
@@ -50,16 +50,29 @@ pub(super) async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) ->
     let mut tasks = tokio::task::JoinSet::new();
 
     // Checkpoints: what the job resumes from, and its state and output made to match it.
-    let resume = match &graph.config.checkpoints {
+    let mut resume = match &graph.config.checkpoints {
         Some(config) => Some(prepare_checkpoints(config, &graph)?),
         None => None,
     };
     let restored = resume.as_ref().map(|r| r.as_ref().map_or(0, |m| m.id));
     let state_dir = graph.config.state_dir.clone().or_else(|| graph.config.checkpoints.as_ref().map(|c| c.state_dir()));
+    let has_state = state_dir.as_ref().is_some_and(|d| d.is_dir());
     let job_state = match restored {
         Some(id) => JobState::new(state_dir).restoring(id),
         None => JobState::new(state_dir),
     };
+    // The restored state must belong to the job's steps: matched by uid.
+    let uids = uids(&stages);
+    if let Some(Some(meta)) = &mut resume {
+        let trees = match has_state {
+            true => job_state
+                .store()
+                .map_err(|detail| CheckpointError::Mismatch { id: meta.id, detail: format!("cannot open the state: {detail}") })?
+                .operators(),
+            false => Vec::new(),
+        };
+        match_steps(meta, &uids, &trees, graph.config.allow_non_restored_state)?;
+    }
     // Open the outputs first: a bad sink path fails before any record flows.
     let sink_ctx = crate::task::SinkContext { job: &graph.name, control, first_epoch: restored.map(|id| id + 1) };
     let crate::task::OpenedSink { writer: mut sink, committer: mut sink_committer } =
@@ -134,22 +147,27 @@ pub(super) async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) ->
         }
         .into_iter();
         for (index, rx) in rxs.into_iter().enumerate() {
-            let ctx = InstanceContext {
+            let mut ctx = InstanceContext {
+                uid: String::new(),
                 index,
                 parallelism: stage.parallelism,
                 max_parallelism: graph.config.max_parallelism,
                 state: job_state.clone(),
                 checkpointing: restored.is_some(),
             };
-            let mut operators = stage.steps.iter().map(|s| (s.factory)(&ctx)).collect::<Result<Vec<_>, _>>()?;
+            let mut operators = Vec::with_capacity(stage.steps.len());
+            for step in &stage.steps {
+                ctx.uid.clone_from(&step.uid);
+                operators.push((step.factory)(&ctx)?);
+            }
             if let Some(Some(meta)) = &resume {
-                restore_operators(&mut operators, meta, k, &ctx)?;
+                restore_operators(&mut operators, meta, &uids[k], &ctx)?;
             }
             let output = Output::new(downstream.clone(), downstream_input, index);
             let dead = dead_tx.clone();
             let mut instance = StageInstance {
                 operators,
-                step_ids: (0..stage.steps.len()).map(|i| step_id(k, i)).collect(),
+                step_ids: uids[k].clone(),
                 output,
                 dead,
                 letters: DeadLetters::default(),

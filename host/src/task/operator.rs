@@ -114,9 +114,11 @@ pub fn bad_snapshot(operator: &str, e: impl std::fmt::Display) -> OperatorError 
 pub type OperatorFactory =
     std::sync::Arc<dyn Fn(&InstanceContext) -> Result<Box<dyn Operator>, OperatorError> + Send + Sync>;
 
-/// Where an operator instance runs: its index among the step's parallel instances, the key
-/// groups, and the job's state store (opened on first use).
+/// Where an operator instance runs: its step's uid, its index among the step's parallel
+/// instances, the key groups, and the job's state store (opened on first use).
 pub struct InstanceContext {
+    /// The uid of the step (see [`crate::graph::Step::uid`]): what keys its state.
+    pub uid: String,
     pub index: usize,
     pub parallelism: usize,
     pub max_parallelism: u16,
