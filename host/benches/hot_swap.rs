@@ -221,9 +221,7 @@ fn build(
         let timed = Timed { inner: Box::new(op), cell: tag_cell.clone(), generation: 0, batches: batches.clone() };
         Ok(Box::new(timed) as Box<dyn Operator>)
     });
-    graph
-        .steps
-        .insert(2, Step::new(step.clone(), StepKind::Stateless, factory));
+    graph.steps.insert(2, Step::new(step.clone(), StepKind::Stateless, factory));
     let requirement = Requirement { function: FUNCTION.into(), kinds: vec![FunctionKind::Map] };
     Ok((graph, Targets(vec![Target { step, cell, requirement }])))
 }

@@ -51,7 +51,7 @@ pub fn run(
                     return Ok(SourcePosition::unreplayable());
                 }
                 if line.is_empty() {
-                    ctx.checkpoint_point(|| SourcePosition::unreplayable())?;
+                    ctx.checkpoint_point(SourcePosition::unreplayable)?;
                 }
                 continue;
             }
@@ -59,7 +59,7 @@ pub fn run(
             Err(source) => return Err(ConnectorError::Io { what: "cannot read from", path: addr.clone(), source }),
         }
         number += 1;
-        ctx.checkpoint_point(|| SourcePosition::unreplayable())?;
+        ctx.checkpoint_point(SourcePosition::unreplayable)?;
         emit_line(ctx, NAME, format, trim_newline(&line), || format!("{addr} line {number}"))?;
         line.clear();
         if reader.buffer().is_empty() {

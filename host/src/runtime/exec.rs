@@ -67,7 +67,10 @@ pub(super) async fn run_graph(mut graph: JobGraph, control: &Arc<JobControl>) ->
         let trees = match has_state {
             true => job_state
                 .store()
-                .map_err(|detail| CheckpointError::Mismatch { id: meta.id, detail: format!("cannot open the state: {detail}") })?
+                .map_err(|detail| CheckpointError::Mismatch {
+                    id: meta.id,
+                    detail: format!("cannot open the state: {detail}"),
+                })?
                 .operators(),
             false => Vec::new(),
         };

@@ -161,7 +161,10 @@ mod tests {
                 .iter()
                 .map(|s| OperatorSnapshot { step: s.to_string(), instance: 0, data: vec![1] })
                 .collect(),
-            plugins: plugins.iter().map(|s| PluginVersion { step: s.to_string(), name: format!("name of {s}") }).collect(),
+            plugins: plugins
+                .iter()
+                .map(|s| PluginVersion { step: s.to_string(), name: format!("name of {s}") })
+                .collect(),
             duration_ms: 0,
         }
     }
