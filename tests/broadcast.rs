@@ -235,7 +235,7 @@ fn the_builder_api_connects_a_broadcast_stream_like_the_job_file() {
     let env = StreamEnvironment::new();
     env.set_parallelism(2);
     env.set_cache_dir(common::shared_cache_dir());
-    env.set_dead_letter(weir::connectors::SinkSpec::Discard);
+    env.set_dead_letter(weir::connectors::SinkSpec::discard());
     let profile = env.load_plugin(common::plugin("user-profile-rust")).unwrap();
     let users = env.read_json_lines(example.join("users.jsonl")).broadcast().preload();
     let collected = env

@@ -200,7 +200,7 @@ fn the_builder_api_sends_failures_to_its_dead_letter_sink() {
     let env = weir::env::StreamEnvironment::new();
     env.set_cache_dir(common::shared_cache_dir());
     let dead: weir::connectors::Collected = Default::default();
-    env.set_dead_letter(weir::connectors::SinkSpec::Collect(dead.clone()));
+    env.set_dead_letter(weir::connectors::SinkSpec::collect(dead.clone()));
     let hostile = env.load_plugin(common::plugin("hostile-rust")).expect("load the hostile plugin");
     let out = env.from_elements(["ok", "boom", "fine"]).map(hostile.function("trap")).collect();
     let report = env.execute("builder dead letters").expect("the job runs");

@@ -16,7 +16,7 @@ fn env() -> StreamEnvironment {
     env.set_cache_dir(common::shared_cache_dir());
     env.set_batch_size(50);
     env.set_parallelism(2);
-    env.set_dead_letter(SinkSpec::Discard);
+    env.set_dead_letter(SinkSpec::discard());
     // Compile every version into the component cache now: a deploy then takes milliseconds,
     // as in a job whose new version was built and checked before (a cold compile of a new
     // version under load can outlast the short streams these tests run).
@@ -219,7 +219,7 @@ fn a_version_that_fails_its_records_is_rolled_back_by_itself_and_they_run_again(
     // letter, and the history says why v3 went.
     let env = env();
     let dead = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    env.set_dead_letter(SinkSpec::Collect(dead.clone()));
+    env.set_dead_letter(SinkSpec::collect(dead.clone()));
     let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
     let rows = 6_000;
     let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();
@@ -348,7 +348,7 @@ fn a_rollback_policy_that_tolerates_every_failure_keeps_the_new_version() {
         ..Default::default()
     });
     let dead = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    env.set_dead_letter(SinkSpec::Collect(dead.clone()));
+    env.set_dead_letter(SinkSpec::collect(dead.clone()));
     let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
     let rows = 3_000;
     let collected = env.from_datagen(sequence(rows, 8_000)).map(v1.function("tag")).collect();

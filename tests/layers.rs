@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("time", 1),
     ("window", 1),
     ("state", 1),
+    ("config", 1),
     ("plugin", 2),
     ("checkpoint", 2),
     ("deploy", 3),
@@ -50,10 +51,15 @@ fn module_of(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
-/// Every `crate::name` in `text`, with its line number; comments are skipped.
+/// Every `crate::name` in `text`, with its line number; comments are skipped, and so are a
+/// file's unit tests (from its `#[cfg(test)]` on), which may read a connector's options
+/// through the job-file parser above it.
 fn crate_paths(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
+        if line.trim() == "#[cfg(test)]" {
+            break;
+        }
         let code = line.split("//").next().unwrap_or("");
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
@@ -109,6 +115,6 @@ fn imports_run_down_the_layers() {
 
 #[test]
 fn the_scanner_sees_paths_and_skips_comments() {
-    let text = "use crate::task::Message;\n// crate::runtime in a comment\nlet x = crate::state::key_group(k, 128); // crate::job\n$crate::x";
+    let text = "use crate::task::Message;\n// crate::runtime in a comment\nlet x = crate::state::key_group(k, 128); // crate::job\n$crate::x\n#[cfg(test)]\nuse crate::job;";
     assert_eq!(crate_paths(text), vec![(1, "task".to_string()), (3, "state".to_string())]);
 }

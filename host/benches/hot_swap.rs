@@ -189,7 +189,7 @@ fn build(
     batches: Arc<Mutex<Vec<TagBatch>>>,
 ) -> BenchResult<(weir::graph::JobGraph, Targets)> {
     let env = StreamEnvironment::new();
-    env.set_batch_size(config.batch).set_parallelism(config.parallelism).set_dead_letter(SinkSpec::Discard);
+    env.set_batch_size(config.batch).set_parallelism(config.parallelism).set_dead_letter(SinkSpec::discard());
     let v1 = env.load_plugin(plugin_path(repo, 1))?.plugin().clone();
     // Loaded once so that every deploy finds its compiled component in the cache.
     env.load_plugin(plugin_path(repo, 2))?;

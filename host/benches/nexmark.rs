@@ -436,11 +436,11 @@ fn child(query: &str, variant: &str) -> BenchResult<()> {
     let events = env_count("WEIR_NEXMARK_EVENTS", DEFAULT_EVENTS)?;
     let job_file = repo()?.join(format!("benches/nexmark/{query}.yaml"));
     let mut job = weir::job::load(&job_file)?;
-    let SourceSpec::Nexmark(spec) = &job.source else {
+    let Some(spec) = job.source.get::<NexmarkSpec>() else {
         return Err(format!("{}: not a nexmark source", job_file.display()).into());
     };
     let spec = NexmarkSpec { events, ..spec.clone() }.delays(0.0, 0);
-    job.source = SourceSpec::Nexmark(spec.clone());
+    job.source = SourceSpec::new(spec.clone());
     let name = format!("nexmark {query} {variant}");
     let mut graph = match variant {
         "plugin" => job.build()?.graph(&name)?,

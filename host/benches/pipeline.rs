@@ -171,7 +171,7 @@ fn run_job(
     env.set_batch_size(batch);
     // Building the input is setup, not timed.
     let elements = rows.to_vec();
-    let stream = variant.map(env.from_source(SourceSpec::Collection { elements }));
+    let stream = variant.map(env.from_source(SourceSpec::collection(elements)));
     let collected = if collect {
         Some(stream.collect())
     } else {

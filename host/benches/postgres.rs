@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use weir::connectors::{PostgresSpec, SinkSpec, open_job_sink, open_sink};
+use weir::connectors::{PostgresSpec, SinkSpec};
 use weir::record::Batch;
 use weir::task::{JobControl, SinkContext};
 
@@ -79,7 +79,7 @@ fn spec(cluster: &pg::PgCluster, table: &str, key: &[&str]) -> PostgresSpec {
 
 /// Rows/s of writing every batch through the at-least-once sink.
 fn autocommit(batches: &[Batch], spec: PostgresSpec) -> BenchResult<f64> {
-    let mut sink = open_sink(&SinkSpec::Postgres(spec))?;
+    let mut sink = SinkSpec::new(spec).open()?;
     let started = Instant::now();
     for batch in batches {
         sink.write(batch)?;
@@ -92,7 +92,7 @@ fn autocommit(batches: &[Batch], spec: PostgresSpec) -> BenchResult<f64> {
 fn exactly_once(batches: &[Batch], spec: PostgresSpec) -> BenchResult<f64> {
     let control = Arc::new(JobControl::default());
     let ctx = SinkContext { job: "bench", control: &control, first_epoch: Some(1) };
-    let opened = open_job_sink(&SinkSpec::Postgres(spec), &ctx)?;
+    let opened = SinkSpec::new(spec).open_for_job(&ctx)?;
     let (mut sink, mut committer) = (opened.writer, opened.committer.ok_or("the sink commits per checkpoint")?);
     let started = Instant::now();
     let (mut written, mut checkpoint) = (0, 0);

@@ -31,6 +31,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod connectors;
 pub mod control;
 pub mod deploy;

@@ -32,6 +32,7 @@
 //! assert_eq!(spec.rows(), Some(1_000));
 //! ```
 
+mod config;
 /// Shared with the nexmark source, whose events must not change between versions either.
 pub(super) mod rng;
 
@@ -39,6 +40,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+pub(super) use config::parse_source;
+
+use super::{Source, start_index};
 use crate::checkpoint::SourcePosition;
 use crate::task::{ConnectorError, SourceContext};
 use rng::Rng;
@@ -296,7 +300,17 @@ impl<'a> Generator<'a> {
 /// stops.
 /// Generates rows `start..`; row `i` is the same whatever the start (a resumed job goes on
 /// where its checkpoint was). The position is the index of the next row.
-pub fn run(spec: &DatagenSpec, ctx: &mut SourceContext, start: u64) -> Result<SourcePosition, ConnectorError> {
+impl Source for DatagenSpec {
+    fn name(&self) -> &'static str {
+        "source datagen"
+    }
+
+    fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError> {
+        run(self, ctx, start_index(self, start)?)
+    }
+}
+
+fn run(spec: &DatagenSpec, ctx: &mut SourceContext, start: u64) -> Result<SourcePosition, ConnectorError> {
     let mut generator = Generator::new(spec)?;
     let rows = spec.rows().unwrap_or(u64::MAX);
     // Random fields draw from one stream, so resuming at row `start` replays the draws of

@@ -4,11 +4,61 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{LineFormat, write_line};
-use crate::record::Batch;
-use crate::task::{ConnectorError, SinkWriter};
+use serde_norway::Value;
 
-pub struct FileSink {
+use super::{LineFormat, Sink, SinkSpec, line_format, write_line};
+use crate::config::{Ctx, JobError, get, join};
+use crate::record::Batch;
+use crate::task::{ConnectorError, OpenedSink, SinkContext, SinkWriter};
+
+/// `sink: {connector: file, path, format}`: one file, or in a checkpointed job a directory
+/// of part files committed per checkpoint (exactly-once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSinkSpec {
+    pub path: PathBuf,
+    pub format: LineFormat,
+}
+
+impl Sink for FileSinkSpec {
+    fn name(&self) -> &'static str {
+        "sink file"
+    }
+
+    fn open(&self) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        Ok(Box::new(FileSink::create(&self.path, self.format)?))
+    }
+
+    fn open_for_job(&self, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+        let Some(first_epoch) = ctx.first_epoch else {
+            return Ok(OpenedSink { writer: self.open()?, committer: None });
+        };
+        let writer = Box::new(PartFileSink::open(&self.path, self.format, first_epoch)?);
+        let dir = self.path.clone();
+        let committer = move |id| commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()));
+        Ok(OpenedSink { writer, committer: Some(Box::new(committer)) })
+    }
+
+    /// The parts the restored checkpoint covers are committed, later ones deleted (all of
+    /// them when starting afresh).
+    fn recover(&self, restored: u64) -> Result<(), ConnectorError> {
+        recover_parts(&self.path, restored).map_err(|source| ConnectorError::Io {
+            what: "cannot recover the output parts in",
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// `sink: {connector: file, path, format}`.
+pub(super) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
+    let entries = ctx.map(v, key, &["connector", "path", "format"])?;
+    let path = get(&entries, "path").ok_or_else(|| ctx.err(key, "the file connector needs `path`, the output file"))?;
+    let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
+    let format = line_format(ctx, get(&entries, "format"), &join(key, "format"))?;
+    Ok(SinkSpec::file(path, format))
+}
+
+struct FileSink {
     path: PathBuf,
     format: LineFormat,
     out: BufWriter<File>,

@@ -4,12 +4,45 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::LineFormat;
+use serde_norway::Value;
+
+use super::{LineFormat, Source, SourceSpec, line_format};
 use crate::checkpoint::SourcePosition;
+use crate::config::{Ctx, JobError, get, join};
 use crate::record;
 use crate::task::{ConnectorError, SourceContext};
 
 const NAME: &str = "source file";
+
+/// Lines of a file, or of every file in a directory (in name order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    pub path: PathBuf,
+    pub format: LineFormat,
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError> {
+        run(&self.path, self.format, ctx, start)
+    }
+}
+
+/// `source: {connector: file, path, format}`: the path must exist.
+pub(super) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+    let entries = ctx.map(v, key, &["connector", "path", "format"])?;
+    let path =
+        get(&entries, "path").ok_or_else(|| ctx.err(key, "the file connector needs `path`, a file or a folder"))?;
+    let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
+    if !path.exists() {
+        return Err(ctx.err(&join(key, "path"), format!("{} does not exist", path.display())));
+    }
+    let format = line_format(ctx, get(&entries, "format"), &join(key, "format"))?;
+    Ok(SourceSpec::new(FileSource { path, format }))
+}
 
 /// Where a file source stands: the file being read (its path) and the byte offset and line
 /// number after the last line read; files before it in name order are done. (An enum of
@@ -41,7 +74,7 @@ pub fn list_input_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads the files from `start` on (a file and byte offset; files before it in name order
 /// are done). The position is the file being read and the offset of the next line.
-pub fn run(
+fn run(
     path: &Path,
     format: LineFormat,
     ctx: &mut SourceContext,

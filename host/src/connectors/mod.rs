@@ -8,6 +8,11 @@
 //! memory, for the builder API and tests), `discard`, `kafka` and `postgres` (exactly-once
 //! through a transaction per checkpoint, [`two_phase`]).
 //!
+//! Every connector is one folder or file here and one line in [`connectors()`] (Arroyo's
+//! connector registry): its job-file options, its [`Source`] or [`Sink`] (what the runtime
+//! runs), its recovery and its errors. The runtime knows sources and sinks only through
+//! these traits, and a checkpoint knows a source's position only as an opaque value.
+//!
 //! Connectors are written against the task layer ([`crate::task::SourceContext`],
 //! [`crate::task::SinkWriter`]); each encodes its own checkpoint position
 //! ([`crate::checkpoint::SourcePosition`]). Sources and sinks run as blocking tasks: their I/O is plain `std::io` with buffering,
@@ -21,24 +26,38 @@ mod datagen;
 mod file_sink;
 mod file_source;
 pub mod kafka;
+mod memory;
 mod nexmark;
 mod postgres;
 mod print;
 mod socket;
 mod two_phase;
 
+mod registry;
+
+use std::any::Any;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use collection::CollectionSource;
 pub use datagen::{DatagenError, DatagenSpec, FieldError, FieldGenerator, MAX_STRING_LENGTH};
+pub use file_sink::FileSinkSpec;
 pub use file_sink::{commit_parts, recover_parts};
+pub use file_source::FileSource;
+pub use memory::{CollectSink, DiscardSink};
 pub use nexmark::{Auction, Bid, Event as NexmarkEvent, NexmarkError, NexmarkGenerator, NexmarkSpec, Person};
 pub use postgres::{DEFAULT_BATCH_SIZE as POSTGRES_BATCH_SIZE, PostgresError, PostgresSpec};
+pub use print::PrintSpec;
+pub use registry::{Connector, connectors, parse_sink, parse_source};
+pub use socket::SocketSource;
 pub use two_phase::{Transaction, TwoPhaseCommitter, TwoPhaseSink, two_phase};
 
+use serde_norway::Value;
+
 use crate::checkpoint::SourcePosition;
-use crate::record::Batch;
-use crate::task::{ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter, SourceContext};
+use crate::config::{Ctx, JobError};
+use crate::task::{ConnectorError, OpenedSink, SinkContext, SinkWriter, SourceContext};
 
 /// Line formats of the file source and sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,162 +68,169 @@ pub enum LineFormat {
     Json,
 }
 
-/// Where records come from.
-#[derive(Debug, Clone)]
-pub enum SourceSpec {
-    /// Records given in the job (MessagePack values).
-    Collection { elements: Vec<Vec<u8>> },
-    /// Lines of a file, or of every file in a directory (in name order).
-    File { path: PathBuf, format: LineFormat },
-    /// Text lines read from a TCP server, until it closes the connection.
-    Socket { host: String, port: u16, format: LineFormat },
-    /// Rows generated from a schema (sequences, random values, event time), optionally
-    /// rate-limited; deterministic for a seed.
-    Datagen(DatagenSpec),
-    /// The Nexmark benchmark's Person / Auction / Bid stream; event `i` depends only on the
-    /// spec and `i`.
-    Nexmark(NexmarkSpec),
-    /// Messages of Kafka topics.
-    Kafka(kafka::KafkaSourceSpec),
-}
-
-impl SourceSpec {
-    pub fn name(&self) -> &'static str {
-        match self {
-            SourceSpec::Collection { .. } => "source collection",
-            SourceSpec::File { .. } => "source file",
-            SourceSpec::Socket { .. } => "source socket",
-            SourceSpec::Datagen(_) => "source datagen",
-            SourceSpec::Nexmark(_) => "source nexmark",
-            SourceSpec::Kafka(_) => "source kafka",
-        }
-    }
+/// A source as a job configured it (Flink's `Source`): the runtime runs it in a task of
+/// its own.
+pub trait Source: Any + Send + Sync + fmt::Debug {
+    /// `source kafka`: in logs, metrics, dead letters and errors.
+    fn name(&self) -> &'static str;
 
     /// Whether records come with event time and watermarks from the source itself.
-    pub fn has_event_time(&self) -> bool {
-        matches!(self, SourceSpec::Kafka(k) if k.watermarks.is_some())
+    fn has_event_time(&self) -> bool {
+        false
     }
+
+    /// Read into `ctx` from `start` (its position in the checkpoint the job resumes from;
+    /// `None` from the beginning) to the end of the input, or until the job is cancelled
+    /// ([`crate::task::Disconnected`] from `ctx`), and return the position it ended at.
+    fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError>;
+}
+
+/// A sink as a job configured it (Flink's `Sink`).
+pub trait Sink: Any + Send + Sync + fmt::Debug {
+    /// `sink postgres`: in logs and errors.
+    fn name(&self) -> &'static str;
+
+    /// A writer for a job without checkpoints, the dead-letter or the late-data output.
+    /// Files are created (with their directory) now, so a bad path fails the job before
+    /// any record flows.
+    fn open(&self) -> Result<Box<dyn SinkWriter>, ConnectorError>;
+
+    /// The job's sink. In a checkpointed job (`ctx.first_epoch`) a sink that can commits
+    /// per checkpoint (decision 0012) and returns its committer; the default is
+    /// [`Sink::open`], at-least-once after a restore.
+    fn open_for_job(&self, _ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+        Ok(OpenedSink { writer: self.open()?, committer: None })
+    }
+
+    /// The last checkpoint a transactional sink committed for `job`, for a job about to
+    /// resume: it resumes from that checkpoint even if a later one is complete (see
+    /// [`two_phase`]). `None` for sinks that commit by other means.
+    fn committed_checkpoint(&self, _job: &str) -> Result<Option<u64>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// Make the output match checkpoint `restored` (0: none) before the job resumes:
+    /// commit again what it covers, drop what came after it.
+    fn recover(&self, _restored: u64) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Why the sink, as configured, cannot run without checkpoints (exactly-once needs
+    /// them), and the job-file key that says so.
+    fn needs_checkpoints(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
+}
+
+/// Where records come from: a [`Source`], shared by the job graph and its runs.
+#[derive(Debug, Clone)]
+pub struct SourceSpec(Arc<dyn Source>);
+
+impl SourceSpec {
+    pub fn new(source: impl Source) -> Self {
+        Self(Arc::new(source))
+    }
+
+    /// Records given in the job (MessagePack values), like Flink's `fromElements`.
+    pub fn collection(elements: Vec<Vec<u8>>) -> Self {
+        Self::new(CollectionSource { elements })
+    }
+
+    /// The source as its own type, when it is one.
+    pub fn get<T: Source>(&self) -> Option<&T> {
+        let any: &dyn Any = self.0.as_ref();
+        any.downcast_ref()
+    }
+
+    /// Run the source to its end, until a downstream task stops, or until the job is
+    /// cancelled (then it ends cleanly with what it has read). A job resuming from a
+    /// checkpoint passes the source's position in it as `start`.
+    pub fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<(), ConnectorError> {
+        let result = self.0.run(ctx, start);
+        ctx.finish(self.0.name(), result)
+    }
+}
+
+impl std::ops::Deref for SourceSpec {
+    type Target = dyn Source;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+/// The record index a source that counts records starts at: 0, or its position in the
+/// checkpoint the job resumes from.
+pub fn start_index(source: &dyn Source, start: Option<&SourcePosition>) -> Result<u64, ConnectorError> {
+    match start {
+        None => Ok(0),
+        Some(p) => p.as_records().ok_or_else(|| mismatch(source, p)),
+    }
+}
+
+/// A checkpoint's position that is not one of `source`'s.
+pub fn mismatch(source: &dyn Source, position: &SourcePosition) -> ConnectorError {
+    ConnectorError::Position { source_name: source.name(), position: position.describe() }
 }
 
 /// Records collected by a `collect` sink.
 pub type Collected = Arc<Mutex<Vec<Vec<u8>>>>;
 
-/// Where records go.
+/// Where records go: a [`Sink`], shared by the job graph and its runs.
 #[derive(Debug, Clone)]
-pub enum SinkSpec {
+pub struct SinkSpec(Arc<dyn Sink>);
+
+impl SinkSpec {
+    pub fn new(sink: impl Sink) -> Self {
+        Self(Arc::new(sink))
+    }
+
     /// Standard output, one record per line.
-    Print,
+    pub fn print() -> Self {
+        Self::new(PrintSpec { stderr: false })
+    }
+
     /// Standard error, one record per line (the default dead-letter output).
-    PrintStderr,
-    File {
-        path: PathBuf,
-        format: LineFormat,
-    },
+    pub fn stderr() -> Self {
+        Self::new(PrintSpec { stderr: true })
+    }
+
+    /// Lines of a file, text or JSON (a directory of part files in a checkpointed job).
+    pub fn file(path: impl Into<PathBuf>, format: LineFormat) -> Self {
+        Self::new(FileSinkSpec { path: path.into(), format })
+    }
+
     /// Into memory (MessagePack values), like Flink's `executeAndCollect`.
-    Collect(Collected),
-    Discard,
-    /// A Kafka topic.
-    Kafka(kafka::KafkaSinkSpec),
-    /// Rows of a PostgreSQL table (insert or upsert); exactly-once in a checkpointed job.
-    Postgres(PostgresSpec),
-}
+    pub fn collect(into: Collected) -> Self {
+        Self::new(CollectSink(into))
+    }
 
-/// Run a source to its end, until a downstream task stops, or until the job is cancelled
-/// (then it ends cleanly with what it has read). A job resuming from a checkpoint passes
-/// the source's position in it as `start`.
-pub fn run_source(
-    spec: &SourceSpec,
-    ctx: &mut SourceContext,
-    start: Option<&SourcePosition>,
-) -> Result<(), ConnectorError> {
-    let mismatch = |p: &SourcePosition| ConnectorError::Position { source_name: spec.name(), position: p.describe() };
-    let records = |start: Option<&SourcePosition>| match start {
-        None => Ok(0),
-        Some(p) => p.as_records().ok_or_else(|| mismatch(p)),
-    };
-    let result = match spec {
-        SourceSpec::Collection { elements } => {
-            collection::run(elements, ctx, records(start)?).map_err(ConnectorError::from)
-        }
-        SourceSpec::File { path, format } => file_source::run(path, *format, ctx, start),
-        SourceSpec::Socket { host, port, format } => socket::run(host, *port, *format, ctx),
-        SourceSpec::Datagen(spec) => datagen::run(spec, ctx, records(start)?),
-        SourceSpec::Nexmark(spec) => nexmark::run(spec, ctx, records(start)?.max(spec.start)),
-        SourceSpec::Kafka(spec) => {
-            let offsets = match start {
-                None => None,
-                Some(p) => match p.decode() {
-                    Ok(kafka::KafkaPosition::Kafka { offsets }) => Some(offsets),
-                    Err(_) => return Err(mismatch(p)),
-                },
-            };
-            kafka::run_source(spec, ctx, offsets.as_deref())
-        }
-    };
-    ctx.finish(spec.name(), result)
-}
+    /// Nowhere (Flink's `blackhole`).
+    pub fn discard() -> Self {
+        Self::new(DiscardSink)
+    }
 
-/// Open a sink. Files are created (with their directory) now, so a bad path fails the job
-/// before any record flows.
-pub fn open_sink(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, ConnectorError> {
-    Ok(match spec {
-        SinkSpec::Print => Box::new(print::PrintSink::stdout()),
-        SinkSpec::PrintStderr => Box::new(print::PrintSink::stderr()),
-        SinkSpec::File { path, format } => Box::new(file_sink::FileSink::create(path, *format)?),
-        SinkSpec::Collect(into) => Box::new(CollectSink(into.clone())),
-        SinkSpec::Discard => Box::new(DiscardSink),
-        SinkSpec::Kafka(kafka) => kafka::open_at_least_once(kafka)?,
-        SinkSpec::Postgres(pg) => postgres::open(pg, Arc::new(ConnectorHealth::new("postgres output")))?,
-    })
-}
-
-/// Open a job's sink. In a checkpointed job, the file sink writes part files committed per
-/// checkpoint (exactly-once); other sinks are the same as without checkpoints
-/// (at-least-once after a restore).
-///
-/// The postgres sink commits one database transaction per checkpoint (exactly-once).
-pub fn open_job_sink(spec: &SinkSpec, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
-    match (spec, ctx.first_epoch) {
-        (SinkSpec::File { path, format }, Some(first_epoch)) => {
-            let writer = Box::new(file_sink::PartFileSink::open(path, *format, first_epoch)?);
-            let dir = path.clone();
-            let committer = move |id| commit_parts(&dir, id).map(|_| ()).map_err(|e| format!("{}: {e}", dir.display()));
-            Ok(OpenedSink { writer, committer: Some(Box::new(committer)) })
-        }
-        (SinkSpec::Kafka(kafka), _) => kafka::open_sink(kafka, ctx),
-        (SinkSpec::Postgres(pg), _) => postgres::open_job_sink(pg, ctx),
-        (other, _) => Ok(OpenedSink { writer: open_sink(other)?, committer: None }),
+    /// The sink as its own type, when it is one.
+    pub fn get<T: Sink>(&self) -> Option<&T> {
+        let any: &dyn Any = self.0.as_ref();
+        any.downcast_ref()
     }
 }
 
-/// The last checkpoint a transactional sink committed, for a job about to resume: it
-/// resumes from that checkpoint even if a later one is complete (see [`two_phase`]).
-/// `None` for sinks that commit by other means.
-pub fn committed_checkpoint(spec: &SinkSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
-    match spec {
-        SinkSpec::Kafka(kafka) => kafka::committed_checkpoint(kafka, job),
-        SinkSpec::Print | SinkSpec::PrintStderr | SinkSpec::File { .. } | SinkSpec::Collect(_) | SinkSpec::Discard => {
-            Ok(None)
-        }
-        SinkSpec::Postgres(pg) => postgres::committed_checkpoint(pg, job),
+impl std::ops::Deref for SinkSpec {
+    type Target = dyn Sink;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
     }
 }
 
-struct CollectSink(Collected);
-
-impl SinkWriter for CollectSink {
-    fn write(&mut self, batch: &Batch) -> Result<(), ConnectorError> {
-        let mut into = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        into.extend(batch.iter().map(|(v, _)| v.to_vec()));
-        Ok(())
-    }
-}
-
-struct DiscardSink;
-
-impl SinkWriter for DiscardSink {
-    fn write(&mut self, _batch: &Batch) -> Result<(), ConnectorError> {
-        Ok(())
+/// `format:` of the file and socket connectors: `text` (or `raw`, the default) or `json`.
+pub fn line_format(ctx: &Ctx, v: Option<&Value>, key: &str) -> Result<LineFormat, JobError> {
+    match v.map(|v| ctx.string(v, key)).transpose()?.as_deref() {
+        None | Some("text") | Some("raw") => Ok(LineFormat::Text),
+        Some("json") => Ok(LineFormat::Json),
+        Some(other) => Err(ctx.err(key, format!("unknown format `{other}`; expected text or json"))),
     }
 }
 

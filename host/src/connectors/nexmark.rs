@@ -20,6 +20,7 @@
 //! assert!(spec.validate().is_ok());
 //! ```
 
+mod config;
 mod event;
 mod generator;
 
@@ -27,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+pub(super) use config::parse_source;
+
+use super::{Source, start_index};
 use crate::checkpoint::SourcePosition;
 use crate::task::{ConnectorError, SourceContext};
 pub use event::{Auction, Bid, Event, Person};
@@ -209,7 +213,17 @@ impl NexmarkSpec {
 /// `(i - start) / rate` seconds after the source starts), until the end or until the job
 /// stops. A run from `start` emits exactly the events a run from 0 emits from `start` on, so
 /// the position a checkpoint records for this source is the index of the next event.
-pub fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<SourcePosition, ConnectorError> {
+impl Source for NexmarkSpec {
+    fn name(&self) -> &'static str {
+        "source nexmark"
+    }
+
+    fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError> {
+        run(self, ctx, start_index(self, start)?.max(self.start))
+    }
+}
+
+fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<SourcePosition, ConnectorError> {
     let generator = NexmarkGenerator::new(spec)?;
     let started = Instant::now();
     tracing::info!(events = spec.events, start, rate = spec.rate, seed = spec.seed, "nexmark source started");

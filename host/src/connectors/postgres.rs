@@ -35,6 +35,7 @@
 //! (fine), and what runs on the job's async thread (opening, reading the marker, dropping
 //! a connection) is moved to a thread of its own.
 
+mod config;
 mod table;
 mod value;
 
@@ -43,7 +44,9 @@ use std::sync::Arc;
 use postgres::{Client, Config, NoTls};
 use thiserror::Error;
 
-use super::{Transaction, two_phase};
+pub(super) use config::parse_sink;
+
+use super::{Sink, Transaction, two_phase};
 use crate::record::Batch;
 use crate::task::{Backoff, ConnectorError, ConnectorHealth, OpenedSink, SinkContext, SinkWriter};
 use table::{Table, TableWriter};
@@ -269,14 +272,32 @@ fn open_writer(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<(Con
     Ok((conn, TableWriter::new(table, spec.batch_size)))
 }
 
+impl Sink for PostgresSpec {
+    fn name(&self) -> &'static str {
+        "sink postgres"
+    }
+
+    fn open(&self) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        open(self, Arc::new(ConnectorHealth::new("postgres output")))
+    }
+
+    fn open_for_job(&self, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+        open_job_sink(self, ctx)
+    }
+
+    fn committed_checkpoint(&self, job: &str) -> Result<Option<u64>, ConnectorError> {
+        committed_checkpoint(self, job)
+    }
+}
+
 /// An at-least-once sink (no checkpoints, or the dead-letter output).
-pub fn open(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+fn open(spec: &PostgresSpec, health: Arc<ConnectorHealth>) -> Result<Box<dyn SinkWriter>, ConnectorError> {
     let (conn, writer) = off_runtime(|| open_writer(spec, health)).map_err(failed)?;
     Ok(Box::new(AutocommitSink { conn, writer }))
 }
 
 /// A job's sink: exactly-once when the job checkpoints.
-pub fn open_job_sink(spec: &PostgresSpec, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+fn open_job_sink(spec: &PostgresSpec, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
     let health = ctx.control.connectors().register(HEALTH);
     let Some(first_epoch) = ctx.first_epoch else {
         return Ok(OpenedSink { writer: open(spec, health)?, committer: None });
@@ -301,7 +322,7 @@ pub fn open_job_sink(spec: &PostgresSpec, ctx: &SinkContext) -> Result<OpenedSin
 }
 
 /// The checkpoint the job's output is committed up to (`None`: no marker yet).
-pub fn committed_checkpoint(spec: &PostgresSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
+fn committed_checkpoint(spec: &PostgresSpec, job: &str) -> Result<Option<u64>, ConnectorError> {
     let read = || -> Result<Option<u64>, PostgresError> {
         let mut conn = Connection::open(spec, Arc::new(ConnectorHealth::new(HEALTH)))?;
         let client = conn.connect()?;

@@ -2,23 +2,50 @@
 
 use std::io::Write;
 
-use super::{LineFormat, write_line};
+use serde_norway::Value;
+
+use super::{LineFormat, Sink, SinkSpec, write_line};
+use crate::config::{Ctx, JobError, get, join};
 use crate::record::Batch;
 use crate::task::{ConnectorError, SinkWriter};
 
-pub struct PrintSink {
+/// `sink: {connector: print, stream: stdout | stderr}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrintSpec {
+    pub stderr: bool,
+}
+
+impl Sink for PrintSpec {
+    fn name(&self) -> &'static str {
+        "sink print"
+    }
+
+    fn open(&self) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        Ok(Box::new(PrintSink { stderr: self.stderr }))
+    }
+}
+
+/// The print sink's options; dead letters print to stderr unless told otherwise.
+pub(super) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
+    let entries = ctx.map(v, key, &["connector", "stream"])?;
+    let default = if key == "dead_letter" { "stderr" } else { "stdout" };
+    match get(&entries, "stream")
+        .map(|s| ctx.string(s, &join(key, "stream")))
+        .transpose()?
+        .as_deref()
+        .unwrap_or(default)
+    {
+        "stdout" => Ok(SinkSpec::print()),
+        "stderr" => Ok(SinkSpec::stderr()),
+        other => Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr"))),
+    }
+}
+
+struct PrintSink {
     stderr: bool,
 }
 
 impl PrintSink {
-    pub fn stdout() -> Self {
-        Self { stderr: false }
-    }
-
-    pub fn stderr() -> Self {
-        Self { stderr: true }
-    }
-
     fn write_to(batch: &Batch, out: &mut impl Write) -> std::io::Result<()> {
         let mut buf = std::io::BufWriter::new(out);
         for (value, _) in batch.iter() {

@@ -8,21 +8,50 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 
-use super::LineFormat;
+use serde_norway::Value;
+
 use super::file_source::{emit_line, trim_newline};
+use super::{LineFormat, Source, SourceSpec, line_format};
 use crate::checkpoint::SourcePosition;
+use crate::config::{Ctx, JobError, get, join};
 use crate::task::{ConnectorError, SourceContext};
 
 const NAME: &str = "source socket";
 
+/// Text lines read from a TCP server, until it closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSource {
+    pub host: String,
+    pub port: u16,
+    pub format: LineFormat,
+}
+
+impl Source for SocketSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run(&self, ctx: &mut SourceContext, _start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError> {
+        run(&self.host, self.port, self.format, ctx)
+    }
+}
+
+/// `source: {connector: socket, hostname, port, format}`.
+pub(super) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+    let entries = ctx.map(v, key, &["connector", "hostname", "port", "format"])?;
+    let host = match get(&entries, "hostname") {
+        Some(h) => ctx.string(h, &join(key, "hostname"))?,
+        None => "localhost".to_string(),
+    };
+    let port = get(&entries, "port").ok_or_else(|| ctx.err(key, "the socket connector needs `port`"))?;
+    let port = ctx.number(port, &join(key, "port"), 1, 65535)? as u16;
+    let format = line_format(ctx, get(&entries, "format"), &join(key, "format"))?;
+    Ok(SourceSpec::new(SocketSource { host, port, format }))
+}
+
 /// Reads lines until the server closes the connection. A socket cannot rewind, so with
 /// checkpoints it is at-most-once: a resumed job reads what the server sends from then on.
-pub fn run(
-    host: &str,
-    port: u16,
-    format: LineFormat,
-    ctx: &mut SourceContext,
-) -> Result<SourcePosition, ConnectorError> {
+fn run(host: &str, port: u16, format: LineFormat, ctx: &mut SourceContext) -> Result<SourcePosition, ConnectorError> {
     let addr = format!("{host}:{port}");
     let stream = TcpStream::connect(&addr).map_err(|source| ConnectorError::Io {
         what: "cannot connect to",

@@ -26,7 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::connectors::{Collected, DatagenSpec, LineFormat, NexmarkSpec, SinkSpec, SourceSpec};
+use crate::connectors::{
+    Collected, DatagenSpec, FileSource, LineFormat, NexmarkSpec, SinkSpec, SocketSource, SourceSpec,
+};
 use crate::deploy::{DeployError, PluginCell, Requirement, RollbackPolicy, Target, Targets, VersionRecord};
 use crate::graph::{BroadcastInput, JobConfig, JobGraph, Step, StepKind};
 use crate::operator::{KeyByOperator, NativeMap, RollingAggregate, RollingKind, TransformKind, TransformOperator};
@@ -90,7 +92,7 @@ impl StreamEnvironment {
                 cache_dir: default_cache_dir(),
                 runtime: None,
                 plugins: HashMap::new(),
-                dead_letter: SinkSpec::PrintStderr,
+                dead_letter: SinkSpec::stderr(),
                 late_data: None,
                 pipelines: Vec::new(),
                 targets: Targets::default(),
@@ -210,22 +212,22 @@ impl StreamEnvironment {
                 Err(err) => self.state().errors.push(format!("from_elements: cannot encode an element: {err}")),
             }
         }
-        self.stream(SourceSpec::Collection { elements: encoded })
+        self.stream(SourceSpec::collection(encoded))
     }
 
     /// Lines of a text file, or of every file in a directory.
     pub fn read_text_file(&self, path: impl Into<PathBuf>) -> DataStream {
-        self.stream(SourceSpec::File { path: path.into(), format: LineFormat::Text })
+        self.stream(SourceSpec::new(FileSource { path: path.into(), format: LineFormat::Text }))
     }
 
     /// JSON values, one per line, of a file or of every file in a directory.
     pub fn read_json_lines(&self, path: impl Into<PathBuf>) -> DataStream {
-        self.stream(SourceSpec::File { path: path.into(), format: LineFormat::Json })
+        self.stream(SourceSpec::new(FileSource { path: path.into(), format: LineFormat::Json }))
     }
 
     /// Text lines read from a TCP server until it closes the connection.
     pub fn socket_text_stream(&self, host: impl Into<String>, port: u16) -> DataStream {
-        self.stream(SourceSpec::Socket { host: host.into(), port, format: LineFormat::Text })
+        self.stream(SourceSpec::new(SocketSource { host: host.into(), port, format: LineFormat::Text }))
     }
 
     /// Rows generated from a schema, like Flink's datagen connector; a spec that cannot
@@ -251,7 +253,7 @@ impl StreamEnvironment {
         if let Err(e) = spec.validate() {
             self.state().errors.push(format!("from_datagen: {e}"));
         }
-        self.stream(SourceSpec::Datagen(spec))
+        self.stream(SourceSpec::new(spec))
     }
 
     /// The Nexmark benchmark's auction events (persons, auctions, bids as flat maps with an
@@ -276,7 +278,7 @@ impl StreamEnvironment {
         if let Err(e) = spec.validate() {
             self.state().errors.push(format!("from_nexmark: {e}"));
         }
-        self.stream(SourceSpec::Nexmark(spec))
+        self.stream(SourceSpec::new(spec))
     }
 
     pub fn from_source(&self, source: SourceSpec) -> DataStream {
@@ -709,24 +711,24 @@ impl DataStream {
 
     /// Print every record to stdout, one per line.
     pub fn print(self) {
-        self.sink_to(SinkSpec::Print);
+        self.sink_to(SinkSpec::print());
     }
 
     /// Write every record to a file, one per line.
     pub fn write_to_file(self, path: impl Into<PathBuf>, format: LineFormat) {
-        self.sink_to(SinkSpec::File { path: path.into(), format });
+        self.sink_to(SinkSpec::file(path, format));
     }
 
     /// Collect every record (MessagePack) into memory; read it after `execute`.
     pub fn collect(self) -> Collected {
         let into: Collected = Arc::default();
-        self.sink_to(SinkSpec::Collect(into.clone()));
+        self.sink_to(SinkSpec::collect(into.clone()));
         into
     }
 
     /// Throw records away (for benchmarks).
     pub fn discard(self) {
-        self.sink_to(SinkSpec::Discard);
+        self.sink_to(SinkSpec::discard());
     }
 }
 

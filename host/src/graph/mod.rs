@@ -246,10 +246,10 @@ mod tests {
     fn graph(steps: Vec<Step>) -> JobGraph {
         JobGraph {
             name: "t".into(),
-            source: SourceSpec::Collection { elements: vec![] },
+            source: SourceSpec::collection(vec![]),
             steps,
-            sink: SinkSpec::Discard,
-            dead_letter: SinkSpec::Discard,
+            sink: SinkSpec::discard(),
+            dead_letter: SinkSpec::discard(),
             late_data: None,
             config: JobConfig { default_parallelism: 4, ..Default::default() },
         }
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_broadcast_input_belongs_to_the_keyed_step_that_starts_a_stage() {
-        let rules = BroadcastInput { source: SourceSpec::Collection { elements: vec![] }, preload: false };
+        let rules = BroadcastInput { source: SourceSpec::collection(vec![]), preload: false };
         let mut process = step("process", StepKind::Keyed, None);
         process.broadcast = Some(rules.clone());
         let g = graph(vec![step("key_by", StepKind::KeyBy, None), process, step("m", StepKind::Stateless, None)]);

@@ -18,47 +18,24 @@
 //! file's folder), then [`JobSpec::build`] loads the plugins and builds the pipeline with
 //! the builder API ([`crate::env`]), so both ways of writing a job run the same code.
 
-mod datagen;
-mod kafka;
-mod locate;
-mod nexmark;
-mod postgres;
 mod spec;
 mod state_query;
 mod time;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub use locate::Lines;
+pub use crate::config::parse_duration_ms;
+pub use crate::config::{JobError, Lines};
 pub use spec::{FnRef, JobSpec, KeySpec, PipelineStep, StepSpec};
 pub use state_query::{StateQueryError, query as query_state};
-pub use time::{WindowSpec, parse_duration_ms};
+pub use time::WindowSpec;
 
-/// An error in a job file, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    /// The key the error is about, e.g. `pipeline[0].map`; empty for the whole file.
-    pub key: String,
-    pub message: String,
+/// A job file's text read as `job.yaml` in the current folder (for tests of the parts of
+/// job files).
+#[cfg(test)]
+pub(crate) fn parse_text(text: &str) -> Result<JobSpec, JobError> {
+    spec::parse(text, Path::new("job.yaml"), Path::new("."))
 }
-
-impl fmt::Display for JobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.key.is_empty() {
-            write!(f, ": {}", self.key)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for JobError {}
 
 /// Read and validate a job file.
 pub fn load(path: &Path) -> Result<JobSpec, JobError> {

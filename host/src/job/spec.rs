@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
-use super::{JobError, Lines};
 use crate::checkpoint::CheckpointConfig;
-use crate::connectors::{LineFormat, SinkSpec, SourceSpec};
+use crate::config::{Ctx, JobError, Lines, describe, get, join};
+use crate::connectors::{SinkSpec, SourceSpec, parse_sink, parse_source};
 use crate::deploy::RollbackPolicy;
 use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
 use crate::graph::BroadcastInput;
@@ -96,130 +96,6 @@ const TOP_KEYS: &[&str] = &[
 ];
 const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process";
 
-/// Validation context: the file, its line index, and where relative paths start.
-pub(super) struct Ctx<'a> {
-    file: &'a Path,
-    base: &'a Path,
-    lines: Lines,
-}
-
-impl Ctx<'_> {
-    pub(super) fn err(&self, key: &str, message: impl Into<String>) -> JobError {
-        JobError {
-            file: self.file.to_path_buf(),
-            line: self.lines.line(key),
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
-    }
-
-    pub(super) fn map<'v>(
-        &self,
-        v: &'v Value,
-        key: &str,
-        allowed: &[&str],
-    ) -> Result<Vec<(&'v str, &'v Value)>, JobError> {
-        let Value::Mapping(m) = v else {
-            return Err(
-                self.err(key, format!("expected a mapping with keys {}, found {}", allowed.join(", "), describe(v)))
-            );
-        };
-        let mut out = Vec::new();
-        for (k, val) in m {
-            let Some(k) = k.as_str() else {
-                return Err(self.err(key, format!("keys must be strings, found {}", describe(k))));
-            };
-            if !allowed.contains(&k) {
-                let child = join(key, k);
-                return Err(self.err(&child, format!("unknown key; expected one of: {}", allowed.join(", "))));
-            }
-            out.push((k, val));
-        }
-        Ok(out)
-    }
-
-    /// A string value; `${VAR}` and `${VAR:-default}` in it take values from the environment.
-    pub(super) fn string(&self, v: &Value, key: &str) -> Result<String, JobError> {
-        match v {
-            Value::String(s) if !s.trim().is_empty() => expand_env(s, |name| std::env::var(name).ok())
-                .map_err(|e| self.err(key, e))
-                .and_then(|s| if s.trim().is_empty() { Err(self.err(key, "must not be empty")) } else { Ok(s) }),
-            Value::String(_) => Err(self.err(key, "must not be empty")),
-            other => Err(self.err(key, format!("expected a string, found {}", describe(other)))),
-        }
-    }
-
-    pub(super) fn number(&self, v: &Value, key: &str, min: u64, max: u64) -> Result<u64, JobError> {
-        match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(self.err(key, format!("expected a whole number from {min} to {max}, found {}", describe(v)))),
-        }
-    }
-
-    fn format(&self, v: Option<&Value>, key: &str) -> Result<LineFormat, JobError> {
-        match v.map(|v| self.string(v, key)).transpose()?.as_deref() {
-            None | Some("text") | Some("raw") => Ok(LineFormat::Text),
-            Some("json") => Ok(LineFormat::Json),
-            Some(other) => Err(self.err(key, format!("unknown format `{other}`; expected text or json"))),
-        }
-    }
-}
-
-/// `s` with `${NAME}` replaced by the variable's value and `${NAME:-default}` by the value
-/// or, when unset or empty, the default (as in a shell).
-fn expand_env(s: &str, var: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find("${") {
-        out.push_str(&rest[..at]);
-        let Some(end) = rest[at..].find('}') else {
-            return Err(format!("`${{` without a closing `}}` in {s:?}"));
-        };
-        let inner = &rest[at + 2..at + end];
-        let (name, default) = match inner.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        match (var(name).filter(|v| !v.is_empty()), default) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(format!(
-                    "the environment variable {name} is not set; set it or write ${{{name}:-default}}"
-                ));
-            }
-        }
-        rest = &rest[at + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-pub(super) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
-}
-
-pub(super) fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
-    }
-}
-
-pub(super) fn get<'v>(entries: &[(&str, &'v Value)], key: &str) -> Option<&'v Value> {
-    entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-}
-
 pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, JobError> {
     let doc: Value = serde_norway::from_str(text).map_err(|e| JobError {
         file: file.to_path_buf(),
@@ -227,7 +103,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         key: String::new(),
         message: format!("not valid YAML: {e}"),
     })?;
-    let ctx = Ctx { file, base, lines: Lines::index(text) };
+    let ctx = Ctx::new(file, base, Lines::index(text));
     let top = ctx.map(&doc, "", TOP_KEYS)?;
     let required = |key: &str| get(&top, key).ok_or_else(|| ctx.err("", format!("missing the required key `{key}`")));
 
@@ -271,7 +147,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
     let sink = parse_sink(&ctx, required("sink")?, "sink")?;
     let dead_letter = match get(&top, "dead_letter") {
         Some(v) => parse_sink(&ctx, v, "dead_letter")?,
-        None => SinkSpec::PrintStderr,
+        None => SinkSpec::stderr(),
     };
     let late_data = get(&top, "late_data").map(|v| parse_sink(&ctx, v, "late_data")).transpose()?;
     let state_dir = get(&top, "state_dir").map(|v| ctx.string(v, "state_dir").map(|d| ctx.path(&d))).transpose()?;
@@ -280,18 +156,14 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         None => RollbackPolicy::default(),
     };
     let checkpoints = get(&top, "checkpoints").map(|v| parse_checkpoints(&ctx, v, &name)).transpose()?;
-    if let SinkSpec::Kafka(k) = &sink
-        && k.delivery == crate::connectors::kafka::Delivery::ExactlyOnce
+    if let Some((key, why)) = sink.needs_checkpoints()
         && checkpoints.is_none()
     {
-        return Err(ctx.err(
-            "sink.sink.delivery-guarantee",
-            "exactly-once commits a Kafka transaction per checkpoint: add `checkpoints: {interval: 1 s}` to the job",
-        ));
+        return Err(ctx.err(&join("sink", key), why));
     }
     Ok(JobSpec {
         file: file.to_path_buf(),
-        lines: ctx.lines,
+        lines: ctx.into_lines(),
         name,
         parallelism,
         max_parallelism,
@@ -318,7 +190,7 @@ fn parse_checkpoints(ctx: &Ctx, v: &Value, job: &str) -> Result<CheckpointConfig
         let key = join("checkpoints", k);
         match k {
             "interval" => {
-                let ms = super::time::duration(ctx, val, &key)?;
+                let ms = crate::config::duration(ctx, val, &key)?;
                 if ms < 10 {
                     return Err(ctx.err(&key, format!("a checkpoint every {ms} ms is too often; use at least 10 ms")));
                 }
@@ -327,7 +199,7 @@ fn parse_checkpoints(ctx: &Ctx, v: &Value, job: &str) -> Result<CheckpointConfig
             "retained" => config.retained = ctx.number(val, &key, 2, 1000)? as usize,
             "restart_attempts" => config.restart_attempts = ctx.number(val, &key, 0, 1000)? as u32,
             "restart_delay" => {
-                config.restart_delay = Duration::from_millis(super::time::duration(ctx, val, &key)? as u64)
+                config.restart_delay = Duration::from_millis(crate::config::duration(ctx, val, &key)? as u64)
             }
             _ => config.dir = ctx.path(&ctx.string(val, &key)?),
         }
@@ -372,104 +244,6 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
         }
     }
     Ok(limits)
-}
-
-fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
-    let connector = connector(ctx, v, key, "collection, file, socket, datagen, nexmark or kafka")?;
-    match connector.as_str() {
-        "collection" => {
-            let entries = ctx.map(v, key, &["connector", "elements"])?;
-            let Some(Value::Sequence(items)) = get(&entries, "elements") else {
-                return Err(
-                    ctx.err(&join(key, "elements"), "the collection connector needs `elements`, a list of values")
-                );
-            };
-            let mut elements = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let encoded = rmp_serde::to_vec_named(item)
-                    .map_err(|e| ctx.err(&format!("{key}.elements[{i}]"), format!("cannot encode the value: {e}")))?;
-                elements.push(encoded);
-            }
-            Ok(SourceSpec::Collection { elements })
-        }
-        "file" | "filesystem" => {
-            let entries = ctx.map(v, key, &["connector", "path", "format"])?;
-            let path = get(&entries, "path")
-                .ok_or_else(|| ctx.err(key, "the file connector needs `path`, a file or a folder"))?;
-            let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
-            if !path.exists() {
-                return Err(ctx.err(&join(key, "path"), format!("{} does not exist", path.display())));
-            }
-            Ok(SourceSpec::File { path, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
-        }
-        "socket" => {
-            let entries = ctx.map(v, key, &["connector", "hostname", "port", "format"])?;
-            let host = match get(&entries, "hostname") {
-                Some(h) => ctx.string(h, &join(key, "hostname"))?,
-                None => "localhost".to_string(),
-            };
-            let port = get(&entries, "port").ok_or_else(|| ctx.err(key, "the socket connector needs `port`"))?;
-            let port = ctx.number(port, &join(key, "port"), 1, 65535)? as u16;
-            Ok(SourceSpec::Socket { host, port, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
-        }
-        "datagen" => super::datagen::parse_datagen(ctx, v, key),
-        "nexmark" => super::nexmark::parse_nexmark(ctx, v, key),
-        "kafka" => super::kafka::parse_source(ctx, v, key),
-        other => Err(ctx.err(
-            &join(key, "connector"),
-            format!("unknown source connector `{other}`; expected collection, file, socket, datagen, nexmark or kafka"),
-        )),
-    }
-}
-
-fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
-    let connector = connector(ctx, v, key, "print, file, blackhole, kafka or postgres")?;
-    match connector.as_str() {
-        "print" => {
-            let entries = ctx.map(v, key, &["connector", "stream"])?;
-            // Dead letters print to stderr unless told otherwise, apart from the records.
-            let default = if key == "dead_letter" { "stderr" } else { "stdout" };
-            match get(&entries, "stream")
-                .map(|s| ctx.string(s, &join(key, "stream")))
-                .transpose()?
-                .as_deref()
-                .unwrap_or(default)
-            {
-                "stdout" => Ok(SinkSpec::Print),
-                "stderr" => Ok(SinkSpec::PrintStderr),
-                other => {
-                    Err(ctx.err(&join(key, "stream"), format!("unknown stream `{other}`; expected stdout or stderr")))
-                }
-            }
-        }
-        "file" | "filesystem" => {
-            let entries = ctx.map(v, key, &["connector", "path", "format"])?;
-            let path = get(&entries, "path")
-                .ok_or_else(|| ctx.err(key, "the file connector needs `path`, the output file"))?;
-            let path = ctx.path(&ctx.string(path, &join(key, "path"))?);
-            Ok(SinkSpec::File { path, format: ctx.format(get(&entries, "format"), &join(key, "format"))? })
-        }
-        "blackhole" | "discard" => {
-            ctx.map(v, key, &["connector"])?;
-            Ok(SinkSpec::Discard)
-        }
-        "kafka" => super::kafka::parse_sink(ctx, v, key),
-        "postgres" => super::postgres::parse_postgres(ctx, v, key),
-        other => Err(ctx.err(
-            &join(key, "connector"),
-            format!("unknown sink connector `{other}`; expected print, file, blackhole, kafka or postgres"),
-        )),
-    }
-}
-
-fn connector(ctx: &Ctx, v: &Value, key: &str, expected: &str) -> Result<String, JobError> {
-    let Value::Mapping(m) = v else {
-        return Err(ctx.err(key, format!("expected a mapping with a `connector` ({expected}), found {}", describe(v))));
-    };
-    match m.get("connector") {
-        Some(c) => ctx.string(c, &join(key, "connector")),
-        None => Err(ctx.err(key, format!("missing `connector` ({expected})"))),
-    }
 }
 
 fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<PipelineStep, JobError> {
@@ -801,6 +575,7 @@ fn step_kind(step: &StepSpec) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::expand_env;
 
     fn parse_str(text: &str) -> Result<JobSpec, JobError> {
         parse(text, Path::new("job.yaml"), Path::new("."))
@@ -830,7 +605,7 @@ mod tests {
         assert!(matches!(&steps[1], (StepSpec::KeyBy(KeySpec::Field(x)), None) if x == "x"));
         assert!(matches!(&steps[2], (StepSpec::Count, None)));
         assert_eq!(steps[3].1, Some(2));
-        let SourceSpec::Collection { elements } = spec.source else { panic!("not a collection") };
+        let elements = &spec.source.get::<crate::connectors::CollectionSource>().expect("a collection").elements;
         assert_eq!(elements.len(), 3);
         assert_eq!(crate::record::display_value(&elements[2]), r#"{"x":2}"#);
     }
@@ -896,10 +671,10 @@ mod tests {
     fn kafka_connectors_parse_with_flink_option_names() {
         let text = "name: k\nsource:\n  connector: kafka\n  topic: [a, b]\n  properties.bootstrap.servers: h:1\n  format: text\n  metadata: [key, offset]\n  watermarks: {max_out_of_orderness: 2 s, idleness: 5 s}\nsink:\n  connector: kafka\n  topic: out\n  properties:\n    bootstrap.servers: h:1\n    linger.ms: 5\n  key.field: url\n";
         let spec = parse_str(text).unwrap();
-        let SourceSpec::Kafka(source) = &spec.source else { panic!("not kafka: {:?}", spec.source) };
+        let source = spec.source.get::<crate::connectors::kafka::KafkaSourceSpec>().expect("a kafka source");
         assert_eq!(source.topics, ["a", "b"]);
         assert!(source.watermarks.is_some() && spec.source.has_event_time());
-        let SinkSpec::Kafka(sink) = &spec.sink else { panic!("not kafka") };
+        let sink = spec.sink.get::<crate::connectors::kafka::KafkaSinkSpec>().expect("a kafka sink");
         assert_eq!(sink.properties, [("bootstrap.servers".into(), "h:1".into()), ("linger.ms".into(), "5".into())]);
         assert_eq!(sink.key_field.as_deref(), Some("url"));
         let missing = "name: k\nsource:\n  connector: kafka\n  topic: a\nsink:\n  connector: print\n";

@@ -17,8 +17,8 @@
 
 use serde_norway::Value;
 
-use super::JobError;
-use super::spec::{Ctx, FnRef, describe, get, join, parse_fn};
+use super::spec::{FnRef, parse_fn};
+use crate::config::{Ctx, JobError, duration, get, join};
 use crate::window::{AggregateKind, WindowAssigner};
 
 /// A window step as written.
@@ -50,39 +50,6 @@ pub struct TimestampsSpec {
     pub field: String,
     pub max_out_of_orderness_ms: i64,
     pub idleness_ms: Option<i64>,
-}
-
-/// Milliseconds in a duration like `5 s`, `1min`, `250 ms` or `5000`.
-pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().ok()?;
-    let per = match unit.trim() {
-        "" | "ms" => 1,
-        "s" | "sec" | "second" | "seconds" => 1_000,
-        "m" | "min" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        _ => return None,
-    };
-    n.checked_mul(per)
-}
-
-pub(super) fn duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
-    let ms = match v {
-        Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
-        Value::String(s) => parse_duration_ms(s),
-        _ => None,
-    };
-    ms.ok_or_else(|| {
-        ctx.err(
-            key,
-            format!(
-                "expected a duration like `5 s`, `1 min` or `500 ms` (or whole milliseconds), found {}",
-                describe(v)
-            ),
-        )
-    })
 }
 
 /// `assign_timestamps: {field: ts, max_out_of_orderness: 5 s, idleness: 1 min, parallelism: 2}`
@@ -180,21 +147,4 @@ pub fn parse_window(
     }
     let aggregate = AggregateSpec::Builtin { kind, field };
     Ok(WindowSpec { assigner, processing_time, allowed_lateness_ms, aggregate })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ms("5000"), Some(5000));
-        assert_eq!(parse_duration_ms("5 s"), Some(5000));
-        assert_eq!(parse_duration_ms("1min"), Some(60_000));
-        assert_eq!(parse_duration_ms("2 h"), Some(7_200_000));
-        assert_eq!(parse_duration_ms("250 ms"), Some(250));
-        assert_eq!(parse_duration_ms("5 weeks"), None);
-        assert_eq!(parse_duration_ms("-5 s"), None);
-        assert_eq!(parse_duration_ms("s"), None);
-    }
 }

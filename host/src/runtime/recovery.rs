@@ -3,9 +3,8 @@
 
 use super::RuntimeError;
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PluginVersion, SourcePosition};
-use crate::connectors::{self, SinkSpec};
 use crate::graph::{self, JobGraph};
-use crate::task::{ConnectorError, InstanceContext, Operator, OperatorError};
+use crate::task::{InstanceContext, Operator, OperatorError};
 
 /// What a checkpointed job starts from: its latest complete checkpoint, unless that is
 /// the last one of a finished run (then the job starts afresh). The state and the file
@@ -19,7 +18,7 @@ pub(super) fn prepare_checkpoints(
     // A transactional sink commits after the checkpoint is written: if the job stopped in
     // between, the sink's last commit is one checkpoint older, and the job resumes there.
     if let Some(meta) = &resume
-        && let Some(committed) = connectors::committed_checkpoint(&graph.sink, &graph.name)?
+        && let Some(committed) = graph.sink.committed_checkpoint(&graph.name)?
         && committed < meta.id
     {
         tracing::warn!(job = %graph.name, latest = meta.id, committed, "the sink did not commit the latest checkpoint; resuming from the one it committed");
@@ -51,13 +50,7 @@ pub(super) fn prepare_checkpoints(
     }
     // The output parts the restored checkpoint covers are committed, later ones deleted
     // (all of them when starting afresh).
-    if let SinkSpec::File { path, .. } = &graph.sink {
-        connectors::recover_parts(path, resume.as_ref().map_or(0, |m| m.id)).map_err(|source| ConnectorError::Io {
-            what: "cannot recover the output parts in",
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
+    graph.sink.recover(resume.as_ref().map_or(0, |m| m.id))?;
     Ok(resume)
 }
 

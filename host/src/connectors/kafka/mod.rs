@@ -11,6 +11,7 @@
 //! - [`dev::DevCluster`] is librdkafka's in-process mock cluster, for tests, benchmarks and
 //!   `weir dev kafka`.
 
+mod config;
 pub mod dev;
 mod format;
 mod sink;
@@ -18,15 +19,19 @@ mod source;
 
 use std::time::Duration;
 
+use super::{Sink, Source, mismatch};
+use crate::checkpoint::SourcePosition;
+use crate::task::{ConnectorError, OpenedSink, SinkContext, SinkWriter, SourceContext};
+
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+pub(super) use config::{parse_sink, parse_source};
 pub use format::{MetadataField, ValueFormat};
-pub use sink::{KafkaTransaction, committed_checkpoint, open as open_sink, open_at_least_once};
-pub use source::run as run_source;
+pub use sink::KafkaTransaction;
 
 /// How long a metadata or offsets request may take before it counts as failed.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +95,52 @@ pub struct KafkaSinkSpec {
     pub transactional_id: Option<String>,
     /// Where exactly-once commit markers go.
     pub commit_topic: String,
+}
+
+impl Source for KafkaSourceSpec {
+    fn name(&self) -> &'static str {
+        "source kafka"
+    }
+
+    fn has_event_time(&self) -> bool {
+        self.watermarks.is_some()
+    }
+
+    fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<SourcePosition, ConnectorError> {
+        let offsets = match start {
+            None => None,
+            Some(p) => match p.decode() {
+                Ok(KafkaPosition::Kafka { offsets }) => Some(offsets),
+                Err(_) => return Err(mismatch(self, p)),
+            },
+        };
+        source::run(self, ctx, offsets.as_deref())
+    }
+}
+
+impl Sink for KafkaSinkSpec {
+    fn name(&self) -> &'static str {
+        "sink kafka"
+    }
+
+    fn open(&self) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        sink::open_at_least_once(self)
+    }
+
+    fn open_for_job(&self, ctx: &SinkContext) -> Result<OpenedSink, ConnectorError> {
+        sink::open(self, ctx)
+    }
+
+    fn committed_checkpoint(&self, job: &str) -> Result<Option<u64>, ConnectorError> {
+        sink::committed_checkpoint(self, job)
+    }
+
+    fn needs_checkpoints(&self) -> Option<(&'static str, &'static str)> {
+        (self.delivery == Delivery::ExactlyOnce).then_some((
+            "sink.delivery-guarantee",
+            "exactly-once commits a Kafka transaction per checkpoint: add `checkpoints: {interval: 1 s}` to the job",
+        ))
+    }
 }
 
 impl KafkaSinkSpec {

@@ -11,14 +11,15 @@
 
 use serde_norway::Value;
 
-use super::JobError;
-use super::spec::{Ctx, describe, get, join};
-use crate::connectors::{POSTGRES_BATCH_SIZE, PostgresSpec, SinkSpec};
+use crate::config::{Ctx, JobError, describe, get, join};
+
+use super::{DEFAULT_BATCH_SIZE as POSTGRES_BATCH_SIZE, PostgresSpec};
+use crate::connectors::SinkSpec;
 
 const SINK_KEYS: &[&str] = &["connector", "url", "table", "key", "batch_size"];
 
 /// `sink: {connector: postgres, ...}` (also as `dead_letter` or `late_data`).
-pub fn parse_postgres(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
+pub(in crate::connectors) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
     let entries = ctx.map(v, key, SINK_KEYS)?;
     let required = |name: &str, example: &str| {
         get(&entries, name)
@@ -53,37 +54,30 @@ pub fn parse_postgres(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobEr
             format!("not a PostgreSQL url ({e}); expected e.g. postgres://user@host:5432/dbname"),
         )
     })?;
-    Ok(SinkSpec::Postgres(spec))
+    Ok(SinkSpec::new(spec))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use super::*;
 
-    use super::super::spec::parse;
-    use crate::connectors::SinkSpec;
-
-    fn sink(yaml: &str) -> Result<SinkSpec, String> {
+    fn sink(yaml: &str) -> Result<PostgresSpec, String> {
         let text = format!("name: t\nsource: {{connector: collection, elements: [1]}}\nsink:\n{yaml}");
-        parse(&text, Path::new("job.yaml"), Path::new(".")).map(|s| s.sink).map_err(|e| e.to_string())
+        let sink = crate::job::parse_text(&text).map_err(|e| e.to_string())?.sink;
+        sink.get::<PostgresSpec>().cloned().ok_or_else(|| format!("not a postgres sink: {sink:?}"))
     }
 
     #[test]
     fn parses_url_table_key_and_batch_size() {
-        let SinkSpec::Postgres(spec) = sink(
+        let spec = sink(
             "  connector: postgres\n  url: postgres://weir@127.0.0.1:5433/db\n  table: url_counts\n  \
              key: [url, window_end]\n  batch_size: 100\n",
         )
-        .unwrap() else {
-            panic!("a postgres sink")
-        };
+        .unwrap();
         assert_eq!(spec.table, "url_counts");
         assert_eq!(spec.key, ["url", "window_end"]);
         assert_eq!(spec.batch_size, 100);
-        let SinkSpec::Postgres(plain) = sink("  connector: postgres\n  url: postgres://h/db\n  table: t\n").unwrap()
-        else {
-            panic!("a postgres sink")
-        };
+        let plain = sink("  connector: postgres\n  url: postgres://h/db\n  table: t\n").unwrap();
         assert!(plain.key.is_empty());
         assert_eq!(plain.batch_size, 500);
     }

@@ -28,10 +28,9 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::JobError;
-use super::spec::{Ctx, describe, get, join};
-use super::time::duration;
-use crate::connectors::kafka::{
+use crate::config::{Ctx, JobError, describe, duration, get, join};
+
+use super::{
     DEFAULT_COMMIT_TOPIC, Delivery, KafkaSinkSpec, KafkaSourceSpec, KafkaWatermarks, MetadataField, StartupMode,
     ValueFormat,
 };
@@ -125,7 +124,7 @@ fn format(ctx: &Ctx, entries: &[(&str, &Value)], key: &str, default: ValueFormat
         .ok_or_else(|| ctx.err(&key, format!("unknown format `{s}`; expected raw, text, json or msgpack")))
 }
 
-pub(super) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+pub(in crate::connectors) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
     let (entries, properties) = entries(ctx, v, key, SOURCE_KEYS)?;
     let topic_key = join(key, "topic");
     let topics = match get(&entries, "topic") {
@@ -183,7 +182,7 @@ pub(super) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec
     }
     let watermarks =
         get(&entries, "watermarks").map(|w| parse_watermarks(ctx, w, &join(key, "watermarks"))).transpose()?;
-    Ok(SourceSpec::Kafka(KafkaSourceSpec {
+    Ok(SourceSpec::new(KafkaSourceSpec {
         topics,
         properties,
         startup,
@@ -207,7 +206,7 @@ fn parse_watermarks(ctx: &Ctx, v: &Value, key: &str) -> Result<KafkaWatermarks, 
     })
 }
 
-pub(super) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
+pub(in crate::connectors) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
     let (entries, properties) = entries(ctx, v, key, SINK_KEYS)?;
     let string = |name: &str| get(&entries, name).map(|s| ctx.string(s, &join(key, name))).transpose();
     let topic = string("topic")?.ok_or_else(|| ctx.err(key, "the kafka sink needs `topic`"))?;
@@ -221,7 +220,7 @@ pub(super) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, Jo
             );
         }
     };
-    Ok(SinkSpec::Kafka(KafkaSinkSpec {
+    Ok(SinkSpec::new(KafkaSinkSpec {
         topic,
         properties,
         format: format(ctx, &entries, key, ValueFormat::Json)?,

@@ -13,10 +13,10 @@
 
 use serde_norway::Value;
 
-use super::JobError;
-use super::spec::{Ctx, describe, get, join};
-use super::time::duration;
-use crate::connectors::{NexmarkSpec, SourceSpec};
+use crate::config::{Ctx, JobError, describe, duration, get, join};
+
+use super::NexmarkSpec;
+use crate::connectors::SourceSpec;
 
 const SOURCE_KEYS: &[&str] = &[
     "connector",
@@ -41,7 +41,7 @@ const SOURCE_KEYS: &[&str] = &[
 ];
 
 /// `source: {connector: nexmark, ...}`.
-pub fn parse_nexmark(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+pub(in crate::connectors) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
     let entries = ctx.map(v, key, SOURCE_KEYS)?;
     let events = get(&entries, "events").ok_or_else(|| {
         ctx.err(key, "the nexmark connector needs `events`: how many events to generate, e.g. `events: 1000000`")
@@ -91,22 +91,17 @@ pub fn parse_nexmark(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobE
         };
     }
     spec.validate().map_err(|e| ctx.err(key, e.to_string()))?;
-    Ok(SourceSpec::Nexmark(spec))
+    Ok(SourceSpec::new(spec))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::job::spec::parse;
 
     fn nexmark(source: &str) -> Result<NexmarkSpec, String> {
         let text = format!("name: t\nsource:\n  connector: nexmark\n{source}sink:\n  connector: blackhole\n");
-        match parse(&text, Path::new("job.yaml"), Path::new(".")).map_err(|e| e.to_string())?.source {
-            SourceSpec::Nexmark(spec) => Ok(spec),
-            other => Err(format!("not a nexmark source: {other:?}")),
-        }
+        let source = crate::job::parse_text(&text).map_err(|e| e.to_string())?.source;
+        source.get::<NexmarkSpec>().cloned().ok_or_else(|| format!("not a nexmark source: {source:?}"))
     }
 
     #[test]

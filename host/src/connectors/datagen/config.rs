@@ -18,16 +18,16 @@
 
 use serde_norway::Value;
 
-use super::JobError;
-use super::spec::{Ctx, describe, get, join};
-use super::time::duration;
-use crate::connectors::{DatagenSpec, FieldGenerator, SourceSpec};
+use crate::config::{Ctx, JobError, describe, duration, get, join};
+
+use super::{DatagenSpec, FieldGenerator};
+use crate::connectors::SourceSpec;
 
 const SOURCE_KEYS: &[&str] = &["connector", "number-of-rows", "rows-per-second", "seed", "fields"];
 const KINDS: &str = "sequence, random or event-time";
 
 /// `source: {connector: datagen, ...}`.
-pub fn parse_datagen(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
+pub(in crate::connectors) fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
     let entries = ctx.map(v, key, SOURCE_KEYS)?;
     let mut spec = DatagenSpec::new();
     if let Some(n) = get(&entries, "number-of-rows") {
@@ -65,7 +65,7 @@ pub fn parse_datagen(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobE
     }
     // Field names come from a mapping, so they are unique; the rest was checked field by field.
     spec.validate().map_err(|e| ctx.err(key, e.to_string()))?;
-    Ok(SourceSpec::Datagen(spec))
+    Ok(SourceSpec::new(spec))
 }
 
 fn parse_field(ctx: &Ctx, v: &Value, key: &str) -> Result<FieldGenerator, JobError> {
@@ -174,10 +174,7 @@ fn float(ctx: &Ctx, v: &Value, key: &str) -> Result<f64, JobError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::job::spec::parse;
 
     fn source(fields: &str) -> String {
         format!(
@@ -186,10 +183,8 @@ mod tests {
     }
 
     fn datagen(text: &str) -> Result<DatagenSpec, String> {
-        match parse(text, Path::new("job.yaml"), Path::new(".")).map_err(|e| e.to_string())?.source {
-            SourceSpec::Datagen(spec) => Ok(spec),
-            other => Err(format!("not a datagen source: {other:?}")),
-        }
+        let source = crate::job::parse_text(text).map_err(|e| e.to_string())?.source;
+        source.get::<DatagenSpec>().cloned().ok_or_else(|| format!("not a datagen source: {source:?}"))
     }
 
     #[test]
