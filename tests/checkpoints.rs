@@ -378,7 +378,7 @@ fn state_no_step_takes_over_is_refused_unless_allowed() {
     let changed = job_with_pipeline(dir.path(), 1, "", &inserted);
     let err = run(weir().arg("run").arg(&changed).arg("--from-savepoint").arg(&savepoint)).assert_failed().to_string();
     assert!(
-        err.contains("holds state of `process[2] process.count_per_key`, `window[4] Tumbling { size: 1000, offset: 0 } max`, which no step of this job has")
+        err.contains("holds state of `process[2] process.count_per_key`, `window[4] tumbling 1 s max`, which no step of this job has")
             && err.contains("--allow-non-restored-state"),
         "{err}"
     );

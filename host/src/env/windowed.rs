@@ -57,18 +57,23 @@ impl WindowedStream {
         if !stream.keyed {
             return stream.fail("window: needs a keyed stream: put `key_by` right before it".into());
         }
-        let what = match &aggregate {
-            WindowAggregate::Udaf { plugin, function, .. } => format!("{}.{function}", plugin.label()),
-            builtin => builtin.output_field().to_string(),
+        // The uid leaves the UDAF's version out: a new version keeps the windows' state.
+        let (what, what_uid) = match &aggregate {
+            WindowAggregate::Udaf { plugin, function, .. } => {
+                (format!("{}.{function}", plugin.label()), format!("{}.{function}", plugin.info().name))
+            }
+            builtin => (builtin.output_field().to_string(), builtin.output_field().to_string()),
         };
-        let step_name = format!("window[{}] {:?} {what}", stream.steps.len(), self.assigner);
+        let index = stream.steps.len();
+        let step_name = format!("window[{index}] {} {what}", self.assigner);
+        let uid = format!("window[{index}] {} {what_uid}", self.assigner);
         let op_name = step_name.clone();
         let (assigner, time, lateness) = (self.assigner, self.time, self.allowed_lateness);
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             let op = WindowOperator::new(op_name.clone(), assigner, time, lateness, &aggregate)?;
             Ok(Box::new(op) as Box<dyn Operator>)
         });
-        stream.push(step_name, StepKind::Keyed, factory)
+        stream.push(step_name, StepKind::Keyed, factory).uid_default(uid)
     }
 
     fn builtin(self, kind: AggregateKind, field: Option<&str>) -> DataStream {

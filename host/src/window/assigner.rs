@@ -39,6 +39,34 @@ pub enum WindowAssigner {
     Session { gap: i64 },
 }
 
+/// `tumbling 1 min`, `sliding 5 min every 1 min`, `session gap 30 s` (with `offset 15 min`
+/// when there is one): how step names show a window.
+impl std::fmt::Display for WindowAssigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offset = |offset: i64| if offset == 0 { String::new() } else { format!(" offset {}", Duration(offset)) };
+        match *self {
+            WindowAssigner::Tumbling { size, offset: o } => write!(f, "tumbling {}{}", Duration(size), offset(o)),
+            WindowAssigner::Sliding { size, slide, offset: o } => {
+                write!(f, "sliding {} every {}{}", Duration(size), Duration(slide), offset(o))
+            }
+            WindowAssigner::Session { gap } => write!(f, "session gap {}", Duration(gap)),
+        }
+    }
+}
+
+/// Milliseconds in the largest unit that shows them exactly: `2 h`, `90 s`, `250 ms`.
+struct Duration(i64);
+
+impl std::fmt::Display for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        match [(3_600_000, "h"), (60_000, "min"), (1_000, "s")].iter().find(|(unit, _)| ms != 0 && ms % unit == 0) {
+            Some((unit, name)) => write!(f, "{} {name}", ms / unit),
+            None => write!(f, "{ms} ms"),
+        }
+    }
+}
+
 impl WindowAssigner {
     /// Windows `[offset + k*size, offset + (k+1)*size)`: every timestamp in exactly one.
     pub fn tumbling(size: i64, offset: i64) -> Result<Self, WindowConfigError> {
@@ -108,6 +136,14 @@ fn window(start: i128, size: i64) -> TimeWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_show_their_sizes_in_words() {
+        assert_eq!(WindowAssigner::tumbling(60_000, 0).unwrap().to_string(), "tumbling 1 min");
+        assert_eq!(WindowAssigner::tumbling(3_600_000, 900_000).unwrap().to_string(), "tumbling 1 h offset 15 min");
+        assert_eq!(WindowAssigner::sliding(300_000, 90_000, 0).unwrap().to_string(), "sliding 5 min every 90 s");
+        assert_eq!(WindowAssigner::session(250).unwrap().to_string(), "session gap 250 ms");
+    }
     use proptest::prelude::*;
 
     #[test]
