@@ -57,6 +57,7 @@ use weir::graph::{JobGraph, Step, StepKind};
 use weir::operator::NativeMap;
 use weir::record::Batch;
 use weir::task::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
+use weir_nexmark::Event;
 
 const DEFAULT_EVENTS: u64 = 800_000;
 const QUERIES: [&str; 9] = ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8"];
@@ -72,51 +73,6 @@ fn repo() -> BenchResult<PathBuf> {
 }
 
 // --- the native variants: the plugin's logic over the same types --------------------------
-
-#[derive(Serialize, Deserialize)]
-struct Person {
-    id: u64,
-    name: String,
-    email_address: String,
-    credit_card: String,
-    city: String,
-    state: String,
-    date_time: i64,
-    extra: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Auction {
-    id: u64,
-    item_name: String,
-    description: String,
-    initial_bid: u64,
-    reserve: u64,
-    date_time: i64,
-    expires: i64,
-    seller: u64,
-    category: u64,
-    extra: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Bid {
-    auction: u64,
-    bidder: u64,
-    price: u64,
-    channel: String,
-    url: String,
-    date_time: i64,
-    extra: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "event_type", rename_all = "lowercase")]
-enum Event {
-    Person(Person),
-    Auction(Auction),
-    Bid(Bid),
-}
 
 #[derive(Deserialize)]
 struct Kind {

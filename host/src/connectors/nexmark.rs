@@ -4,9 +4,10 @@
 //!
 //! Each event is a flat MessagePack map with an `event_type` (`person`, `auction` or
 //! `bid`), the standard fields of its kind and its event time in `date_time` (epoch ms),
-//! so `assign_timestamps: {field: date_time, ...}` works for all three. The
-//! generator module's docs say which distributions follow Beam's generator, and where
-//! (and why) it departs from it.
+//! so `assign_timestamps: {field: date_time, ...}` works for all three. The events are the
+//! types of the `weir-nexmark` crate (`sdk/nexmark`), which the `nexmark-rust` plugin and
+//! the Nexmark bench decode records into. The generator module's docs say which
+//! distributions follow Beam's generator, and where (and why) it departs from it.
 //!
 //! **Event `i` is a pure function of the spec (seed included) and `i`**: [`run`] is a loop
 //! over event indices from a `start` index, so a source can resume at event `n` after a
@@ -33,8 +34,8 @@ pub(super) use config::parse_source;
 use super::{Source, start_index};
 use crate::checkpoint::SourcePosition;
 use crate::task::{ConnectorError, SourceContext};
-pub use event::{Auction, Bid, Event, Person};
 pub use generator::NexmarkGenerator;
+pub use weir_nexmark::{Auction, Bid, Event, Person};
 
 /// Event-time spacing when no `rate` is given: Beam's default `firstEventRate`.
 pub const DEFAULT_EVENT_RATE: u64 = 10_000;
@@ -241,7 +242,7 @@ fn run(spec: &NexmarkSpec, ctx: &mut SourceContext, start: u64) -> Result<Source
         }
         let event = generator.event(i);
         let Ok(()) = ctx.emit_with(|buf| {
-            event.write(buf);
+            event::write(&event, buf);
             Ok::<(), std::convert::Infallible>(())
         })?;
     }

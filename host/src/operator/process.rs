@@ -20,7 +20,7 @@ use crate::deploy::PluginCell;
 use crate::plugin::{self, FunctionInfo, FunctionKind, ProcessHost, Processor, SharedProcessHost};
 use crate::record::{Batch, NO_TIMESTAMP, RowMeta};
 use crate::state::key_group;
-use crate::state::{KeyedState, StateDescriptor, StateKind, TimeDomain};
+use crate::state::{Entries, KeyedState, StateDescriptor, StateKind, TimeDomain};
 use crate::task::DeadLetter;
 use crate::task::{DeadLetters, InstanceContext, Operator, OperatorError};
 
@@ -196,7 +196,7 @@ impl ProcessHost for ProcessScope {
         self.keyed()?.map_contains(state, user_key).map_err(text)
     }
 
-    fn map_entries(&mut self, state: &str) -> Result<crate::plugin::Entries, String> {
+    fn map_entries(&mut self, state: &str) -> Result<Entries, String> {
         self.keyed()?.map_entries(state).map_err(text)
     }
 
@@ -212,7 +212,7 @@ impl ProcessHost for ProcessScope {
         self.broadcast_write(state, user_key, None)
     }
 
-    fn broadcast_entries(&mut self, state: &str) -> Result<crate::plugin::Entries, String> {
+    fn broadcast_entries(&mut self, state: &str) -> Result<Entries, String> {
         self.state.broadcast_entries(state).map_err(text)
     }
 
@@ -220,12 +220,12 @@ impl ProcessHost for ProcessScope {
         self.watermark
     }
 
-    fn register_timer(&mut self, domain: plugin::TimeDomain, at_ms: i64) -> Result<(), String> {
-        self.keyed()?.register_timer(domain_of(domain), at_ms).map_err(text)
+    fn register_timer(&mut self, domain: TimeDomain, at_ms: i64) -> Result<(), String> {
+        self.keyed()?.register_timer(domain, at_ms).map_err(text)
     }
 
-    fn delete_timer(&mut self, domain: plugin::TimeDomain, at_ms: i64) -> Result<(), String> {
-        self.keyed()?.delete_timer(domain_of(domain), at_ms).map_err(text)
+    fn delete_timer(&mut self, domain: TimeDomain, at_ms: i64) -> Result<(), String> {
+        self.keyed()?.delete_timer(domain, at_ms).map_err(text)
     }
 
     fn begin(&mut self) {
@@ -262,13 +262,6 @@ impl ProcessScope {
             None => self.state.broadcast_remove(state, user_key),
         }
         .map_err(text)
-    }
-}
-
-fn domain_of(d: plugin::TimeDomain) -> TimeDomain {
-    match d {
-        plugin::TimeDomain::EventTime => TimeDomain::EventTime,
-        plugin::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
     }
 }
 
@@ -397,11 +390,7 @@ impl ProcessOperator {
                 scope.keys = timers.into_iter().map(|t| (t.key_group, t.key)).collect();
                 scope.selected = None;
             }
-            let wit_domain = match domain {
-                TimeDomain::EventTime => plugin::TimeDomain::EventTime,
-                TimeDomain::ProcessingTime => plugin::TimeDomain::ProcessingTime,
-            };
-            let outcome = self.processor.on_timers(&keys, &times, &vec![wit_domain; times.len()]);
+            let outcome = self.processor.on_timers(&keys, &times, &vec![domain; times.len()]);
             self.scope().phase = Phase::Idle;
             let outcome = outcome.map_err(|e| self.plugin_error(e))?;
             let mut next = 0;

@@ -14,6 +14,7 @@ use rmpv::Value;
 use crate::record::{self, Batch};
 use crate::task::DeadLetter;
 use crate::task::{DeadLetters, Operator, OperatorError};
+use crate::window::Number;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollingKind {
@@ -64,7 +65,8 @@ impl RollingAggregate {
         let missing =
             || ("missing-field".to_string(), format!("record has no field `{field}` to {}", self.kind.as_str()));
         let x = field_of(&incoming, &field).ok_or_else(missing)?;
-        let x = Number::of(x).ok_or_else(|| ("error".to_string(), format!("field `{field}` is {x}, not a number")))?;
+        let x = Number::of(&x.as_ref())
+            .ok_or_else(|| ("error".to_string(), format!("field `{field}` is {x}, not a number")))?;
         let Some(acc) = self.records.get_mut(key) else {
             // The key's first record is its aggregate as it is.
             let encoded = record::encode(&incoming);
@@ -72,14 +74,16 @@ impl RollingAggregate {
             return Ok(encoded);
         };
         let slot = field_mut(acc, &field).ok_or_else(missing)?;
-        let current = Number::of(slot).unwrap_or(x);
+        let current = Number::of(&slot.as_ref()).unwrap_or(x);
+        // Min and max compare as f64 and keep the current value on a tie (or a NaN), as
+        // they always have; the window aggregates compare integers exactly.
         *slot = match &self.kind {
-            RollingKind::Sum(_) => current.add(x),
-            RollingKind::Min(_) => current.min(x),
-            RollingKind::Max(_) => current.max(x),
-            RollingKind::Count => current,
+            RollingKind::Sum(_) => current + x,
+            RollingKind::Min(_) if x.as_f64() < current.as_f64() => x,
+            RollingKind::Max(_) if x.as_f64() > current.as_f64() => x,
+            RollingKind::Min(_) | RollingKind::Max(_) | RollingKind::Count => current,
         }
-        .into_value();
+        .to_value();
         Ok(record::encode(acc))
     }
 }
@@ -142,55 +146,6 @@ fn field_mut<'a>(v: &'a mut Value, field: &str) -> Option<&'a mut Value> {
     }
 }
 
-/// A number as aggregations see it: integers stay integers until a float or an overflow.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Number {
-    Int(i64),
-    Float(f64),
-}
-
-impl Number {
-    fn of(v: &Value) -> Option<Self> {
-        match v {
-            Value::Integer(i) => i.as_i64().map(Number::Int).or_else(|| i.as_f64().map(Number::Float)),
-            Value::F32(f) => Some(Number::Float(f64::from(*f))),
-            Value::F64(f) => Some(Number::Float(*f)),
-            _ => None,
-        }
-    }
-
-    fn as_f64(self) -> f64 {
-        match self {
-            Number::Int(i) => i as f64,
-            Number::Float(f) => f,
-        }
-    }
-
-    fn add(self, other: Self) -> Self {
-        match (self, other) {
-            (Number::Int(a), Number::Int(b)) => {
-                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
-            }
-            _ => Number::Float(self.as_f64() + other.as_f64()),
-        }
-    }
-
-    fn min(self, other: Self) -> Self {
-        if other.as_f64() < self.as_f64() { other } else { self }
-    }
-
-    fn max(self, other: Self) -> Self {
-        if other.as_f64() > self.as_f64() { other } else { self }
-    }
-
-    fn into_value(self) -> Value {
-        match self {
-            Number::Int(i) => Value::from(i),
-            Number::Float(f) => Value::from(f),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +194,6 @@ mod tests {
 
     #[test]
     fn integer_overflow_turns_into_a_float() {
-        assert_eq!(Number::Int(i64::MAX).add(Number::Int(1)), Number::Float(i64::MAX as f64 + 1.0));
+        assert_eq!(Number::Int(i64::MAX) + Number::Int(1), Number::Float(i64::MAX as f64 + 1.0));
     }
 }

@@ -35,7 +35,7 @@ pub use aggregate::{AddOutcome, AggregateError, Aggregator, GroupedOutcome};
 pub use bindings::{FunctionInfo, FunctionKind, PluginInfo, RowEncoding, StateDecl, StateKind};
 pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};
-pub use process::{Entries, ProcessHost, Processor, SharedProcessHost, TimeDomain};
+pub use process::{ProcessHost, Processor, SharedProcessHost};
 pub use transform::{FailureKind, RowFailure, TransformOutcome, Transformer};
 
 use instance::HostState;

@@ -22,14 +22,9 @@ use super::instance::HostState;
 use super::transform::{OutputReader, RawOutput, TransformOutcome};
 use super::{Plugin, PluginError};
 use crate::record::Batch;
+use crate::state::{Entries, TimeDomain};
 
-/// Which clock a timer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TimeDomain {
-    EventTime,
-    ProcessingTime,
-}
-
+/// The state store's clock as the WIT interface names it (the guest's `on-timers`).
 impl From<TimeDomain> for WitTimeDomain {
     fn from(d: TimeDomain) -> Self {
         match d {
@@ -38,9 +33,6 @@ impl From<TimeDomain> for WitTimeDomain {
         }
     }
 }
-
-/// Map entries: (user key, value) pairs.
-pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What a process function's imports reach: the operator's keyed state, broadcast state
 /// and timers. Errors are messages for the guest (an undeclared state name, a write to

@@ -10,6 +10,7 @@
 //! doubles. The result of `min`, `max` or `avg` over no records is nil.
 
 use std::cmp::Ordering;
+use std::ops::Add;
 
 use rmpv::{Value, ValueRef};
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,9 @@ pub enum AggregateError {
     Mismatch { left: AggregateKind, right: AggregateKind },
 }
 
-/// A number as the record had it.
+/// A number as the record had it: integers stay integers until a float joins in or a sum
+/// overflows. The window aggregates here and the rolling aggregates
+/// (`operator::rolling`) both count with it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Number {
     Int(i64),
@@ -46,19 +49,23 @@ pub enum Number {
 }
 
 impl Number {
+    /// A MessagePack number as a `Number` (an integer beyond `i64` as a float); `None` for
+    /// any other value.
+    pub fn of(value: &ValueRef<'_>) -> Option<Number> {
+        match value {
+            ValueRef::Integer(i) => {
+                Some(i.as_i64().map_or_else(|| Number::Float(i.as_f64().unwrap_or(f64::NAN)), Number::Int))
+            }
+            ValueRef::F32(f) => Some(Number::Float(f64::from(*f))),
+            ValueRef::F64(f) => Some(Number::Float(*f)),
+            _ => None,
+        }
+    }
+
     pub fn as_f64(self) -> f64 {
         match self {
             Number::Int(i) => i as f64,
             Number::Float(f) => f,
-        }
-    }
-
-    fn add(self, other: Number) -> Number {
-        match (self, other) {
-            (Number::Int(a), Number::Int(b)) => {
-                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
-            }
-            (a, b) => Number::Float(a.as_f64() + b.as_f64()),
         }
     }
 
@@ -69,7 +76,8 @@ impl Number {
         }
     }
 
-    fn to_value(self) -> Value {
+    /// The number as a MessagePack value, of the kind it has.
+    pub fn to_value(self) -> Value {
         match self {
             Number::Int(i) => Value::from(i),
             Number::Float(f) => Value::F64(f),
@@ -89,16 +97,23 @@ impl Number {
         let Some((_, found)) = found else {
             return Err(AggregateError::MissingField { field: field.to_string() });
         };
-        match found {
-            ValueRef::Integer(i) => {
-                Ok(i.as_i64().map_or_else(|| Number::Float(i.as_f64().unwrap_or(f64::NAN)), Number::Int))
+        Number::of(found).ok_or_else(|| AggregateError::NotANumber {
+            field: field.to_string(),
+            value: crate::record::to_json_value(&found.to_owned()).to_string(),
+        })
+    }
+}
+
+/// The sum, exact while both are integers and it fits in `i64`, else a float.
+impl Add for Number {
+    type Output = Number;
+
+    fn add(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => {
+                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
             }
-            ValueRef::F32(f) => Ok(Number::Float(f64::from(*f))),
-            ValueRef::F64(f) => Ok(Number::Float(*f)),
-            other => Err(AggregateError::NotANumber {
-                field: field.to_string(),
-                value: crate::record::to_json_value(&other.to_owned()).to_string(),
-            }),
+            (a, b) => Number::Float(a.as_f64() + b.as_f64()),
         }
     }
 }
@@ -149,7 +164,7 @@ impl Accumulator {
     pub fn add(&mut self, x: Number) {
         match self {
             Accumulator::Count(n) => *n = n.saturating_add(1),
-            Accumulator::Sum(s) => *s = s.add(x),
+            Accumulator::Sum(s) => *s = *s + x,
             Accumulator::Min(m) => *m = Some(m.map_or(x, |m| if x.cmp(m).is_lt() { x } else { m })),
             Accumulator::Max(m) => *m = Some(m.map_or(x, |m| if x.cmp(m).is_gt() { x } else { m })),
             Accumulator::Avg { sum, count } => {
@@ -173,7 +188,7 @@ impl Accumulator {
     pub fn merge(&mut self, other: &Accumulator) -> Result<(), AggregateError> {
         match (self, other) {
             (Accumulator::Count(a), Accumulator::Count(b)) => *a = a.saturating_add(*b),
-            (Accumulator::Sum(a), Accumulator::Sum(b)) => *a = a.add(*b),
+            (Accumulator::Sum(a), Accumulator::Sum(b)) => *a = *a + *b,
             (a @ Accumulator::Min(_), Accumulator::Min(Some(b)))
             | (a @ Accumulator::Max(_), Accumulator::Max(Some(b))) => a.add(*b),
             (Accumulator::Min(_), Accumulator::Min(None)) | (Accumulator::Max(_), Accumulator::Max(None)) => {}

@@ -23,8 +23,9 @@
 
 use std::sync::OnceLock;
 
+use weir_nexmark::{Auction, Bid, Event, Person};
+
 use super::NexmarkSpec;
-use super::event::{Auction, Bid, Event, Person};
 use crate::connectors::datagen::rng::Rng;
 
 /// Person and auction ids start here, so queries find matches on small streams.
@@ -419,7 +420,7 @@ mod tests {
         for i in 0..5_000 {
             let e = g.event(i);
             let mut out = Vec::new();
-            e.write(&mut out);
+            crate::connectors::nexmark::event::write(&e, &mut out);
             let k = ["person", "auction", "bid"].iter().position(|t| *t == e.event_type()).unwrap_or(0);
             sizes[k].0 += out.len();
             sizes[k].1 += 1;
