@@ -190,11 +190,12 @@ fn a_version_that_does_not_fit_is_refused_and_the_job_runs_on() {
 fn a_rollback_runs_the_previous_version_again() {
     let env = env();
     let v1 = env.load_plugin(common::plugin("versioned-v1-rust")).unwrap();
-    let collected = env.from_datagen(sequence(6_000, 8_000)).map(v1.function("tag")).collect();
+    let collected = env.from_datagen(sequence(6_000, 8_000)).map(v1.function("tag")).uid("tagger").collect();
     let job = env.start("rollback").unwrap();
     wait_for_output(&collected, 1_000);
     let (bytes, path) = component(2);
-    job.deploy("tag", &bytes, &path).unwrap();
+    // A step is found by its uid as well as by (a part of) its name.
+    job.deploy("tagger", &bytes, &path).unwrap();
     wait_for_output(&collected, 3_000);
     let back = job.rollback("tag").unwrap();
     assert_eq!((back.generation, back.plugin.as_str()), (3, "versioned@1.0.0"));

@@ -223,7 +223,7 @@ fn build(
     });
     graph.steps.insert(2, Step::new(step.clone(), StepKind::Stateless, factory));
     let requirement = Requirement { function: FUNCTION.into(), kinds: vec![FunctionKind::Map] };
-    Ok((graph, Targets(vec![Target { step, cell, requirement }])))
+    Ok((graph, Targets(vec![Target { uid: step.clone(), step, cell, requirement }])))
 }
 
 /// The `q` quantile of sorted `xs` (nearest rank), in ms.

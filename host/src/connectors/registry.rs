@@ -75,25 +75,31 @@ fn connector_name(ctx: &Ctx, v: &Value, key: &str, expected: &str) -> Result<Str
 
 /// A job file's `source:` (or a broadcast input's) at `key`.
 pub fn parse_source(ctx: &Ctx, v: &Value, key: &str) -> Result<SourceSpec, JobError> {
-    let known: Vec<&str> = connectors().iter().filter(|c| c.source.is_some()).map(|c| c.name).collect();
-    let expected = names(&known);
-    let name = connector_name(ctx, v, key, &expected)?;
-    match connectors().iter().find(|c| c.is(&name)).and_then(|c| c.source) {
-        Some(parse) => parse(ctx, v, key),
-        None => {
-            Err(ctx.err(&join(key, "connector"), format!("unknown source connector `{name}`; expected {expected}")))
-        }
-    }
+    parse_side(ctx, v, key, "source", |c| c.source)
 }
 
 /// A job file's `sink:`, `dead_letter:` or `late_data:` at `key`.
 pub fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Result<SinkSpec, JobError> {
-    let known: Vec<&str> = connectors().iter().filter(|c| c.sink.is_some()).map(|c| c.name).collect();
+    parse_side(ctx, v, key, "sink", |c| c.sink)
+}
+
+/// The connector at `key` read by its parser for one side (`source` or `sink`), which
+/// `parser` picks; the error for an unknown one lists the connectors of that side.
+fn parse_side<T>(
+    ctx: &Ctx,
+    v: &Value,
+    key: &str,
+    side: &str,
+    parser: fn(&Connector) -> Option<fn(&Ctx, &Value, &str) -> Result<T, JobError>>,
+) -> Result<T, JobError> {
+    let known: Vec<&str> = connectors().iter().filter(|c| parser(c).is_some()).map(|c| c.name).collect();
     let expected = names(&known);
     let name = connector_name(ctx, v, key, &expected)?;
-    match connectors().iter().find(|c| c.is(&name)).and_then(|c| c.sink) {
+    match connectors().iter().find(|c| c.is(&name)).and_then(parser) {
         Some(parse) => parse(ctx, v, key),
-        None => Err(ctx.err(&join(key, "connector"), format!("unknown sink connector `{name}`; expected {expected}"))),
+        None => {
+            Err(ctx.err(&join(key, "connector"), format!("unknown {side} connector `{name}`; expected {expected}")))
+        }
     }
 }
 

@@ -82,6 +82,8 @@ fn compatible_states(old: &FunctionInfo, new: &FunctionInfo) -> Result<(), Strin
 pub struct Target {
     /// The step's name, e.g. `map[0] upper@0.1.0.upper`.
     pub step: String,
+    /// The step's uid (see [`crate::graph::Step::uid`]), once the job is built.
+    pub uid: String,
     pub cell: PluginCell,
     pub requirement: Requirement,
 }
@@ -110,9 +112,10 @@ impl Target {
 pub struct Targets(pub Vec<Target>);
 
 impl Targets {
-    /// The step named `wanted`, or the only one whose name contains it.
+    /// The step whose uid is `wanted`, or that is named `wanted`, or the only one whose
+    /// name contains it.
     pub fn find(&self, wanted: &str) -> Result<&Target, DeployError> {
-        if let Some(t) = self.0.iter().find(|t| t.step == wanted) {
+        if let Some(t) = self.0.iter().find(|t| t.uid == wanted).or_else(|| self.0.iter().find(|t| t.step == wanted)) {
             return Ok(t);
         }
         let matches: Vec<&Target> = self.0.iter().filter(|t| t.step.contains(wanted)).collect();

@@ -295,7 +295,8 @@ impl StreamEnvironment {
         let cell = PluginCell::new(plugin);
         cell.set_policy(self.state().rollback_policy);
         let requirement = Requirement { function: function.to_string(), kinds: kinds.to_vec() };
-        self.state().targets.0.push(Target { step: step.to_string(), cell: cell.clone(), requirement });
+        let target = Target { step: step.to_string(), uid: step.to_string(), cell: cell.clone(), requirement };
+        self.state().targets.0.push(target);
         cell
     }
 
@@ -326,6 +327,12 @@ impl StreamEnvironment {
             1 => pipelines.remove(0),
             _ => return Err(EnvError::TwoPipelines),
         };
+        // A deploy may name a step by its uid, known now that the pipeline is built.
+        for target in &mut state.targets.0 {
+            if let Some(step) = steps.iter().find(|s| s.name == target.step) {
+                target.uid.clone_from(&step.uid);
+            }
+        }
         Ok(JobGraph {
             name: name.to_string(),
             source,
