@@ -9,10 +9,12 @@ use super::{
 };
 use crate::config::{Ctx, JobError, describe, join};
 
+/// Reads a connector's options at a key of a job file into a `T`.
+pub type Parse<T> = fn(&Ctx, &Value, &str) -> Result<T, JobError>;
 /// Reads a connector's options into a source.
-pub type ParseSource = fn(&Ctx, &Value, &str) -> Result<SourceSpec, JobError>;
+pub type ParseSource = Parse<SourceSpec>;
 /// Reads a connector's options into a sink.
-pub type ParseSink = fn(&Ctx, &Value, &str) -> Result<SinkSpec, JobError>;
+pub type ParseSink = Parse<SinkSpec>;
 
 /// One connector: the `connector:` names it answers to, and what it can be.
 pub struct Connector {
@@ -90,7 +92,7 @@ fn parse_side<T>(
     v: &Value,
     key: &str,
     side: &str,
-    parser: fn(&Connector) -> Option<fn(&Ctx, &Value, &str) -> Result<T, JobError>>,
+    parser: fn(&Connector) -> Option<Parse<T>>,
 ) -> Result<T, JobError> {
     let known: Vec<&str> = connectors().iter().filter(|c| parser(c).is_some()).map(|c| c.name).collect();
     let expected = names(&known);
