@@ -142,10 +142,11 @@ impl SourceSpec {
         any.downcast_ref()
     }
 
-    /// Run the source to its end, until a downstream task stops, or until the job is
-    /// cancelled (then it ends cleanly with what it has read). A job resuming from a
-    /// checkpoint passes the source's position in it as `start`.
-    pub fn run(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<(), ConnectorError> {
+    /// The source's task: [`Source::run`] to its end, until a downstream task stops, or
+    /// until the job is cancelled (then it ends cleanly with what it has read), then the
+    /// end reported to the coordinator. A job resuming from a checkpoint passes the
+    /// source's position in it as `start`.
+    pub fn run_to_end(&self, ctx: &mut SourceContext, start: Option<&SourcePosition>) -> Result<(), ConnectorError> {
         let result = self.0.run(ctx, start);
         ctx.finish(self.0.name(), result)
     }

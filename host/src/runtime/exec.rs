@@ -257,7 +257,7 @@ fn spawn_source(
         .with_control(control.clone(), !source.broadcast)
         .with_checkpoints(coordinator.clone(), source.index);
     tasks.spawn_blocking(move || -> TaskResult {
-        let result = source.spec.run(&mut ctx, source.start.as_ref());
+        let result = source.spec.run_to_end(&mut ctx, source.start.as_ref());
         let mut stats = TaskStats { backpressure: ctx.backpressure(), ..Default::default() };
         if source.broadcast {
             stats.broadcast_in = ctx.emitted;
