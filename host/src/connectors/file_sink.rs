@@ -203,7 +203,7 @@ fn parts(dir: &Path) -> std::io::Result<Vec<(u64, bool, PathBuf)>> {
 }
 
 /// Checkpoint `up_to` is complete: its part files and earlier ones become visible.
-pub fn commit_parts(dir: &Path, up_to: u64) -> std::io::Result<usize> {
+fn commit_parts(dir: &Path, up_to: u64) -> std::io::Result<usize> {
     let mut n = 0;
     for (epoch, _, path) in parts(dir)?.into_iter().filter(|(e, open, _)| *open && *e <= up_to) {
         std::fs::rename(&path, committed(dir, epoch))?;
@@ -218,7 +218,7 @@ pub fn commit_parts(dir: &Path, up_to: u64) -> std::io::Result<usize> {
 /// A job resumes from checkpoint `restored`: parts it covers are committed (a crash may have
 /// come between the checkpoint and the rename); later ones are deleted, since the records
 /// in them will come again. `restored` 0 (a job starting afresh) deletes every part.
-pub fn recover_parts(dir: &Path, restored: u64) -> std::io::Result<()> {
+fn recover_parts(dir: &Path, restored: u64) -> std::io::Result<()> {
     commit_parts(dir, restored)?;
     for (_, open, path) in parts(dir)?.into_iter().filter(|(e, ..)| *e > restored) {
         if !open && restored > 0 {

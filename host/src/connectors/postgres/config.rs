@@ -13,7 +13,7 @@ use serde_norway::Value;
 
 use crate::config::{Ctx, JobError, describe, get, join};
 
-use super::{DEFAULT_BATCH_SIZE as POSTGRES_BATCH_SIZE, PostgresSpec};
+use super::{DEFAULT_BATCH_SIZE, PostgresSpec};
 use crate::connectors::SinkSpec;
 
 const SINK_KEYS: &[&str] = &["connector", "url", "table", "key", "batch_size"];
@@ -45,7 +45,7 @@ pub(in crate::connectors) fn parse_sink(ctx: &Ctx, v: &Value, key: &str) -> Resu
     };
     let batch_size = match get(&entries, "batch_size") {
         Some(n) => ctx.number(n, &join(key, "batch_size"), 1, 65_535)? as usize,
-        None => POSTGRES_BATCH_SIZE,
+        None => DEFAULT_BATCH_SIZE,
     };
     let spec = PostgresSpec { url, table, key: key_columns, batch_size };
     spec.config().map_err(|e| {
