@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use crate::control::commands;
 use crate::control::server::ServerConfig;
 use crate::env::StreamEnvironment;
-use crate::plugin::{ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, StateKind, default_cache_dir, kind_name};
+use crate::plugin::{
+    ABI_VERSION, PluginRuntime, RowEncoding, SandboxLimits, StateKind, default_cache_dir, kind_name, signature_text,
+};
 
 /// The WIT package plugins are built against, embedded so `weir plugin build` works anywhere.
 pub const PLUGIN_WIT: &str = include_str!("../../wit/plugin.wit");
@@ -467,6 +469,9 @@ fn inspect(file: &Path, cache_dir: PathBuf) -> Result<()> {
             RowEncoding::PythonMarshal => "python-marshal rows",
         };
         println!("  {:<24} {:<18} {encoding}", f.name, kind_name(f.kind));
+        if let Some(signature) = &f.signature {
+            println!("    signature {}", signature_text(signature));
+        }
         for state in &f.states {
             let kind = match state.kind {
                 StateKind::Value => "value",

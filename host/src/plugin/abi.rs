@@ -11,7 +11,7 @@ use wasmtime::component::Component;
 use super::PluginError;
 
 /// The version of the `weir:plugin` package this host implements.
-pub const ABI_VERSION: &str = "0.1.0";
+pub const ABI_VERSION: &str = "0.2.0";
 const PACKAGE: &str = "weir:plugin/";
 
 /// The interfaces of the `weir:plugin` package a component exports.
@@ -74,13 +74,13 @@ mod tests {
 
     #[test]
     fn accepts_same_minor_and_lists_kinds() {
-        let e = check_names(&names(&["weir:plugin/describe@0.1.0", "weir:plugin/transform@0.1.3"])).unwrap();
+        let e = check_names(&names(&["weir:plugin/describe@0.2.0", "weir:plugin/transform@0.2.3"])).unwrap();
         assert_eq!(e, Exports { transform: true, aggregate: false, process: false });
     }
 
     #[test]
     fn rejects_other_versions_by_name() {
-        for v in ["9.0.0", "0.2.0", "1.0.0", "x"] {
+        for v in ["9.0.0", "0.1.0", "0.3.0", "1.0.0", "x"] {
             let err = check_names(&names(&[&format!("weir:plugin/describe@{v}")])).unwrap_err();
             assert!(matches!(&err, PluginError::AbiMismatch { found } if found == v), "{err}");
             assert!(err.to_string().contains(ABI_VERSION));

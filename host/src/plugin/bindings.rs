@@ -12,9 +12,10 @@ wasmtime::component::bindgen!({
 pub use self::exports::weir::plugin::aggregate::GuestIndices as AggregateIndices;
 pub use self::exports::weir::plugin::describe::GuestIndices as DescribeIndices;
 pub use self::exports::weir::plugin::process::{
-    GuestIndices as ProcessIndices, ProcessOutput, TimeDomain as WitTimeDomain,
+    GuestIndices as ProcessIndices, KeyState, ProcessOutput, StateOp, StateWrite, TimeDomain as WitTimeDomain,
 };
 pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
 pub use self::weir::plugin::types::{
-    Batch as WitBatch, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, RowError, StateDecl, StateKind,
+    Batch as WitBatch, Field, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, RowError, RowKind, ScalarType,
+    Signature, StateDecl, StateKind, ValueType,
 };

@@ -32,7 +32,9 @@ use wasmtime::{Config, Engine, OptLevel};
 
 pub use abi::{ABI_VERSION, Exports};
 pub use aggregate::{AddOutcome, AggregateError, Aggregator, GroupedOutcome};
-pub use bindings::{FunctionInfo, FunctionKind, PluginInfo, RowEncoding, StateDecl, StateKind};
+pub use bindings::{
+    Field, FunctionInfo, FunctionKind, PluginInfo, RowEncoding, ScalarType, Signature, StateDecl, StateKind, ValueType,
+};
 pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};
 pub use process::{ProcessHost, Processor, SharedProcessHost};
@@ -56,7 +58,7 @@ pub enum PluginError {
     )]
     NotAPlugin { exports: String },
     #[error(
-        "built for the weir:plugin ABI {found}, but this host speaks {ABI_VERSION}; rebuild the plugin with a weir-sdk for ABI {ABI_VERSION}"
+        "built for the weir:plugin ABI {found}, but this host speaks {ABI_VERSION}; rebuild the plugin with a weir-sdk for ABI {ABI_VERSION} (`weir plugin build <folder>` with weir-sdk 0.2)"
     )]
     AbiMismatch { found: String },
     #[error(
@@ -73,6 +75,8 @@ pub enum PluginError {
     MissingInterface(&'static str),
     #[error("cannot instantiate the plugin: {0}")]
     Instantiate(String),
+    #[error("cannot read or write the keyed state of a process function call: {0}")]
+    State(String),
 }
 
 /// The engine, linker and cache shared by every plugin of a host.
@@ -298,6 +302,28 @@ impl Plugin {
     }
 }
 
+/// A function's signature as `weir plugin inspect` prints it, e.g.
+/// `(line: string) -> list<string>`.
+pub fn signature_text(signature: &Signature) -> String {
+    let params: Vec<String> =
+        signature.params.iter().map(|f| format!("{}: {}", f.name, value_type_text(&f.type_))).collect();
+    format!("({}) -> {}", params.join(", "), value_type_text(&signature.result))
+}
+
+fn value_type_text(t: &ValueType) -> String {
+    let scalar = match t.scalar {
+        ScalarType::Any => "any",
+        ScalarType::Bool => "bool",
+        ScalarType::Int => "int",
+        ScalarType::Float => "float",
+        ScalarType::String => "string",
+        ScalarType::Bytes => "bytes",
+        ScalarType::Timestamp => "timestamp",
+    };
+    let one = if t.is_list { format!("list<{scalar}>") } else { scalar.to_string() };
+    if t.nullable { format!("{one}?") } else { one }
+}
+
 /// A function kind as users write it in job files.
 pub fn kind_name(kind: FunctionKind) -> &'static str {
     match kind {
@@ -308,5 +334,7 @@ pub fn kind_name(kind: FunctionKind) -> &'static str {
         FunctionKind::TimestampAssigner => "timestamp_assigner",
         FunctionKind::Aggregate => "aggregate",
         FunctionKind::Process => "process",
+        FunctionKind::CoProcess => "co_process",
+        FunctionKind::ProcessWindow => "process_window",
     }
 }

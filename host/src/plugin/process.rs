@@ -4,8 +4,14 @@
 //! The plugin module knows nothing of where state lives: the operator that owns the state
 //! hands a [`ProcessHost`] to its [`Processor`], and every import call of the plugin goes to
 //! it. One `process-elements` call carries the elements of many keys; the guest calls
-//! `context.select(i)` before handling element `i`, and the host scopes the state and
+//! `context.select(i)` before handling element `i`, and the host scopes the list, map and
 //! timer calls that follow to that element's key.
+//!
+//! Value state does not go through imports (ABI 0.2, decision 0013): before a call the
+//! processor reads every declared value state of the call's distinct keys into the call's
+//! `key-state`, and after it applies the `state-writes` the guest returns, inside the same
+//! `begin`/`commit` as the imports' writes. A function over value state so makes no import
+//! call per element.
 //!
 //! Failures, as for transforms: an element the function rejects fails alone (its state
 //! changes made before the error stay, as in a Flink function that catches its own
@@ -16,7 +22,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::bindings::{self, FunctionInfo, ProcessOutput, WitBatch, WitTimeDomain};
+use std::collections::HashSet;
+
+use super::bindings::{
+    self, FunctionInfo, KeyState, ProcessOutput, RowError, RowKind, StateDecl, StateKind, StateOp, StateWrite,
+    WitBatch, WitTimeDomain,
+};
 use super::call::{CallFailure, InstanceSlot, call_then_each, to_wire};
 use super::instance::HostState;
 use super::transform::{OutputReader, RawOutput, TransformOutcome};
@@ -102,15 +113,6 @@ impl bindings::weir::plugin::context::Host for HostState {
 }
 
 impl bindings::weir::plugin::state::Host for HostState {
-    fn value_get(&mut self, state: String) -> Result<Option<Vec<u8>>, String> {
-        self.process.host()?.value_get(&state)
-    }
-    fn value_set(&mut self, state: String, value: Vec<u8>) -> Result<(), String> {
-        self.process.host()?.value_set(&state, &value)
-    }
-    fn value_clear(&mut self, state: String) -> Result<(), String> {
-        self.process.host()?.value_clear(&state)
-    }
     fn list_get(&mut self, state: String) -> Result<Vec<Vec<u8>>, String> {
         self.process.host()?.list_get(&state)
     }
@@ -202,13 +204,15 @@ pub struct Processor {
     slot: InstanceSlot,
     function: FunctionInfo,
     host: SharedProcessHost,
+    /// Side-output tags already warned about.
+    unread_tags: HashSet<String>,
 }
 
 impl Processor {
     pub(super) fn new(plugin: Plugin, function: FunctionInfo, host: SharedProcessHost) -> Self {
         let mut slot = InstanceSlot::new(plugin, &function.name);
         slot.set_process_host(host.clone());
-        Self { slot, function, host }
+        Self { slot, function, host, unread_tags: HashSet::new() }
     }
 
     pub fn function(&self) -> &FunctionInfo {
@@ -283,7 +287,8 @@ impl Processor {
         };
         let label = self.slot.label.clone();
         let (failed, rebuilt) = call_then_each(&label, &ok, |rows| {
-            Ok(self.call(&inputs, &wire(rows))?.map(|out| self.reader().accept(rows, out, &mut outcome)))
+            let out = self.call(&inputs, &wire(rows))?;
+            Ok(out.map(|out| self.reader().accept(rows, out, &mut outcome)))
         })?;
         outcome.failures.extend(failed);
         outcome.instances_rebuilt += rebuilt;
@@ -306,7 +311,18 @@ impl Processor {
             WitBatch { data: data.to_vec(), offsets: offsets.to_vec() }
         });
         let name = self.function.name.as_str();
+        let slots = wire.keys.as_ref().map(|k| KeySlots::new(k, &wire.rows));
         lock(&self.host).begin();
+        let key_state = match &slots {
+            Some(slots) => match slots.read(&mut *lock(&self.host), &self.function.states) {
+                Ok(state) => state,
+                Err(e) => {
+                    lock(&self.host).rollback();
+                    return Err(PluginError::State(e));
+                }
+            },
+            None => KeyState { slots: Vec::new(), values: Vec::new() },
+        };
         let result = self.slot.call_with_positions(&wire.rows, |instance, arg| {
             let process = instance.process.as_ref().ok_or(PluginError::MissingInterface("process"))?;
             let store = &mut instance.store;
@@ -315,12 +331,12 @@ impl Processor {
             Ok(match inputs {
                 Inputs::Elements { timestamps, .. } => {
                     let ts: Vec<i64> = wire.rows.iter().map(|&i| timestamps[i]).collect();
-                    process.call_process_elements(store, name, arg, keys, &ts)
+                    process.call_process_elements(store, name, FIRST_INPUT, arg, keys, &ts, &key_state)
                 }
                 Inputs::Timers { times, domains, .. } => {
                     let times: Vec<i64> = wire.rows.iter().map(|&i| times[i]).collect();
                     let domains: Vec<WitTimeDomain> = wire.rows.iter().map(|&i| domains[i].into()).collect();
-                    process.call_on_timers(store, name, keys, &times, &domains)
+                    process.call_on_timers(store, name, keys, &times, &domains, &key_state)
                 }
                 Inputs::Broadcast { timestamps, .. } => {
                     let ts: Vec<i64> = wire.rows.iter().map(|&i| timestamps[i]).collect();
@@ -328,17 +344,144 @@ impl Processor {
                 }
             })
         });
+        let mut result = result?;
         let mut host = lock(&self.host);
-        match &result {
-            Ok(Ok(_)) => host.commit(),
-            _ => host.rollback(),
+        let applied = match (&result, &slots) {
+            (Ok(out), Some(slots)) => slots.write(&mut *host, &self.function.states, &out.state_writes),
+            (Ok(out), None) if !out.state_writes.is_empty() => Err("the broadcast side wrote keyed value state".into()),
+            _ => Ok(()),
+        };
+        match (&mut result, applied) {
+            (Ok(_), Ok(())) => host.commit(),
+            (Ok(out), Err(e)) => {
+                host.rollback();
+                let message = format!("the plugin returned a bad state write: {e}");
+                let n = wire.rows.len() as u32;
+                out.errors = (0..n).map(|index| RowError { index, message: message.clone() }).collect();
+            }
+            (Err(_), _) => host.rollback(),
         }
-        Ok(result?.map(|out: ProcessOutput| RawOutput {
-            data: out.rows.data,
-            offsets: out.rows.offsets,
-            counts: out.counts,
-            errors: out.errors,
-        }))
+        drop(host);
+        Ok(result.map(|out| self.raw_output(out)))
+    }
+
+    /// A successful call's output as the transform path reads it. Side outputs are not
+    /// routed yet (the graph's named streams will read them): their rows are dropped with a
+    /// warning per tag, as Flink drops a side output no stream reads. A row of another kind
+    /// than `insert` fails its input: the streams of a job carry inserts only so far.
+    fn raw_output(&mut self, mut out: ProcessOutput) -> RawOutput {
+        for side in &out.side {
+            if self.unread_tags.insert(side.tag.clone()) {
+                tracing::warn!(
+                    function = %self.slot.label,
+                    tag = %side.tag,
+                    "the function writes to side output `{}`, which no stream of this job reads; its rows are dropped",
+                    side.tag
+                );
+            }
+        }
+        if !out.kinds.is_empty() {
+            reject_updates(&mut out);
+        }
+        RawOutput { data: out.rows.data, offsets: out.rows.offsets, counts: out.counts, errors: out.errors }
+    }
+}
+
+/// The first (or only) input of a process function; a co-process function's second input
+/// is 2.
+const FIRST_INPUT: u8 = 1;
+
+/// Fail every input whose output holds a row of another kind than `insert` (or all of them
+/// when the kinds do not match the rows).
+fn reject_updates(out: &mut ProcessOutput) {
+    let rows = out.rows.offsets.len().saturating_sub(1);
+    let mut failed: Vec<u32> = out.errors.iter().map(|e| e.index).collect();
+    let mut fail = |index: u32, message: String| {
+        if !failed.contains(&index) {
+            failed.push(index);
+            out.errors.push(RowError { index, message });
+        }
+    };
+    if out.kinds.len() != rows {
+        let message = format!("the plugin returned {} row kinds for {rows} output rows", out.kinds.len());
+        (0..out.counts.len() as u32).for_each(|i| fail(i, message.clone()));
+        return;
+    }
+    let mut next = 0usize;
+    for (input, &n) in out.counts.iter().enumerate() {
+        let kinds = out.kinds.get(next..next + n as usize).unwrap_or_default();
+        next += n as usize;
+        if let Some(kind) = kinds.iter().find(|k| !matches!(k, RowKind::Insert)) {
+            fail(
+                input as u32,
+                format!(
+                    "the function emitted a row of kind {kind:?}, but the streams of this job carry inserts only \
+                     (updating results need an updating sink, which Weir does not have yet); emit plain rows"
+                ),
+            );
+        }
+    }
+}
+
+/// The distinct keys of a call's inputs: input `pos` (of the call) has slot `slots[pos]`,
+/// and slot `s` is first selected as input `first[s]` of the operator.
+struct KeySlots {
+    slots: Vec<u32>,
+    first: Vec<usize>,
+}
+
+impl KeySlots {
+    fn new(keys: &Batch, rows: &[usize]) -> Self {
+        let mut seen: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::with_capacity(keys.len());
+        let mut slots = Vec::with_capacity(keys.len());
+        let mut first = Vec::new();
+        for (pos, &input) in rows.iter().enumerate() {
+            let slot = *seen.entry(keys.value(pos)).or_insert_with(|| {
+                first.push(input);
+                (first.len() - 1) as u32
+            });
+            slots.push(slot);
+        }
+        Self { slots, first }
+    }
+
+    /// Every declared value state of every slot (`none` for other kinds of state).
+    fn read(&self, host: &mut dyn ProcessHost, states: &[StateDecl]) -> Result<KeyState, String> {
+        let mut values = Vec::with_capacity(self.first.len() * states.len());
+        for &input in &self.first {
+            host.select(input)?;
+            for decl in states {
+                values.push(match decl.kind {
+                    StateKind::Value => host.value_get(&decl.name)?,
+                    _ => None,
+                });
+            }
+        }
+        Ok(KeyState { slots: self.slots.clone(), values })
+    }
+
+    /// Apply the guest's value writes, in order; any write to a slot or state that does not
+    /// exist (an SDK bug) fails them all before the first is applied.
+    fn write(&self, host: &mut dyn ProcessHost, states: &[StateDecl], writes: &[StateWrite]) -> Result<(), String> {
+        for w in writes {
+            if w.slot as usize >= self.first.len() {
+                return Err(format!("key slot {} of {}", w.slot, self.first.len()));
+            }
+            match states.get(w.state as usize) {
+                Some(decl) if decl.kind == StateKind::Value => {}
+                Some(decl) => return Err(format!("state `{}` is not a value state", decl.name)),
+                None => return Err(format!("state {} of {}", w.state, states.len())),
+            }
+        }
+        for w in writes {
+            host.select(self.first[w.slot as usize])?;
+            let name = &states[w.state as usize].name;
+            match &w.op {
+                StateOp::Set(value) => host.value_set(name, value)?,
+                StateOp::Clear => host.value_clear(name)?,
+            }
+        }
+        Ok(())
     }
 }
 
