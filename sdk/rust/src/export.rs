@@ -18,7 +18,8 @@ use crate::dispatch;
 use crate::function::{FunctionKind, Plugin, SDK};
 use crate::process::dispatch as keyed;
 use crate::process::host::{Entries, ProcessHost};
-use crate::process::{ProcessOutput, StateDecl, StateKind, TimeDomain};
+use crate::process::{KeyState, ProcessKind, ProcessOutput, RowKind, StateDecl, StateKind, TimeDomain, Window};
+use crate::signature::{Scalar, Signature, ValueType};
 use bindings::exports::weir::plugin::{aggregate, describe, process, transform};
 use bindings::weir::plugin::{broadcast, context, state, timers, types};
 
@@ -70,18 +71,25 @@ impl<P: Exported> describe::Guest for Component<P> {
             kind: wit_kind(f.kind()),
             encoding: types::RowEncoding::Msgpack,
             states: Vec::new(),
+            signature: f.signature().map(wit_signature),
         });
         let aggregates = plugin.aggregates().iter().map(|f| types::FunctionInfo {
             name: f.name().to_string(),
             kind: types::FunctionKind::Aggregate,
             encoding: types::RowEncoding::Msgpack,
             states: Vec::new(),
+            signature: None,
         });
         let processes = plugin.processes().iter().map(|f| types::FunctionInfo {
             name: f.name().to_string(),
-            kind: types::FunctionKind::Process,
+            kind: match f.kind() {
+                ProcessKind::Keyed => types::FunctionKind::Process,
+                ProcessKind::Co => types::FunctionKind::CoProcess,
+                ProcessKind::Window => types::FunctionKind::ProcessWindow,
+            },
             encoding: types::RowEncoding::Msgpack,
             states: f.states().iter().map(wit_state).collect(),
+            signature: Some(wit_signature(f.signature())),
         });
         types::PluginInfo {
             name: plugin.name().to_string(),
@@ -89,6 +97,29 @@ impl<P: Exported> describe::Guest for Component<P> {
             sdk: SDK.to_string(),
             functions: transforms.chain(aggregates).chain(processes).collect(),
         }
+    }
+}
+
+fn wit_value_type(t: ValueType) -> types::ValueType {
+    types::ValueType {
+        scalar: match t.scalar {
+            Scalar::Any => types::ScalarType::Any,
+            Scalar::Bool => types::ScalarType::Bool,
+            Scalar::Int => types::ScalarType::Int,
+            Scalar::Float => types::ScalarType::Float,
+            Scalar::String => types::ScalarType::String,
+            Scalar::Bytes => types::ScalarType::Bytes,
+            Scalar::Timestamp => types::ScalarType::Timestamp,
+        },
+        nullable: t.nullable,
+        is_list: t.is_list,
+    }
+}
+
+fn wit_signature(s: Signature) -> types::Signature {
+    types::Signature {
+        params: s.params.into_iter().map(|(name, t)| types::Field { name, type_: wit_value_type(t) }).collect(),
+        result: wit_value_type(s.result),
     }
 }
 
@@ -153,19 +184,48 @@ fn wit_process_output(out: ProcessOutput) -> process::ProcessOutput {
         rows: types::Batch { data: out.data, offsets: out.offsets },
         counts: out.counts,
         errors: out.errors.into_iter().map(|e| types::RowError { index: e.index, message: e.message }).collect(),
+        kinds: out
+            .kinds
+            .into_iter()
+            .map(|k| match k {
+                RowKind::Insert => types::RowKind::Insert,
+                RowKind::UpdateBefore => types::RowKind::UpdateBefore,
+                RowKind::UpdateAfter => types::RowKind::UpdateAfter,
+                RowKind::Delete => types::RowKind::Delete,
+            })
+            .collect(),
+        side: out.side.into_iter().map(|(input, tag, row)| types::SideRow { tag, input, row }).collect(),
+        state_writes: out
+            .writes
+            .into_iter()
+            .map(|w| process::StateWrite {
+                slot: w.slot,
+                state: w.state,
+                op: match w.value {
+                    Some(v) => process::StateOp::Set(v),
+                    None => process::StateOp::Clear,
+                },
+            })
+            .collect(),
     }
+}
+
+fn key_state(state: process::KeyState) -> KeyState {
+    KeyState { slots: state.slots, values: state.values }
 }
 
 impl<P: Exported> process::Guest for Component<P> {
     fn process_elements(
         name: String,
+        input: u8,
         elements: types::Batch,
         keys: types::Batch,
         timestamps: Vec<i64>,
+        state: process::KeyState,
     ) -> Result<process::ProcessOutput, String> {
         let elements = (elements.data.as_slice(), elements.offsets.as_slice());
         let keys = (keys.data.as_slice(), keys.offsets.as_slice());
-        keyed::process_elements(P::plugin(), &WitHost, &name, elements, keys, &timestamps)
+        keyed::process_elements(P::plugin(), &WitHost, &name, input, elements, keys, &timestamps, key_state(state))
             .map(wit_process_output)
             .map_err(|e| e.to_string())
     }
@@ -175,6 +235,7 @@ impl<P: Exported> process::Guest for Component<P> {
         keys: types::Batch,
         times: Vec<i64>,
         domains: Vec<process::TimeDomain>,
+        state: process::KeyState,
     ) -> Result<process::ProcessOutput, String> {
         let domains: Vec<TimeDomain> = domains
             .into_iter()
@@ -184,7 +245,7 @@ impl<P: Exported> process::Guest for Component<P> {
             })
             .collect();
         let keys = (keys.data.as_slice(), keys.offsets.as_slice());
-        keyed::on_timers(P::plugin(), &WitHost, &name, keys, &times, &domains)
+        keyed::on_timers(P::plugin(), &WitHost, &name, keys, &times, &domains, key_state(state))
             .map(wit_process_output)
             .map_err(|e| e.to_string())
     }
@@ -199,7 +260,23 @@ impl<P: Exported> process::Guest for Component<P> {
             .map(wit_process_output)
             .map_err(|e| e.to_string())
     }
+
+    fn process_window(
+        name: String,
+        key: Vec<u8>,
+        window: process::WindowBounds,
+        elements: types::Batch,
+        timestamps: Vec<i64>,
+    ) -> Result<process::ProcessOutput, String> {
+        let elements = (elements.data.as_slice(), elements.offsets.as_slice());
+        let window = Window { start: window.start, end: window.end };
+        keyed::process_window(P::plugin(), &name, &key, window, elements, &timestamps)
+            .map(wit_process_output)
+            .map_err(|e| e.to_string())
+    }
 }
+
+const VALUE_STATE: &str = "value state travels with the call in ABI 0.2, not through imports (an SDK bug)";
 
 /// The WIT imports, as the process dispatcher reaches them.
 struct WitHost;
@@ -209,14 +286,15 @@ impl ProcessHost for WitHost {
         context::select(index);
     }
 
-    fn value_get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
-        state::value_get(name)
+    // Value state travels with the call (`Batched` serves it); these are never reached.
+    fn value_get(&self, _: &str) -> Result<Option<Vec<u8>>, String> {
+        Err(VALUE_STATE.into())
     }
-    fn value_set(&self, name: &str, value: &[u8]) -> Result<(), String> {
-        state::value_set(name, value)
+    fn value_set(&self, _: &str, _: &[u8]) -> Result<(), String> {
+        Err(VALUE_STATE.into())
     }
-    fn value_clear(&self, name: &str) -> Result<(), String> {
-        state::value_clear(name)
+    fn value_clear(&self, _: &str) -> Result<(), String> {
+        Err(VALUE_STATE.into())
     }
 
     fn list_get(&self, name: &str) -> Result<Vec<Vec<u8>>, String> {

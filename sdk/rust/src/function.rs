@@ -10,6 +10,7 @@
 use crate::aggregate::AggregateFunction;
 use crate::batch::RowWriter;
 use crate::process::ProcessFunction;
+use crate::signature::Signature;
 
 /// The SDK string reported by `describe`, e.g. `weir-sdk-rust 0.1.0`.
 pub const SDK: &str = concat!("weir-sdk-rust ", env!("CARGO_PKG_VERSION"));
@@ -62,12 +63,25 @@ pub struct Function {
     name: &'static str,
     kind: FunctionKind,
     invoke: RowInvoker,
+    signature: Option<fn() -> Signature>,
 }
 
 impl Function {
     /// A function named `name` of kind `kind` whose rows go through `invoke`.
     pub const fn new(name: &'static str, kind: FunctionKind, invoke: RowInvoker) -> Self {
-        Function { name, kind, invoke }
+        Function { name, kind, invoke, signature: None }
+    }
+
+    /// The same function, describing its types with `signature` (the attribute macros derive
+    /// it from the function's argument and return types).
+    pub const fn with_signature(mut self, signature: fn() -> Signature) -> Self {
+        self.signature = Some(signature);
+        self
+    }
+
+    /// Its argument and result types, when known.
+    pub fn signature(&self) -> Option<Signature> {
+        self.signature.map(|f| f())
     }
 
     /// The name the host calls it by (the Rust function's name).

@@ -122,6 +122,7 @@ mod export;
 mod function;
 pub mod log;
 pub mod process;
+pub mod signature;
 pub mod testing;
 
 pub use aggregate::{Aggregate, AggregateError, AggregateFunction};
@@ -210,6 +211,7 @@ pub mod __private {
     use serde::{Deserialize, Serialize};
 
     use crate::batch::RowWriter;
+    use crate::signature::{Scalar, Signature, ValueType};
 
     #[cfg(target_arch = "wasm32")]
     pub use crate::export::{Component, Exported, bindings};
@@ -245,6 +247,40 @@ pub mod __private {
         I::Item: Serialize,
     {
         items.into_iter().try_for_each(|item| emit_one(out, &item, function))
+    }
+
+    /// The signature of a function returning one value (map, key selector).
+    pub fn signature_one<A, R>(_: fn(A) -> R, param: &str) -> Signature {
+        Signature { params: vec![(param.to_string(), ValueType::of::<A>())], result: ValueType::of::<R>() }
+    }
+
+    /// [`signature_one`] of a function returning a `Result`.
+    pub fn signature_one_ok<A, T, E>(_: fn(A) -> Result<T, E>, param: &str) -> Signature {
+        Signature { params: vec![(param.to_string(), ValueType::of::<A>())], result: ValueType::of::<T>() }
+    }
+
+    /// The signature of a flat-map: its result is the type of one output row.
+    pub fn signature_many<A, R: IntoIterator>(_: fn(A) -> R, param: &str) -> Signature {
+        Signature { params: vec![(param.to_string(), ValueType::of::<A>())], result: ValueType::of::<R::Item>() }
+    }
+
+    /// [`signature_many`] of a function returning a `Result`.
+    pub fn signature_many_ok<A, R: IntoIterator, E>(_: fn(A) -> Result<R, E>, param: &str) -> Signature {
+        Signature { params: vec![(param.to_string(), ValueType::of::<A>())], result: ValueType::of::<R::Item>() }
+    }
+
+    /// A filter passes its input row on: its result is its argument.
+    pub fn signature_filter<A, R>(_: fn(A) -> R, param: &str) -> Signature {
+        let arg = ValueType::of::<A>();
+        Signature { params: vec![(param.to_string(), arg)], result: arg }
+    }
+
+    /// A timestamp assigner returns the event time.
+    pub fn signature_timestamp<A, R>(_: fn(A) -> R, param: &str) -> Signature {
+        Signature {
+            params: vec![(param.to_string(), ValueType::of::<A>())],
+            result: ValueType::scalar(Scalar::Timestamp),
+        }
     }
 
     #[inline]

@@ -70,7 +70,7 @@ pub fn timestamp_assigner(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// `plugin! { name: "...", version: "...", functions: [a, b, module::c], aggregates: [avg: Avg],
-/// processes: [count: Count] }`
+/// processes: [count: Count], co_processes: [join: Join], process_windows: [top: Top] }`
 #[proc_macro]
 pub fn plugin(input: TokenStream) -> TokenStream {
     let spec = syn::parse_macro_input!(input as PluginSpec);
@@ -183,10 +183,28 @@ fn function_descriptor(kind: Kind, function: &ItemFn) -> syn::Result<TokenStream
         }
     };
 
+    let param = match &*arg.pat {
+        syn::Pat::Ident(p) => p.ident.to_string(),
+        _ => "input".to_string(),
+    };
+    let param = LitStr::new(&param, arg.span());
+    let helper = match (kind, returns_result(&sig.output)) {
+        (Kind::Map | Kind::KeySelector, false) => "signature_one",
+        (Kind::Map | Kind::KeySelector, true) => "signature_one_ok",
+        (Kind::FlatMap, false) => "signature_many",
+        (Kind::FlatMap, true) => "signature_many_ok",
+        (Kind::Filter, _) => "signature_filter",
+        (Kind::TimestampAssigner, _) => "signature_timestamp",
+    };
+    let helper = Ident::new(helper, Span::call_site());
+
     Ok(quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_mut)]
         #vis const #descriptor: #sdk::Function = {
+            fn __weir_signature() -> #sdk::signature::Signature {
+                #sdk::__private::#helper(#ident, #param)
+            }
             fn __weir_invoke(
                 __weir_row: &[u8],
                 __weir_out: &mut #sdk::RowWriter,
@@ -195,7 +213,7 @@ fn function_descriptor(kind: Kind, function: &ItemFn) -> syn::Result<TokenStream
                 let __weir_value = #value;
                 #emit
             }
-            #sdk::Function::new(#name, #sdk::FunctionKind::#variant, __weir_invoke)
+            #sdk::Function::new(#name, #sdk::FunctionKind::#variant, __weir_invoke).with_signature(__weir_signature)
         };
     })
 }
@@ -226,6 +244,8 @@ struct PluginSpec {
     functions: Vec<Path>,
     aggregates: Vec<TypedEntry>,
     processes: Vec<TypedEntry>,
+    co_processes: Vec<TypedEntry>,
+    process_windows: Vec<TypedEntry>,
 }
 
 /// `name: Type` in `aggregates: [...]` or `processes: [...]`: the function's name and the type
@@ -250,6 +270,8 @@ impl Parse for PluginSpec {
         let mut functions = None;
         let mut aggregates = None;
         let mut processes = None;
+        let mut co_processes = None;
+        let mut process_windows = None;
         while !input.is_empty() {
             let key: Ident = input.parse()?;
             input.parse::<Token![:]>()?;
@@ -264,14 +286,16 @@ impl Parse for PluginSpec {
                 }
                 "aggregates" if aggregates.is_none() => aggregates = Some(parse_entries(input)?),
                 "processes" if processes.is_none() => processes = Some(parse_entries(input)?),
-                "name" | "version" | "functions" | "aggregates" | "processes" => {
+                "co_processes" if co_processes.is_none() => co_processes = Some(parse_entries(input)?),
+                "process_windows" if process_windows.is_none() => process_windows = Some(parse_entries(input)?),
+                "name" | "version" | "functions" | "aggregates" | "processes" | "co_processes" | "process_windows" => {
                     return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
                 }
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown key `{key}`; expected `name`, `version`, `functions`, `aggregates` or `processes`"
+                            "unknown key `{key}`; expected `name`, `version`, `functions`, `aggregates`, `processes`, `co_processes` or `process_windows`"
                         ),
                     ));
                 }
@@ -284,13 +308,18 @@ impl Parse for PluginSpec {
         Ok(PluginSpec {
             name: name.ok_or_else(|| missing("name"))?,
             version: version.ok_or_else(|| missing("version"))?,
-            functions: match (functions, aggregates.is_some() || processes.is_some()) {
+            functions: match (
+                functions,
+                aggregates.is_some() || processes.is_some() || co_processes.is_some() || process_windows.is_some(),
+            ) {
                 (Some(functions), _) => functions,
                 (None, true) => Vec::new(),
                 (None, false) => return Err(missing("functions")),
             },
             aggregates: aggregates.unwrap_or_default(),
             processes: processes.unwrap_or_default(),
+            co_processes: co_processes.unwrap_or_default(),
+            process_windows: process_windows.unwrap_or_default(),
         })
     }
 }
@@ -314,7 +343,12 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
     if !is_semver(&spec.version.value()) {
         return Err(syn::Error::new(spec.version.span(), "the version must be semver, e.g. \"1.2.0\""));
     }
-    if spec.functions.is_empty() && spec.aggregates.is_empty() && spec.processes.is_empty() {
+    if spec.functions.is_empty()
+        && spec.aggregates.is_empty()
+        && spec.processes.is_empty()
+        && spec.co_processes.is_empty()
+        && spec.process_windows.is_empty()
+    {
         return Err(syn::Error::new(Span::call_site(), "a plugin needs at least one function"));
     }
     let mut seen = std::collections::HashSet::new();
@@ -351,6 +385,8 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
     };
     let aggregates = typed(&spec.aggregates)?;
     let processes = typed(&spec.processes)?;
+    let co_processes = typed(&spec.co_processes)?;
+    let process_windows = typed(&spec.process_windows)?;
 
     let sdk = sdk_path();
     let plugin_name = &spec.name;
@@ -359,6 +395,10 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
     let aggregate_types = aggregates.iter().map(|(_, ty)| ty);
     let process_names = processes.iter().map(|(name, _)| name);
     let process_types = processes.iter().map(|(_, ty)| ty);
+    let co_names = co_processes.iter().map(|(name, _)| name);
+    let co_types = co_processes.iter().map(|(_, ty)| ty);
+    let window_names = process_windows.iter().map(|(name, _)| name);
+    let window_types = process_windows.iter().map(|(_, ty)| ty);
     Ok(quote! {
         /// This crate's Weir plugin: its name, version, and tables of functions, aggregates
         /// and process functions (what `describe` reports and the exports dispatch over).
@@ -368,7 +408,9 @@ fn expand_plugin(spec: PluginSpec) -> syn::Result<TokenStream2> {
             const AGGREGATES: &[#sdk::AggregateFunction] =
                 &[#(#sdk::AggregateFunction::of::<#aggregate_types>(#aggregate_names)),*];
             const PROCESSES: &[#sdk::process::ProcessFunction] =
-                &[#(#sdk::process::ProcessFunction::of::<#process_types>(#process_names)),*];
+                &[#(#sdk::process::ProcessFunction::of::<#process_types>(#process_names),)*
+                  #(#sdk::process::ProcessFunction::co::<#co_types>(#co_names),)*
+                  #(#sdk::process::ProcessFunction::window::<#window_types>(#window_names),)*];
             #sdk::Plugin::with_aggregates(#plugin_name, #version, FUNCTIONS, AGGREGATES).with_processes(PROCESSES)
         };
 

@@ -6,15 +6,16 @@
 //! reads and writes keyed state and timers and only reads broadcast state; the broadcast
 //! side has no key, so no keyed state and no timers, and writes broadcast state.
 
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::TimeDomain;
 use super::handles::{BroadcastState, ListState, MapState, ReadOnlyBroadcastState, ValueState, decode};
 use super::host::ProcessHost;
 use super::state::{StateDecl, StateKind, describe_type};
+use super::{RowKind, TimeDomain};
 use crate::batch::RowWriter;
 
 /// Why a state, key or timer call failed. Every handle method returns it, so `?` passes it
@@ -57,6 +58,27 @@ pub struct Context<'a> {
     key: &'a [u8],
     timestamp: Option<i64>,
     timer: Option<TimeDomain>,
+    extras: &'a Extras,
+}
+
+/// What one input of a call writes besides its main output rows: side-output rows and
+/// the kinds of its rows. The dispatcher drops an input's extras when the input fails.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// `(output row index, kind)` of every row that is not an insert.
+    pub kinds: RefCell<Vec<(usize, RowKind)>>,
+    /// `(input index, tag, row)` of every side-output row.
+    pub side: RefCell<Vec<(u32, String, Vec<u8>)>>,
+    /// The input being handled.
+    pub input: Cell<u32>,
+}
+
+impl Extras {
+    /// Forget what input `input` wrote from output row `row` on (it failed).
+    pub fn rollback(&self, input: u32, row: usize) {
+        self.kinds.borrow_mut().retain(|&(r, _)| r < row);
+        self.side.borrow_mut().retain(|(i, _, _)| *i != input);
+    }
 }
 
 impl<'a> Context<'a> {
@@ -66,8 +88,24 @@ impl<'a> Context<'a> {
         key: &'a [u8],
         timestamp: Option<i64>,
         timer: Option<TimeDomain>,
+        extras: &'a Extras,
     ) -> Self {
-        Context { host, states, key, timestamp, timer }
+        Context { host, states, key, timestamp, timer, extras }
+    }
+
+    pub(crate) fn extras(&self) -> &'a Extras {
+        self.extras
+    }
+
+    /// Emits `value` to the side output `tag` (Flink's `ctx.output(outputTag, value)`): the
+    /// job reads it as its own stream. A failed input's side rows are dropped with its output.
+    pub fn output<T: Serialize + ?Sized>(&self, tag: &str, value: &T) -> Result<(), StateError> {
+        let row = rmp_serde::to_vec_named(value).map_err(|e| StateError::Encode {
+            what: format!("a row of side output `{tag}`"),
+            message: e.to_string(),
+        })?;
+        self.extras.side.borrow_mut().push((self.extras.input.get(), tag.to_string(), row));
+        Ok(())
     }
 
     /// The event time of the element (ms), or `None` when it has none (no timestamps were
@@ -244,12 +282,24 @@ impl TimerService<'_> {
 pub struct Collector<'w, O> {
     out: &'w mut RowWriter,
     error: Option<String>,
+    extras: &'w Extras,
     _output: PhantomData<fn(O)>,
 }
 
 impl<'w, O: Serialize> Collector<'w, O> {
-    pub(crate) fn new(out: &'w mut RowWriter) -> Self {
-        Collector { out, error: None, _output: PhantomData }
+    pub(crate) fn new(out: &'w mut RowWriter, extras: &'w Extras) -> Self {
+        Collector { out, error: None, extras, _output: PhantomData }
+    }
+
+    /// Emits one record of an updating result: `RowKind::UpdateBefore` withdraws a row's
+    /// previous version, `UpdateAfter` gives the new one, `Delete` withdraws it (Flink's
+    /// `RowKind`). [`Collector::collect`] emits inserts.
+    pub fn collect_kind(&mut self, kind: RowKind, record: O) {
+        let row = self.out.len();
+        self.collect(record);
+        if kind != RowKind::Insert && self.error.is_none() {
+            self.extras.kinds.borrow_mut().push((row, kind));
+        }
     }
 
     /// Emits one record.

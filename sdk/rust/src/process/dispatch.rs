@@ -11,9 +11,10 @@
 //! function, batches that do not describe their rows or disagree in length) is a
 //! [`ProcessError`].
 
-use super::context::{BroadcastContext, Context};
+use super::batched::{Batched, KeyState, StateWrite};
+use super::context::{BroadcastContext, Context, Extras};
 use super::host::ProcessHost;
-use super::{ProcessFunction, TimeDomain};
+use super::{ProcessFunction, ProcessKind, RowKind, TimeDomain, Window};
 use crate::batch::{BatchRef, RowWriter};
 use crate::dispatch::RowError;
 use crate::function::Plugin;
@@ -29,6 +30,9 @@ pub enum ProcessError {
         "plugin `{plugin}` has no process function `{name}` (it has: {known}); check the function name in the job file"
     )]
     UnknownFunction { plugin: &'static str, name: String, known: String },
+    /// The host called a function through an export of another kind.
+    #[error("process function `{name}` is a {kind} function, but was called as a {expected} function")]
+    WrongKind { name: String, kind: &'static str, expected: String },
     /// The batches do not describe their rows, or disagree on how many inputs there are (a
     /// host or SDK bug, not a bad record).
     #[error("malformed input of process function `{function}`: {reason}")]
@@ -46,29 +50,43 @@ pub struct ProcessOutput {
     pub counts: Vec<u32>,
     /// The inputs that failed (they have a count of 0).
     pub errors: Vec<RowError>,
+    /// The kind of each output row; empty when all are inserts.
+    pub kinds: Vec<RowKind>,
+    /// `(input index, tag, row)` of each side-output row.
+    pub side: Vec<(u32, String, Vec<u8>)>,
+    /// The value-state writes of the call, for the host to apply.
+    pub writes: Vec<StateWrite>,
 }
 
-/// `process-elements`: element `i` of `elements` has key `keys[i]` and event time
-/// `timestamps[i]` (`i64::MIN`: none). Batches are `(data, offsets)`.
+/// `process-elements`: element `i` of `elements` (of input `input`: 1, or 2 for a
+/// co-process function's second input) has key `keys[i]` and event time `timestamps[i]`
+/// (`i64::MIN`: none); `state` holds the value states of the keys. Batches are
+/// `(data, offsets)`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn process_elements(
     plugin: &Plugin,
     host: &dyn ProcessHost,
     name: &str,
+    input: u8,
     elements: (&[u8], &[u32]),
     keys: (&[u8], &[u32]),
     timestamps: &[i64],
+    state: KeyState,
 ) -> Result<ProcessOutput, ProcessError> {
-    let function = find(plugin, name)?;
+    let function = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?;
     let elements = batch(name, "elements", elements)?;
     let keys = batch(name, "keys", keys)?;
     same_length(name, &[("elements", elements.len()), ("keys", keys.len()), ("timestamps", timestamps.len())])?;
-    run(name, elements.len(), elements.data_len(), |index, out| {
+    let host = Batched::new(host, function.states, elements.len(), state).map_err(|reason| malformed(name, reason))?;
+    let extras = Extras::default();
+    let output = run(name, elements.len(), elements.data_len(), &extras, |index, out| {
         let row = elements.row(index).map_err(|reason| malformed(name, reason))?;
         let key = keys.row(index).map_err(|reason| malformed(name, reason))?;
         host.select(wit_index(index));
-        let ctx = Context::new(host, function.states, key, event_time(timestamps[index]), None);
-        Ok((function.element)(&ctx, row, out))
-    })
+        let ctx = Context::new(&host, function.states, key, event_time(timestamps[index]), None, &extras);
+        Ok((function.element)(&ctx, input, row, out))
+    })?;
+    Ok(ProcessOutput { writes: host.into_writes(), ..output })
 }
 
 /// `on-timers`: timer `i` is for key `keys[i]` at `times[i]` in `domains[i]`.
@@ -79,17 +97,105 @@ pub(crate) fn on_timers(
     keys: (&[u8], &[u32]),
     times: &[i64],
     domains: &[TimeDomain],
+    state: KeyState,
 ) -> Result<ProcessOutput, ProcessError> {
-    let function = find(plugin, name)?;
+    let function = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?;
     let keys = batch(name, "keys", keys)?;
     same_length(name, &[("keys", keys.len()), ("times", times.len()), ("domains", domains.len())])?;
-    run(name, times.len(), 0, |index, out| {
+    let host = Batched::new(host, function.states, times.len(), state).map_err(|reason| malformed(name, reason))?;
+    let extras = Extras::default();
+    let output = run(name, times.len(), 0, &extras, |index, out| {
         let key = keys.row(index).map_err(|reason| malformed(name, reason))?;
         host.select(wit_index(index));
         let at = times[index];
-        let ctx = Context::new(host, function.states, key, Some(at), Some(domains[index]));
+        let ctx = Context::new(&host, function.states, key, Some(at), Some(domains[index]), &extras);
         Ok((function.timer)(&ctx, at, out))
-    })
+    })?;
+    Ok(ProcessOutput { writes: host.into_writes(), ..output })
+}
+
+/// [`process_elements`] as a host written in Rust calls it (the test harness, this module's
+/// tests): the value states of the keys read from `host` before the call, its writes
+/// applied to `host` after it, as the Weir host does around a component call.
+pub(crate) fn process_elements_local(
+    plugin: &Plugin,
+    host: &dyn ProcessHost,
+    name: &str,
+    input: u8,
+    elements: (&[u8], &[u32]),
+    keys: (&[u8], &[u32]),
+    timestamps: &[i64],
+) -> Result<ProcessOutput, ProcessError> {
+    let states = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?.states;
+    let (state, first) = read_key_state(host, states, batch(name, "keys", keys)?).map_err(|r| malformed(name, r))?;
+    let out = process_elements(plugin, host, name, input, elements, keys, timestamps, state)?;
+    apply_writes(host, states, &first, &out.writes).map_err(|r| malformed(name, r))?;
+    Ok(out)
+}
+
+/// [`on_timers`] as a host written in Rust calls it (see [`process_elements_local`]).
+pub(crate) fn on_timers_local(
+    plugin: &Plugin,
+    host: &dyn ProcessHost,
+    name: &str,
+    keys: (&[u8], &[u32]),
+    times: &[i64],
+    domains: &[TimeDomain],
+) -> Result<ProcessOutput, ProcessError> {
+    let states = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?.states;
+    let (state, first) = read_key_state(host, states, batch(name, "keys", keys)?).map_err(|r| malformed(name, r))?;
+    let out = on_timers(plugin, host, name, keys, times, domains, state)?;
+    apply_writes(host, states, &first, &out.writes).map_err(|r| malformed(name, r))?;
+    Ok(out)
+}
+
+/// The key-state of a call's keys, read through `host`, and the first input of each slot.
+fn read_key_state(
+    host: &dyn ProcessHost,
+    states: &[super::StateDecl],
+    keys: BatchRef<'_>,
+) -> Result<(KeyState, Vec<u32>), String> {
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut first = Vec::new();
+    let mut slots = Vec::with_capacity(keys.len());
+    for i in 0..keys.len() {
+        let key = keys.row(i)?;
+        let slot = match seen.iter().position(|k| *k == key) {
+            Some(slot) => slot,
+            None => {
+                seen.push(key);
+                first.push(wit_index(i));
+                seen.len() - 1
+            }
+        };
+        slots.push(wit_index(slot));
+    }
+    let mut values = Vec::with_capacity(first.len() * states.len());
+    for &input in &first {
+        host.select(input);
+        for decl in states {
+            values.push(if decl.kind() == super::StateKind::Value { host.value_get(decl.name())? } else { None });
+        }
+    }
+    Ok((KeyState { slots, values }, first))
+}
+
+fn apply_writes(
+    host: &dyn ProcessHost,
+    states: &[super::StateDecl],
+    first: &[u32],
+    writes: &[StateWrite],
+) -> Result<(), String> {
+    for w in writes {
+        let input = *first.get(w.slot as usize).ok_or_else(|| format!("key slot {} of {}", w.slot, first.len()))?;
+        let decl = states.get(w.state as usize).ok_or_else(|| format!("state {} of {}", w.state, states.len()))?;
+        host.select(input);
+        match &w.value {
+            Some(value) => host.value_set(decl.name(), value)?,
+            None => host.value_clear(decl.name())?,
+        }
+    }
+    Ok(())
 }
 
 /// `process-broadcast`: elements of the broadcast stream. They have no key, so nothing is
@@ -101,22 +207,52 @@ pub(crate) fn process_broadcast(
     elements: (&[u8], &[u32]),
     timestamps: &[i64],
 ) -> Result<ProcessOutput, ProcessError> {
-    let function = find(plugin, name)?;
+    let function = find(plugin, name, &[ProcessKind::Keyed])?;
     let elements = batch(name, "elements", elements)?;
     same_length(name, &[("elements", elements.len()), ("timestamps", timestamps.len())])?;
-    run(name, elements.len(), elements.data_len(), |index, out| {
+    let extras = Extras::default();
+    run(name, elements.len(), elements.data_len(), &extras, |index, out| {
         let row = elements.row(index).map_err(|reason| malformed(name, reason))?;
         let ctx = BroadcastContext::new(host, function.states, event_time(timestamps[index]));
         Ok((function.broadcast)(&ctx, row, out))
     })
 }
 
-fn find<'p>(plugin: &'p Plugin, name: &str) -> Result<&'p ProcessFunction, ProcessError> {
-    plugin.process(name).ok_or_else(|| ProcessError::UnknownFunction {
+/// `process-window`: the elements of key `key`'s window `window`, in arrival order. One
+/// input: the window.
+pub(crate) fn process_window(
+    plugin: &Plugin,
+    name: &str,
+    key: &[u8],
+    window: Window,
+    elements: (&[u8], &[u32]),
+    timestamps: &[i64],
+) -> Result<ProcessOutput, ProcessError> {
+    let function = find(plugin, name, &[ProcessKind::Window])?;
+    let elements = batch(name, "elements", elements)?;
+    same_length(name, &[("elements", elements.len()), ("timestamps", timestamps.len())])?;
+    let rows = (0..elements.len())
+        .map(|i| elements.row(i).map_err(|reason| malformed(name, reason)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extras = Extras::default();
+    run(name, 1, elements.data_len(), &extras, |_, out| Ok((function.window)(key, window, &rows, out, &extras)))
+}
+
+fn find<'p>(plugin: &'p Plugin, name: &str, kinds: &[ProcessKind]) -> Result<&'p ProcessFunction, ProcessError> {
+    let function = plugin.process(name).ok_or_else(|| ProcessError::UnknownFunction {
         plugin: plugin.name(),
         name: name.to_string(),
         known: plugin.processes().iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
-    })
+    })?;
+    if !kinds.contains(&function.kind()) {
+        let expected: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        return Err(ProcessError::WrongKind {
+            name: name.to_string(),
+            kind: function.kind().as_str(),
+            expected: expected.join(" or "),
+        });
+    }
+    Ok(function)
 }
 
 fn malformed(function: &str, reason: String) -> ProcessError {
@@ -152,17 +288,21 @@ fn run(
     function: &str,
     inputs: usize,
     input_bytes: usize,
+    extras: &Extras,
     mut handle: impl FnMut(usize, &mut RowWriter) -> Result<Result<(), String>, ProcessError>,
 ) -> Result<ProcessOutput, ProcessError> {
     let mut out = RowWriter::with_capacity(inputs, input_bytes + 64);
     let mut counts = Vec::with_capacity(inputs);
     let mut errors = Vec::new();
     for index in 0..inputs {
+        extras.input.set(wit_index(index));
         let mark = out.mark();
+        let first_row = out.len();
         let count = match handle(index, &mut out)? {
             Ok(()) => out.rows_since(mark),
             Err(message) => {
                 out.rollback(mark);
+                extras.rollback(wit_index(index), first_row);
                 errors.push(RowError {
                     index: wit_index(index),
                     message: format!("process function `{function}`: {message}"),
@@ -172,8 +312,19 @@ fn run(
         };
         counts.push(u32::try_from(count).unwrap_or(u32::MAX));
     }
+    let rows = out.len();
     let (data, offsets) = out.into_parts();
-    Ok(ProcessOutput { data, offsets, counts, errors })
+    let marked = extras.kinds.take();
+    let kinds = if marked.is_empty() {
+        Vec::new()
+    } else {
+        let mut kinds = vec![RowKind::Insert; rows];
+        for (row, kind) in marked {
+            kinds[row] = kind;
+        }
+        kinds
+    };
+    Ok(ProcessOutput { data, offsets, counts, errors, kinds, side: extras.side.take(), writes: Vec::new() })
 }
 
 #[cfg(test)]
@@ -362,16 +513,31 @@ mod tests {
     }
 
     #[test]
-    fn each_element_is_selected_before_its_state_calls() {
+    fn value_state_is_read_once_per_key_before_the_call_and_written_once_after() {
         let host = Recording::new(&["a", "b", "a"]);
         let (data, offsets) = batch(&[add(1), add(2), add(3)]);
         let (keys, key_offsets) = batch(&["a", "b", "a"]);
-        let out = process_elements(&PLUGIN, &host, "sum", (&data, &offsets), (&keys, &key_offsets), &[5, i64::MIN, 7])
-            .expect("the call goes through");
+        let out = process_elements_local(
+            &PLUGIN,
+            &host,
+            "sum",
+            1,
+            (&data, &offsets),
+            (&keys, &key_offsets),
+            &[5, i64::MIN, 7],
+        )
+        .expect("the call goes through");
+        // Keys a and b are read before the call (slots 0 and 1), each element is selected
+        // during it (for list, map and timer imports) without a value call, and the last
+        // write of each key is applied after it.
         assert_eq!(
             host.log.borrow().as_slice(),
-            ["select 0", "get sum", "set sum", "select 1", "get sum", "set sum", "select 2", "get sum", "set sum"]
+            [
+                "select 0", "get sum", "select 1", "get sum", "select 0", "select 1", "select 2", "select 1",
+                "set sum", "select 0", "set sum"
+            ]
         );
+        assert_eq!(out.writes.len(), 2);
         assert_eq!(rows(&out), ["a sum=1 at=Some(5)", "b sum=2 at=None", "a sum=4 at=Some(7)"]);
         assert_eq!((out.counts, out.errors), (vec![1, 1, 1], vec![]));
     }
@@ -381,8 +547,9 @@ mod tests {
         let host = Recording::new(&["a", "a", "a"]);
         let (data, offsets) = batch(&[add(1), AddRow { n: 10, fail: true }, add(100)]);
         let (keys, key_offsets) = batch(&["a", "a", "a"]);
-        let out = process_elements(&PLUGIN, &host, "sum", (&data, &offsets), (&keys, &key_offsets), &[0, 0, 0])
-            .expect("the call goes through");
+        let out =
+            process_elements_local(&PLUGIN, &host, "sum", 1, (&data, &offsets), (&keys, &key_offsets), &[0, 0, 0])
+                .expect("the call goes through");
         assert_eq!(rows(&out), ["a sum=1 at=Some(0)", "a sum=111 at=Some(0)"]);
         assert_eq!(out.counts, [1, 0, 1]);
         assert_eq!(out.errors, [RowError { index: 1, message: "process function `sum`: refused on purpose".into() }]);
@@ -396,7 +563,7 @@ mod tests {
         data.extend(batch(&[add(1)]).0);
         let offsets = [0, first, data.len() as u32];
         let (keys, key_offsets) = batch(&["a", "a"]);
-        let out = process_elements(&PLUGIN, &host, "sum", (&data, &offsets), (&keys, &key_offsets), &[0, 0])
+        let out = process_elements_local(&PLUGIN, &host, "sum", 1, (&data, &offsets), (&keys, &key_offsets), &[0, 0])
             .expect("the call goes through");
         assert_eq!(out.counts, [0, 1]);
         let message = &out.errors[0].message;
@@ -409,8 +576,12 @@ mod tests {
         let host = Recording::new(&["b", "a"]);
         let (keys, key_offsets) = batch(&["b", "a"]);
         let domains = [TimeDomain::EventTime, TimeDomain::ProcessingTime];
-        let out = on_timers(&PLUGIN, &host, "sum", (&keys, &key_offsets), &[10, 20], &domains).expect("goes through");
-        assert_eq!(host.log.borrow().as_slice(), ["select 0", "select 1"]);
+        let out =
+            on_timers_local(&PLUGIN, &host, "sum", (&keys, &key_offsets), &[10, 20], &domains).expect("goes through");
+        assert_eq!(
+            host.log.borrow().as_slice(),
+            ["select 0", "get sum", "select 1", "get sum", "select 0", "select 1"]
+        );
         assert_eq!(
             rows(&out),
             ["b timer=10 Some(EventTime) at=Some(10)", "a timer=20 Some(ProcessingTime) at=Some(20)"]
@@ -434,14 +605,14 @@ mod tests {
         let host = Recording::new(&["a"]);
         let (data, offsets) = batch(&[1]);
         let (keys, key_offsets) = batch(&["a"]);
-        let out = process_elements(&PLUGIN, &host, "mistyped", (&data, &offsets), (&keys, &key_offsets), &[0])
+        let out = process_elements_local(&PLUGIN, &host, "mistyped", 1, (&data, &offsets), (&keys, &key_offsets), &[0])
             .expect("goes through");
         assert_eq!(
             out.errors[0].message,
             "process function `mistyped`: state `sum` is declared with values of type i64, but used as u32; use the \
              declared types, or declare them"
         );
-        assert!(host.log.borrow().iter().all(|call| !call.starts_with("get")), "refused before the host call");
+        assert!(out.writes.is_empty(), "refused before any write: {:?}", out.writes);
     }
 
     #[test]
@@ -449,13 +620,13 @@ mod tests {
         let host = Recording::new(&["a"]);
         let (data, offsets) = batch(&[add(1)]);
         let (keys, key_offsets) = batch(&["a"]);
-        let error = process_elements(&PLUGIN, &host, "sum", (&data, &offsets), (&keys, &key_offsets), &[0, 1])
+        let error = process_elements_local(&PLUGIN, &host, "sum", 1, (&data, &offsets), (&keys, &key_offsets), &[0, 1])
             .expect_err("two timestamps for one element");
         assert_eq!(
             error.to_string(),
             "malformed input of process function `sum`: the inputs disagree in length: 1 elements, 1 keys, 2 timestamps"
         );
-        let error = on_timers(&PLUGIN, &host, "sum", (&keys, &[1, 2]), &[0], &[TimeDomain::EventTime])
+        let error = on_timers_local(&PLUGIN, &host, "sum", (&keys, &[1, 2]), &[0], &[TimeDomain::EventTime])
             .expect_err("offsets start at 1");
         assert!(matches!(error, ProcessError::MalformedBatch { .. }), "{error}");
         let error = process_broadcast(&PLUGIN, &host, "nope", (&[], &[0]), &[]).expect_err("no such function");

@@ -65,6 +65,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batched;
 mod context;
 pub(crate) mod dispatch;
 mod handles;
@@ -74,12 +75,48 @@ mod state;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use batched::{KeyState, StateWrite};
+pub(crate) use context::Extras;
 pub use context::{BroadcastContext, Collector, Context, StateError, TimerService};
 pub use dispatch::{ProcessError, ProcessOutput};
 pub use handles::{BroadcastState, ListState, MapState, ReadOnlyBroadcastState, ValueState};
 pub use state::{StateDecl, StateKind};
 
 use crate::batch::RowWriter;
+use crate::signature::{Signature, ValueType};
+
+/// What an output row does to an updating result (Flink's `RowKind`); see
+/// [`Collector::collect_kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    Insert,
+    /// The previous version of a row, withdrawn; an `UpdateAfter` follows.
+    UpdateBefore,
+    UpdateAfter,
+    Delete,
+}
+
+/// Which kind of process function a [`ProcessFunction`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// [`KeyedProcessFunction`]: one keyed input (and an optional broadcast side).
+    Keyed,
+    /// [`KeyedCoProcessFunction`]: two connected keyed inputs.
+    Co,
+    /// [`ProcessWindowFunction`]: all the elements of a window at once.
+    Window,
+}
+
+impl ProcessKind {
+    /// The WIT spelling (`process`, `co-process`, `process-window`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessKind::Keyed => "process",
+            ProcessKind::Co => "co-process",
+            ProcessKind::Window => "process-window",
+        }
+    }
+}
 
 /// What the methods of a [`KeyedProcessFunction`] return: `?` works on [`StateError`] and
 /// on any other error, and `Err("message".into())` rejects the input with that message.
@@ -150,19 +187,24 @@ impl<'de> Deserialize<'de> for NoBroadcast {
 }
 
 /// Handles one input with a fresh function value, writing its output rows.
-type ElementInvoker = fn(&Context<'_>, &[u8], &mut RowWriter) -> Result<(), String>;
+type ElementInvoker = fn(&Context<'_>, u8, &[u8], &mut RowWriter) -> Result<(), String>;
 type TimerInvoker = fn(&Context<'_>, i64, &mut RowWriter) -> Result<(), String>;
 type BroadcastInvoker = fn(&BroadcastContext<'_>, &[u8], &mut RowWriter) -> Result<(), String>;
+type WindowInvoker = fn(&[u8], Window, &[&[u8]], &mut RowWriter, &Extras) -> Result<(), String>;
 
 /// One registered process function of a plugin: its name, its states and monomorphised
-/// entry points. Built by `weir::plugin!` from `processes: [name: Type]`.
+/// entry points. Built by `weir::plugin!` from `processes: [name: Type]`,
+/// `co_processes: [...]` and `process_windows: [...]`.
 #[derive(Clone, Copy)]
 pub struct ProcessFunction {
     name: &'static str,
+    kind: ProcessKind,
     states: &'static [StateDecl],
     element: ElementInvoker,
     timer: TimerInvoker,
     broadcast: BroadcastInvoker,
+    window: WindowInvoker,
+    signature: fn() -> Signature,
 }
 
 impl ProcessFunction {
@@ -170,7 +212,45 @@ impl ProcessFunction {
     /// `plugin!`) on state declarations the host would refuse.
     pub const fn of<F: KeyedProcessFunction>(name: &'static str) -> Self {
         state::check_states(F::STATES);
-        ProcessFunction { name, states: F::STATES, element: element::<F>, timer: timer::<F>, broadcast: broadcast::<F> }
+        ProcessFunction {
+            name,
+            kind: ProcessKind::Keyed,
+            states: F::STATES,
+            element: element::<F>,
+            timer: timer::<F>,
+            broadcast: broadcast::<F>,
+            window: no_window,
+            signature: signature::<F::Input, F::Output>,
+        }
+    }
+
+    /// The co-process function `F` (two keyed inputs).
+    pub const fn co<F: KeyedCoProcessFunction>(name: &'static str) -> Self {
+        state::check_states(F::STATES);
+        ProcessFunction {
+            name,
+            kind: ProcessKind::Co,
+            states: F::STATES,
+            element: co_element::<F>,
+            timer: co_timer::<F>,
+            broadcast: no_broadcast,
+            window: no_window,
+            signature: co_signature::<F>,
+        }
+    }
+
+    /// The process-window function `F`.
+    pub const fn window<F: ProcessWindowFunction>(name: &'static str) -> Self {
+        ProcessFunction {
+            name,
+            kind: ProcessKind::Window,
+            states: &[],
+            element: no_element,
+            timer: no_timer,
+            broadcast: no_broadcast,
+            window: window::<F>,
+            signature: window_signature::<F>,
+        }
     }
 
     /// The name the host calls it by.
@@ -178,10 +258,101 @@ impl ProcessFunction {
         self.name
     }
 
+    /// Which kind of process function it is.
+    pub fn kind(&self) -> ProcessKind {
+        self.kind
+    }
+
     /// The states it declares (what `describe` reports).
     pub fn states(&self) -> &'static [StateDecl] {
         self.states
     }
+
+    /// Its element and output types.
+    pub fn signature(&self) -> Signature {
+        (self.signature)()
+    }
+}
+
+fn signature<I, O>() -> Signature {
+    Signature { params: vec![("value".into(), ValueType::of::<I>())], result: ValueType::of::<O>() }
+}
+
+fn co_signature<F: KeyedCoProcessFunction>() -> Signature {
+    Signature {
+        params: vec![("value1".into(), ValueType::of::<F::Input1>()), ("value2".into(), ValueType::of::<F::Input2>())],
+        result: ValueType::of::<F::Output>(),
+    }
+}
+
+fn window_signature<F: ProcessWindowFunction>() -> Signature {
+    Signature {
+        params: vec![("key".into(), ValueType::of::<F::Key>()), ("elements".into(), ValueType::of::<Vec<F::Input>>())],
+        result: ValueType::of::<F::Output>(),
+    }
+}
+
+/// A keyed process function over two connected streams (Flink's `KeyedCoProcessFunction`):
+/// both inputs share the key's state and timers. Register it as
+/// `co_processes: [name: Type]` in `weir::plugin!`.
+pub trait KeyedCoProcessFunction: Default {
+    /// An element of the first input.
+    type Input1: DeserializeOwned;
+    /// An element of the second input.
+    type Input2: DeserializeOwned;
+    type Output: Serialize;
+    const STATES: &'static [StateDecl] = &[];
+
+    fn process_element1(
+        &mut self,
+        value: Self::Input1,
+        ctx: &Context<'_>,
+        out: &mut Collector<'_, Self::Output>,
+    ) -> ProcessResult;
+
+    fn process_element2(
+        &mut self,
+        value: Self::Input2,
+        ctx: &Context<'_>,
+        out: &mut Collector<'_, Self::Output>,
+    ) -> ProcessResult;
+
+    /// A timer of the current key fired. The default does nothing.
+    fn on_timer(&mut self, timestamp: i64, ctx: &Context<'_>, out: &mut Collector<'_, Self::Output>) -> ProcessResult {
+        let _ = (timestamp, ctx, out);
+        Ok(())
+    }
+}
+
+/// The bounds of a window: `[start, end)` in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Window {
+    /// The largest timestamp in the window (`end - 1`), as Flink's `maxTimestamp`.
+    pub fn max_timestamp(&self) -> i64 {
+        self.end - 1
+    }
+}
+
+/// A function called with all the elements of a key's window when it fires (Flink's
+/// `ProcessWindowFunction`). Register it as `process_windows: [name: Type]`.
+pub trait ProcessWindowFunction: Default {
+    /// The key, as the job keys by it.
+    type Key: DeserializeOwned;
+    type Input: DeserializeOwned;
+    type Output: Serialize;
+
+    fn process(
+        &mut self,
+        key: Self::Key,
+        window: Window,
+        elements: Vec<Self::Input>,
+        out: &mut Collector<'_, Self::Output>,
+    ) -> ProcessResult;
 }
 
 impl std::fmt::Debug for ProcessFunction {
@@ -197,15 +368,23 @@ fn decode_input<T: DeserializeOwned>(row: &[u8], what: &str) -> Result<T, String
     rmp_serde::from_slice(row).map_err(|e| format!("the {what} does not decode as {}: {e}", std::any::type_name::<T>()))
 }
 
-fn element<F: KeyedProcessFunction>(ctx: &Context<'_>, row: &[u8], out: &mut RowWriter) -> Result<(), String> {
+fn element<F: KeyedProcessFunction>(
+    ctx: &Context<'_>,
+    input: u8,
+    row: &[u8],
+    out: &mut RowWriter,
+) -> Result<(), String> {
+    if input != 1 {
+        return Err(format!("a process function has one input, but got an element of input {input}"));
+    }
     let value = decode_input::<F::Input>(row, "element")?;
-    let mut collector = Collector::new(out);
+    let mut collector = Collector::new(out, ctx.extras());
     let result = F::default().process_element(value, ctx, &mut collector);
     collector.finish(result)
 }
 
 fn timer<F: KeyedProcessFunction>(ctx: &Context<'_>, at_ms: i64, out: &mut RowWriter) -> Result<(), String> {
-    let mut collector = Collector::new(out);
+    let mut collector = Collector::new(out, ctx.extras());
     let result = F::default().on_timer(at_ms, ctx, &mut collector);
     collector.finish(result)
 }
@@ -216,7 +395,61 @@ fn broadcast<F: KeyedProcessFunction>(
     out: &mut RowWriter,
 ) -> Result<(), String> {
     let value = decode_input::<F::Broadcast>(row, "broadcast element")?;
-    let mut collector = Collector::new(out);
+    let extras = Extras::default();
+    let mut collector = Collector::new(out, &extras);
     let result = F::default().process_broadcast_element(value, ctx, &mut collector);
     collector.finish(result)
+}
+
+fn co_element<F: KeyedCoProcessFunction>(
+    ctx: &Context<'_>,
+    input: u8,
+    row: &[u8],
+    out: &mut RowWriter,
+) -> Result<(), String> {
+    let mut collector = Collector::new(out, ctx.extras());
+    let result = match input {
+        1 => F::default().process_element1(decode_input::<F::Input1>(row, "element of input 1")?, ctx, &mut collector),
+        2 => F::default().process_element2(decode_input::<F::Input2>(row, "element of input 2")?, ctx, &mut collector),
+        _ => return Err(format!("a co-process function has inputs 1 and 2, not {input}")),
+    };
+    collector.finish(result)
+}
+
+fn co_timer<F: KeyedCoProcessFunction>(ctx: &Context<'_>, at_ms: i64, out: &mut RowWriter) -> Result<(), String> {
+    let mut collector = Collector::new(out, ctx.extras());
+    let result = F::default().on_timer(at_ms, ctx, &mut collector);
+    collector.finish(result)
+}
+
+fn window<F: ProcessWindowFunction>(
+    key: &[u8],
+    bounds: Window,
+    rows: &[&[u8]],
+    out: &mut RowWriter,
+    extras: &Extras,
+) -> Result<(), String> {
+    let key = decode_input::<F::Key>(key, "window's key")?;
+    let elements = rows.iter().map(|row| decode_input::<F::Input>(row, "element")).collect::<Result<Vec<_>, _>>()?;
+    let mut collector = Collector::new(out, extras);
+    let result = F::default().process(key, bounds, elements, &mut collector);
+    collector.finish(result)
+}
+
+const NOT_KEYED: &str = "this is a process-window function: the host calls it through process-window only";
+
+fn no_element(_: &Context<'_>, _: u8, _: &[u8], _: &mut RowWriter) -> Result<(), String> {
+    Err(NOT_KEYED.into())
+}
+
+fn no_timer(_: &Context<'_>, _: i64, _: &mut RowWriter) -> Result<(), String> {
+    Err(NOT_KEYED.into())
+}
+
+fn no_broadcast(_: &BroadcastContext<'_>, _: &[u8], _: &mut RowWriter) -> Result<(), String> {
+    Err(NO_BROADCAST_SIDE.into())
+}
+
+fn no_window(_: &[u8], _: Window, _: &[&[u8]], _: &mut RowWriter, _: &Extras) -> Result<(), String> {
+    Err("this is not a process-window function".into())
 }

@@ -62,7 +62,7 @@ use serde::de::DeserializeOwned;
 use super::memory::MemoryHost;
 use crate::function::Plugin;
 use crate::process::dispatch::{self, ProcessError, ProcessOutput};
-use crate::process::{ProcessFunction, TimeDomain};
+use crate::process::{ProcessFunction, RowKind, TimeDomain, Window};
 
 /// Rounds of timers a single clock move may fire before the harness gives up: a function
 /// whose `on_timer` keeps registering due timers would otherwise never return.
@@ -116,9 +116,23 @@ impl ProcessHarnessError {
 
 /// The inputs of one call, encoded.
 enum Inputs {
-    Elements { rows: Vec<Vec<u8>>, keys: Vec<Vec<u8>>, timestamps: Vec<i64> },
-    Timers { keys: Vec<Vec<u8>>, times: Vec<i64>, domains: Vec<TimeDomain> },
-    Broadcast { rows: Vec<Vec<u8>>, timestamps: Vec<i64> },
+    Elements {
+        input: u8,
+        rows: Vec<Vec<u8>>,
+        keys: Vec<Vec<u8>>,
+        timestamps: Vec<i64>,
+    },
+    Timers {
+        keys: Vec<Vec<u8>>,
+        times: Vec<i64>,
+        domains: Vec<TimeDomain>,
+    },
+    Broadcast {
+        rows: Vec<Vec<u8>>,
+        timestamps: Vec<i64>,
+    },
+    /// A fired window (called directly by `process_window`, never through `run`).
+    Window,
 }
 
 impl Inputs {
@@ -126,6 +140,7 @@ impl Inputs {
         match self {
             Inputs::Elements { rows, .. } | Inputs::Broadcast { rows, .. } => rows.len(),
             Inputs::Timers { times, .. } => times.len(),
+            Inputs::Window => 1,
         }
     }
 
@@ -133,6 +148,7 @@ impl Inputs {
         match self {
             Inputs::Elements { .. } => format!("element {index}"),
             Inputs::Broadcast { .. } => format!("broadcast element {index}"),
+            Inputs::Window => "the window".to_string(),
             Inputs::Timers { times, domains, .. } => {
                 let domain = match domains[index] {
                     TimeDomain::EventTime => "event-time",
@@ -154,6 +170,10 @@ pub struct ProcessHarness {
     function: &'static ProcessFunction,
     host: MemoryHost,
     output: Vec<Vec<u8>>,
+    /// The kind of each output row.
+    kinds: Vec<RowKind>,
+    /// `(tag, row)` of each side-output row.
+    side: Vec<(String, Vec<u8>)>,
 }
 
 impl fmt::Debug for ProcessHarness {
@@ -208,7 +228,58 @@ impl ProcessHarness {
             function,
             host: MemoryHost::new(function.name(), function.states()),
             output: Vec::new(),
+            kinds: Vec::new(),
+            side: Vec::new(),
         }
+    }
+
+    /// One element of a co-process function's second input (`process` feeds the first).
+    pub fn process2<K: Serialize, I: Serialize>(
+        &mut self,
+        key: K,
+        value: I,
+        timestamp: impl Into<Option<i64>>,
+    ) -> Result<(), ProcessHarnessError> {
+        let keys = vec![encode(&key, "key")?];
+        let rows = vec![encode(&value, "element")?];
+        self.run(Inputs::Elements { input: 2, rows, keys, timestamps: vec![timestamp.into().unwrap_or(i64::MIN)] })
+    }
+
+    /// Calls a process-window function with the window `window` of `key` and its elements,
+    /// as the host does when the window fires.
+    pub fn process_window<K: Serialize, I: Serialize>(
+        &mut self,
+        key: K,
+        window: Window,
+        elements: impl IntoIterator<Item = I>,
+    ) -> Result<(), ProcessHarnessError> {
+        let key = encode(&key, "key")?;
+        let rows = elements.into_iter().map(|e| encode(&e, "element")).collect::<Result<Vec<_>, _>>()?;
+        let (data, offsets) = flatten(&rows);
+        let timestamps = vec![i64::MIN; rows.len()];
+        let output =
+            dispatch::process_window(self.plugin, self.function.name(), &key, window, (&data, &offsets), &timestamps)
+                .map_err(ProcessHarnessError::Call)?;
+        let mut failures = Vec::new();
+        self.accept(&Inputs::Window, &[0], output, &mut failures);
+        if failures.is_empty() { Ok(()) } else { Err(ProcessHarnessError::Failed(failures)) }
+    }
+
+    /// The kind of every record emitted so far ([`RowKind::Insert`] unless the function used
+    /// [`Collector::collect_kind`](crate::process::Collector::collect_kind)).
+    pub fn output_kinds(&self) -> &[RowKind] {
+        &self.kinds
+    }
+
+    /// Every record emitted to the side output `tag` so far, decoded as `O`.
+    #[track_caller]
+    pub fn side_output<O: DeserializeOwned>(&self, tag: &str) -> Vec<O> {
+        self.side
+            .iter()
+            .filter(|(t, _)| t == tag)
+            .enumerate()
+            .map(|(i, (_, row))| decode(row, &format!("side output `{tag}` record {i}")))
+            .collect()
     }
 
     /// One element with key `key` and event time `timestamp` (ms, or `None`), as one call.
@@ -233,7 +304,7 @@ impl ProcessHarness {
             rows.push(encode(&value, "element")?);
             timestamps.push(timestamp.unwrap_or(i64::MIN));
         }
-        self.run(Inputs::Elements { rows, keys, timestamps })
+        self.run(Inputs::Elements { input: 1, rows, keys, timestamps })
     }
 
     /// One element of the broadcast stream (no event time), as one call.
@@ -369,8 +440,15 @@ impl ProcessHarness {
 
     /// Keeps a call's output rows and turns its row errors into failures.
     fn accept(&mut self, inputs: &Inputs, which: &[usize], output: ProcessOutput, failures: &mut Vec<InputFailure>) {
-        let rows = output.offsets.windows(2).map(|w| output.data[w[0] as usize..w[1] as usize].to_vec());
+        let rows: Vec<Vec<u8>> =
+            output.offsets.windows(2).map(|w| output.data[w[0] as usize..w[1] as usize].to_vec()).collect();
+        if output.kinds.is_empty() {
+            self.kinds.extend(std::iter::repeat_n(RowKind::Insert, rows.len()));
+        } else {
+            self.kinds.extend(output.kinds);
+        }
         self.output.extend(rows);
+        self.side.extend(output.side.into_iter().map(|(_, tag, row)| (tag, row)));
         for error in output.errors {
             let index = which.get(error.index as usize).copied().unwrap_or(error.index as usize);
             failures.push(InputFailure { input: inputs.describe(index), message: error.message, trapped: false });
@@ -385,15 +463,16 @@ impl ProcessHarness {
         let before = self.host.snapshot();
         let (plugin, host, name) = (self.plugin, &self.host, self.function.name());
         let result = catch_unwind(AssertUnwindSafe(|| match inputs {
-            Inputs::Elements { rows, keys, timestamps } => {
+            Inputs::Elements { input, rows, keys, timestamps } => {
                 let (data, offsets) = pick(rows);
                 let (key_data, key_offsets) = pick(keys);
                 host.begin_keyed(which.iter().map(|&i| keys[i].clone()).collect());
                 let timestamps = pick_scalars(timestamps);
-                dispatch::process_elements(
+                dispatch::process_elements_local(
                     plugin,
                     host,
                     name,
+                    *input,
                     (&data, &offsets),
                     (&key_data, &key_offsets),
                     &timestamps,
@@ -403,13 +482,14 @@ impl ProcessHarness {
                 let (key_data, key_offsets) = pick(keys);
                 host.begin_keyed(which.iter().map(|&i| keys[i].clone()).collect());
                 let domains: Vec<TimeDomain> = which.iter().map(|&i| domains[i]).collect();
-                dispatch::on_timers(plugin, host, name, (&key_data, &key_offsets), &pick_scalars(times), &domains)
+                dispatch::on_timers_local(plugin, host, name, (&key_data, &key_offsets), &pick_scalars(times), &domains)
             }
             Inputs::Broadcast { rows, timestamps } => {
                 let (data, offsets) = pick(rows);
                 host.begin_broadcast();
                 dispatch::process_broadcast(plugin, host, name, (&data, &offsets), &pick_scalars(timestamps))
             }
+            Inputs::Window => unreachable!("windows are called by process_window"),
         }));
         self.host.end_call();
         match result {
