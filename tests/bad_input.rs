@@ -163,14 +163,14 @@ fn a_truncated_component_is_not_a_component() {
 fn a_plain_wasi_command_is_not_a_weir_plugin() {
     let dir = temp_dir();
     let (_, err) = with_upper_plugin(dir.path(), &plugin("not-a-plugin-rust"));
-    assert_contains(&err, &["not a weir plugin", "weir:plugin/describe@0.1.0"]);
+    assert_contains(&err, &["not a weir plugin", "weir:plugin/describe@0.2.0"]);
 }
 
 #[test]
-fn a_plugin_for_another_abi_is_refused() {
+fn a_plugin_for_the_previous_abi_is_refused_naming_both_versions() {
     let dir = temp_dir();
     let (_, err) = with_upper_plugin(dir.path(), &plugin("wrong-abi-rust"));
-    assert_contains(&err, &["ABI 9.0.0", "0.1.0", "rebuild"]);
+    assert_contains(&err, &["ABI 0.1.0", "this host speaks 0.2.0", "rebuild", "weir plugin build"]);
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn plugin_inspect_prints_name_version_and_functions() {
     let plugin_line =
         text.lines().find(|l| l.starts_with("plugin:")).unwrap_or_else(|| panic!("no plugin: line in\n{text}"));
     assert_eq!(plugin_line.split_whitespace().collect::<Vec<_>>(), ["plugin:", "words", "0.1.0"], "{text}");
-    assert!(text.lines().any(|l| l.starts_with("abi:") && l.contains("weir:plugin@0.1.0")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("abi:") && l.contains("weir:plugin@0.2.0")), "{text}");
     let functions: Vec<Vec<&str>> = text
         .lines()
         .skip_while(|l| !l.starts_with("functions:"))

@@ -12,13 +12,18 @@
 //! | `fraud_detector` | `{account, amount}`; broadcast `{name, small, large}` | `{account, small, large}` alerts | value `flag: f64`, value `timer`, broadcast map `rules` |
 //! | `trap_after_write` | any element | `{key, count}`, then a trap on an element containing `boom` | value `count: u64` |
 //! | `undeclared` | any element | fails: uses state `not_declared` | value `count: u64` |
+//! | `match_payments` (co-process) | 1: `{id, amount}` orders, 2: `{id, paid}` payments | `{id, amount, paid}`; side output `duplicate` | value `order`, `payment`, `done` |
+//! | `latest_amount` | `{amount}` | `{key, amount}` as insert, then update-before/update-after | value `last: f64` |
+//! | `window_stats` (process-window) | `{amount}` | `{key, start, end, count, max}` per window | none |
 
+mod abi02;
 mod counts;
 mod fraud;
 mod hostile;
 mod items;
 mod sessions;
 
+pub use abi02::{Amount, Latest, LatestAmount, MatchPayments, Order, Paid, Payment, WindowStats, WindowStatsFn};
 pub use counts::{CountPerKey, KeyCount, TtlCount};
 pub use fraud::{
     Alert, FraudDetector, LARGE_AMOUNT, ONE_MINUTE_MS, PendingTimer, Rule, SMALL_AMOUNT, Thresholds, Transaction,
@@ -38,7 +43,10 @@ weir::plugin! {
         fraud_detector: FraudDetector,
         trap_after_write: TrapAfterWrite,
         undeclared: Undeclared,
+        latest_amount: LatestAmount,
     ],
+    co_processes: [match_payments: MatchPayments],
+    process_windows: [window_stats: WindowStatsFn],
 }
 
 #[cfg(test)]
@@ -57,7 +65,10 @@ mod tests {
                 "map_state_demo",
                 "fraud_detector",
                 "trap_after_write",
-                "undeclared"
+                "undeclared",
+                "latest_amount",
+                "match_payments",
+                "window_stats"
             ]
         );
         let states: Vec<String> = PLUGIN
@@ -83,6 +94,10 @@ mod tests {
                 "fraud_detector: broadcast-map rules of alloc::string::String -> process_rust::fraud::Thresholds",
                 "trap_after_write: value count of u64",
                 "undeclared: value count of u64",
+                "latest_amount: value last of f64",
+                "match_payments: value order of process_rust::abi02::Order",
+                "match_payments: value payment of process_rust::abi02::Payment",
+                "match_payments: value done of bool",
             ]
         );
         assert!(PLUGIN.functions().is_empty() && PLUGIN.aggregates().is_empty());

@@ -1,5 +1,6 @@
-//! A component for ABI `weir:plugin@9.0.0`: the host must reject it with a clear message
-//! about the ABI version instead of failing somewhere deeper.
+//! A component for the previous ABI, `weir:plugin@0.1.0` (what weir-sdk 0.1 built): the
+//! host, which speaks 0.2.0, must reject it with a message naming both versions and the fix
+//! instead of failing somewhere deeper.
 //!
 //! It exports the same interfaces as a real plugin (an identity map named `identity`), so
 //! the only thing wrong with it is the version.
