@@ -79,6 +79,9 @@ def test_the_world_follows_what_the_app_declares(tmp_path):
     assert build.world_of(build.check_app(tmp_path)) == "transform-aggregate-plugin"
     (tmp_path / "app.py").write_text(APP.split("@weir.aggregate")[0])
     assert build.world_of(build.check_app(tmp_path)) == "transform-plugin"
+    windows_only = "import weir\nweir.plugin(name='w', version='1')\n@weir.process_window\ndef w(k, win, es):\n    return es\n"
+    (tmp_path / "app.py").write_text(windows_only)
+    assert build.world_of(build.check_app(tmp_path)) == "plugin"
 
 
 def test_generated_glue_exposes_the_classes_componentize_py_looks_for(world):
