@@ -423,13 +423,6 @@ class ValueStateHandle(_Handle):
         data = scope.cells[scope.base + self._index]
         return None if data is None else decode(self._decl, data)
 
-    def _write(self, data: Optional[bytes]) -> None:
-        scope = self._scope
-        pos = scope.base + self._index
-        cells = scope.cells
-        scope.undo.append((pos, cells[pos]))
-        cells[pos] = data
-
     def update(self, value: Any) -> None:
         """Set the key's value; `update(None)` clears it (as Flink's `update(null)` does)."""
         scope = self._scope
@@ -437,16 +430,18 @@ class ValueStateHandle(_Handle):
         if scope.side is not KEYED:
             scope.keyed(decl)
         if value is None:
-            self._write(None)
-            return
-        decl.check_value(value)
-        self._write(encode(decl, value))
+            data = None
+        else:
+            decl.check_value(value)
+            data = encode(decl, value)
+        # Written in the call's copy, with the value before in the input's undo log.
+        pos = scope.base + self._index
+        cells = scope.cells
+        scope.undo.append((pos, cells[pos]))
+        cells[pos] = data
 
     def clear(self) -> None:
-        scope = self._scope
-        if scope.side is not KEYED:
-            scope.keyed(self._decl)
-        self._write(None)
+        self.update(None)
 
 
 class ListStateHandle(_Handle):
