@@ -15,8 +15,10 @@ cannot recurse). From an annotation:
 
 What each kind reports (`params` is a list of named fields, `result` one value type):
 
-- map, filter, key selector: the row parameter (the first positional one: the host calls
-  the function with one row) and the return annotation (a filter's is usually `bool`);
+- map, key selector: the row parameter (the first positional one: the host calls the
+  function with one row) and the return annotation;
+- filter: the row parameter, and the same type as result: a filter's output row is its
+  input row, kept or not (as the Rust SDK reports it; the `bool` it returns is not a row);
 - flat map: the row parameter, and as result the element type of the return annotation
   (`Iterable[T]`, `Iterator[T]`, `Generator[T, ...]`, `list[T]`);
 - timestamp assigner: the row parameter, and `timestamp` as result (the dispatch enforces
@@ -202,6 +204,8 @@ def _derive(f: Function) -> Dict[str, Any]:
         params = _params(fn, 1)
         if kind is Kind.FLAT_MAP:
             result = element_of(_returns(fn))
+        elif kind is Kind.FILTER:
+            result = params[0]["type"] if params else value_type()
         elif kind is Kind.TIMESTAMP_ASSIGNER:
             result = value_type("timestamp")
         else:
