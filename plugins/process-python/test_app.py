@@ -59,8 +59,8 @@ def test_describe_lists_every_function_with_its_states():
         "latest_per_key: value latest of Any",
     ]
     window = functions[-1]["signature"]
-    assert [p["name"] for p in window["params"]] == ["key", "window", "elements"]
-    assert window["params"][2]["type"] == {"scalar": "any", "nullable": False, "is_list": True}
+    assert [p["name"] for p in window["params"]] == ["key", "elements"]
+    assert window["params"][1]["type"] == {"scalar": "any", "nullable": False, "is_list": True}
 
 
 # --- value state --------------------------------------------------------------------------

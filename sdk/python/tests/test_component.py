@@ -236,7 +236,6 @@ def test_process_export_over_the_wit_imports(world, monkeypatch):
     assert info[2].signature == wit_types.Signature(
         params=[
             wit_types.Field(name="key", type=T(S.STRING, False, False)),
-            wit_types.Field(name="window", type=T(S.ANY, False, False)),
             wit_types.Field(name="elements", type=T(S.INT, False, True)),
         ],
         result=T(S.INT, True, False),

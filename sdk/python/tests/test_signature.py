@@ -209,12 +209,8 @@ def test_process_window_functions_report_key_window_and_elements():
         return []
 
     assert sig(totals) == {
-        "params": [
-            {"name": "key", "type": t("string")},
-            {"name": "window", "type": t()},
-            {"name": "elements", "type": t("float", is_list=True)},
-        ],
+        "params": [{"name": "key", "type": t("string")}, {"name": "elements", "type": t("float", is_list=True)}],
         "result": t("float"),
     }
-    assert [p["name"] for p in sig(bare)["params"]] == ["key", "window", "elements"]
+    assert [p["name"] for p in sig(bare)["params"]] == ["key", "elements"]
     assert totals.__weir__.takes_context and not bare.__weir__.takes_context

@@ -29,8 +29,9 @@ What each kind reports (`params` is a list of named fields, `result` one value t
   `process_element` yields nothing it names; `any` when they disagree;
 - co-process: the element parameters of `process_element1` and `process_element2` (as named;
   `name1`/`name2` when both have the same name), and the result as for process;
-- process window: `key`, `window` and `elements` as annotated (the 4th `ctx` is left out),
-  and the element type of the return annotation.
+- process window: `key` and `elements` as annotated (the `window` bounds and the 4th `ctx`
+  are no values of the call, as in the Rust SDK), and the element type of the return
+  annotation.
 
 A function without annotations still gets a signature, of `any`s; None only when the
 callable cannot be inspected at all.
@@ -229,8 +230,9 @@ def _derive(f: Function) -> Dict[str, Any]:
             params = [{"name": p["name"] + n, "type": p["type"]} for p, n in zip(params, "12")]
         timer = _overridden(fn, "on_timer", KeyedCoProcessFunction)
         return {"params": params, "result": _yields(fn.process_element1, fn.process_element2, timer)}
-    # process window: key, window, elements (, ctx)
-    return {"params": _params(fn, 3), "result": element_of(_returns(fn))}
+    # process window: key, window, elements (, ctx): the window is no value
+    params = _params(fn, 3)
+    return {"params": [p for i, p in enumerate(params) if i != 1], "result": element_of(_returns(fn))}
 
 
 def signature_of(f: Function) -> Optional[Dict[str, Any]]:
