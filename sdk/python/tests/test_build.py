@@ -4,7 +4,6 @@ The full build runs componentize-py (~10-20 s); set WEIR_TEST_BUILD=1 to run it.
 `wasmtime` package installed it also loads the component and calls its exports.
 """
 
-import json
 import os
 import subprocess
 import sys
