@@ -9,11 +9,17 @@ counterparts of plugins/process-rust's (same names, same outputs on the same inp
 | `fraud_detector` | `{account, amount}`; broadcast `{name, small, large}` | `{account, small, large}` alerts | value `flag: float`, value `timer`, broadcast map `rules` |
 | `fail_on_boom` | any element | `{key, count}`, then an exception on an element containing `boom` | value `count: int` |
 | `undeclared` | any element | fails: uses state `not_declared` | value `count: int` |
+| `enrich_clicks` (co-process) | input 1: clicks; input 2: profiles | `{key, click, profile}` per click, once its key has a profile | value `profile: dict`, list `pending: dict` |
+| `split_late` | any element with event time | `{key, event}`; side output `late`: `{key, event, lateness_ms}` | value `latest: int` |
+| `latest_per_key` | any element | the key's latest element as an upsert changelog (insert, then update-before/update-after) | value `latest: Any` |
+| `window_summary` (process window) | a fired window's elements | `{key, start, end, count, first_at, last_at}` | none |
 
-Keys are whatever the job keys by (a string, a number), passed back as they came.
+Keys are whatever the job keys by (a string, a number), passed back as they came. The first
+six have the same names and outputs as plugins/process-rust's; the last four use ABI 0.2's
+co-process and process-window functions, side outputs and row kinds.
 """
 
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import weir
 
@@ -213,3 +219,96 @@ class Undeclared(weir.KeyedProcessFunction):
     def process_element(self, value: Any, ctx: weir.Context) -> Iterator[Any]:
         ctx.state("not_declared").value()
         yield value
+
+
+# --- ABI 0.2: co-process, side outputs, row kinds, process windows -------------------------
+
+
+@weir.co_process
+class EnrichClicks(weir.KeyedCoProcessFunction):
+    """Two streams keyed by user: clicks (input 1) and profile updates (input 2). A click
+    emits `{key, click, profile}` with the key's latest profile; clicks that come before the
+    key's first profile wait in list state `pending` and go out, in arrival order, when it
+    comes. A later profile replaces the earlier one."""
+
+    profile = weir.ValueState(dict)
+    pending = weir.ListState(dict)
+
+    def process_element1(self, click: Any, ctx: weir.Context) -> Iterator[Dict[str, Any]]:
+        profile = self.profile.value()
+        if profile is None:
+            self.pending.add({"click": click})
+            return
+        yield {"key": ctx.get_current_key(), "click": click, "profile": profile}
+
+    def process_element2(self, profile: Dict[str, Any], ctx: weir.Context) -> Iterator[Dict[str, Any]]:
+        if not isinstance(profile, dict):
+            raise TypeError(f"a profile is a record, got {type(profile).__name__}")
+        first = self.profile.value() is None
+        self.profile.update(profile)
+        if first:
+            key = ctx.get_current_key()
+            for waiting in self.pending.get():
+                yield {"key": key, "click": waiting["click"], "profile": profile}
+            self.pending.clear()
+
+
+#: Where `split_late` sends elements older than their key's latest.
+LATE = weir.OutputTag("late")
+
+
+@weir.process
+class SplitLate(weir.KeyedProcessFunction):
+    """Passes each element on as `{key, event}`, but one whose event time is before the
+    latest its key has seen goes to the side output `late` as `{key, event, lateness_ms}`
+    instead. Elements need event time."""
+
+    latest = weir.ValueState(int)
+
+    def process_element(self, value: Any, ctx: weir.Context) -> Iterator[Dict[str, Any]]:
+        at = ctx.timestamp()
+        if at is None:
+            raise ValueError("split_late needs event time: assign timestamps before it in the job")
+        latest = self.latest.value()
+        if latest is not None and at < latest:
+            ctx.output(LATE, {"key": ctx.get_current_key(), "event": value, "lateness_ms": latest - at})
+            return
+        self.latest.update(at)
+        yield {"key": ctx.get_current_key(), "event": value}
+
+
+@weir.process
+class LatestPerKey(weir.KeyedProcessFunction):
+    """The latest element of each key as an updating result (an upsert changelog): the first
+    element of a key is an insert `{key, value}`; each later one withdraws the previous row
+    (`UPDATE_BEFORE`) and adds the new one (`UPDATE_AFTER`); an element equal to the latest
+    changes nothing. (The host's streams carry inserts only so far: run it where updates are
+    read.)"""
+
+    latest = weir.ValueState()
+
+    def process_element(self, value: Any, ctx: weir.Context) -> Iterator[Any]:
+        key = ctx.get_current_key()
+        previous = self.latest.value()
+        if previous is None:
+            self.latest.update(value)
+            yield {"key": key, "value": value}
+        elif previous != value:
+            self.latest.update(value)
+            yield weir.Row({"key": key, "value": previous}, weir.RowKind.UPDATE_BEFORE)
+            yield weir.Row({"key": key, "value": value}, weir.RowKind.UPDATE_AFTER)
+
+
+@weir.process_window
+def window_summary(key: Any, window: weir.TimeWindow, elements: List[Any], ctx: weir.WindowContext) -> Iterator[Dict[str, Any]]:
+    """A fired window of a key: how many elements it holds and the first and last of their
+    event times (None when none has one)."""
+    times = [t for t in ctx.timestamps() if t is not None]
+    yield {
+        "key": key,
+        "start": window.start,
+        "end": window.end,
+        "count": len(elements),
+        "first_at": min(times) if times else None,
+        "last_at": max(times) if times else None,
+    }

@@ -10,7 +10,19 @@ import weir.testing as t
 from weir.testing import ProcessHarness, ProcessHarnessError
 
 import app
-from app import CountPerKey, FailOnBoom, FraudDetector, ItemCounts, Sessionize, Undeclared
+from app import (
+    LATE,
+    CountPerKey,
+    EnrichClicks,
+    FailOnBoom,
+    FraudDetector,
+    ItemCounts,
+    LatestPerKey,
+    Sessionize,
+    SplitLate,
+    Undeclared,
+    window_summary,
+)
 
 EVENT, PROCESSING = weir.TimeDomain.EVENT_TIME, weir.TimeDomain.PROCESSING_TIME
 
@@ -20,11 +32,16 @@ def test_describe_lists_every_function_with_its_states():
     assert [(f["name"], f["kind"], f["encoding"]) for f in functions] == [
         (name, "process", "python-marshal")
         for name in ["count_per_key", "sessionize", "map_state_demo", "fraud_detector", "fail_on_boom", "undeclared"]
+    ] + [
+        ("enrich_clicks", "co-process", "python-marshal"),
+        ("split_late", "process", "python-marshal"),
+        ("latest_per_key", "process", "python-marshal"),
+        ("window_summary", "process-window", "python-marshal"),
     ]
     states = [
         f"{f['name']}: {s['kind']} {s['name']} of {s['value_type']}" + (f", ttl {s['ttl_ms']} ms" if s["ttl_ms"] else "")
         for f in functions
-        for s in f["states"]
+        for s in f.get("states", [])
     ]
     assert states == [
         "count_per_key: value count of int",
@@ -36,7 +53,14 @@ def test_describe_lists_every_function_with_its_states():
         "fraud_detector: broadcast-map rules of str -> dict",
         "fail_on_boom: value count of int",
         "undeclared: value count of int",
+        "enrich_clicks: value profile of dict",
+        "enrich_clicks: list pending of dict",
+        "split_late: value latest of int",
+        "latest_per_key: value latest of Any",
     ]
+    window = functions[-1]["signature"]
+    assert [p["name"] for p in window["params"]] == ["key", "elements"]
+    assert window["params"][1]["type"] == {"scalar": "any", "nullable": False, "is_list": True}
 
 
 # --- value state --------------------------------------------------------------------------
@@ -229,3 +253,73 @@ def test_an_undeclared_state_fails_each_element_naming_the_declared_ones():
     message = failed.value.failures[0].message
     assert "used state `not_declared`, which it does not declare (declared: count)" in message
     assert h.output == []
+
+
+# --- ABI 0.2: co-process, side outputs, row kinds, process windows -------------------------
+
+
+def test_clicks_wait_for_their_profile_then_go_out_enriched():
+    h = ProcessHarness(EnrichClicks)
+    h.process1("u1", {"page": "/a"})
+    h.process1("u1", {"page": "/b"})
+    h.process1("u2", {"page": "/x"})
+    assert h.output == [] and len(h.list_state("u1", "pending")) == 2
+    h.process2("u1", {"name": "Ada"})
+    assert h.take_output() == [
+        {"key": "u1", "click": {"page": "/a"}, "profile": {"name": "Ada"}},
+        {"key": "u1", "click": {"page": "/b"}, "profile": {"name": "Ada"}},
+    ]
+    assert h.list_state("u1", "pending") == []
+    h.process_batch([("u1", {"page": "/c"}, None), ("u2", {"page": "/y"}, None)], input=1)
+    h.process2("u1", {"name": "Ada L."})
+    h.process1("u1", {"page": "/d"})
+    assert h.take_output() == [
+        {"key": "u1", "click": {"page": "/c"}, "profile": {"name": "Ada"}},
+        {"key": "u1", "click": {"page": "/d"}, "profile": {"name": "Ada L."}},
+    ]
+    assert h.list_state("u2", "pending") == [{"click": {"page": "/x"}}, {"click": {"page": "/y"}}]
+    with pytest.raises(ProcessHarnessError, match="a profile is a record, got str"):
+        h.process2("u2", "Bob")
+    assert (h.value_state("u2", "profile"), len(h.list_state("u2", "pending"))) == (None, 2)
+
+
+def test_late_elements_go_to_the_side_output():
+    h = ProcessHarness(SplitLate)
+    h.process_batch([("a", "e1", 1_000), ("a", "e2", 5_000), ("a", "e3", 4_000), ("b", "f1", 100), ("a", "e4", 5_000)])
+    assert h.output == [
+        {"key": "a", "event": "e1"},
+        {"key": "a", "event": "e2"},
+        {"key": "b", "event": "f1"},
+        {"key": "a", "event": "e4"},
+    ]
+    assert h.side_output(LATE) == [{"key": "a", "event": "e3", "lateness_ms": 1_000}]
+    assert h.side_output("late") == h.side_output(LATE)
+    assert h.value_state("a", "latest") == 5_000
+    with pytest.raises(ProcessHarnessError, match="split_late needs event time"):
+        h.process("a", "no time")
+
+
+def test_the_latest_per_key_is_an_upsert_changelog():
+    h = ProcessHarness(LatestPerKey)
+    h.process_batch([("a", 1, None), ("b", "x", None), ("a", 2, None), ("a", 2, None)])
+    I, UB, UA = weir.RowKind.INSERT, weir.RowKind.UPDATE_BEFORE, weir.RowKind.UPDATE_AFTER
+    assert h.output_rows == [
+        weir.Row({"key": "a", "value": 1}, I),
+        weir.Row({"key": "b", "value": "x"}, I),
+        weir.Row({"key": "a", "value": 1}, UB),
+        weir.Row({"key": "a", "value": 2}, UA),
+    ]
+    assert h.value_state("a", "latest") == 2
+
+
+def test_a_window_summary_counts_its_elements_and_their_times():
+    h = ProcessHarness(window_summary)
+    h.fire_window("u1", (0, 60_000), ["a", "b", "c"], timestamps=[5_000, None, 1_000])
+    h.fire_window(7, weir.TimeWindow(60_000, 120_000), [], [])
+    assert h.output == [
+        {"key": "u1", "start": 0, "end": 60_000, "count": 3, "first_at": 1_000, "last_at": 5_000},
+        {"key": 7, "start": 60_000, "end": 120_000, "count": 0, "first_at": None, "last_at": None},
+    ]
+    assert t.process_window(window_summary, "k", (0, 10), [1]) == [
+        {"key": "k", "start": 0, "end": 10, "count": 1, "first_at": None, "last_at": None}
+    ]

@@ -33,9 +33,18 @@ def test_describe():
     assert weir.testing.describe(app) == {
         "name": "upper",
         "version": "0.1.0",
-        "sdk": "weir-sdk-python 0.1.0",
+        "sdk": "weir-sdk-python 0.2.0",
         "functions": [
-            {"name": "upper", "kind": "map", "encoding": "python-marshal"},
-            {"name": "upper_name", "kind": "map", "encoding": "python-marshal"},
+            {"name": "upper", "kind": "map", "encoding": "python-marshal", "signature": signature("s", "string", "string")},
+            {"name": "upper_name", "kind": "map", "encoding": "python-marshal", "signature": signature("record", "any", "any")},
         ],
     }
+
+
+def signature(param, scalar, result):
+    """A one-parameter signature of non-null scalars, as `describe` reports it."""
+
+    def t(s):
+        return {"scalar": s, "nullable": False, "is_list": False}
+
+    return {"params": [{"name": param, "type": t(scalar)}], "result": t(result)}

@@ -6,6 +6,11 @@ import weir
 from weir import Kind, Plugin, PluginDefinitionError, UnknownFunctionError
 
 
+ANY = {"scalar": "any", "nullable": False, "is_list": False}
+#: The signature of `def f(x)` without annotations.
+ANY_TO_ANY = {"params": [{"name": "x", "type": ANY}], "result": ANY}
+
+
 def make_module(**attrs):
     module = types.ModuleType("fake_app")
     module.__dict__.update(attrs)
@@ -85,10 +90,10 @@ def test_plugin_from_module_and_describe():
     assert plugin.describe() == {
         "name": "demo",
         "version": "0.2.0",
-        "sdk": "weir-sdk-python 0.1.0",
+        "sdk": "weir-sdk-python 0.2.0",
         "functions": [
-            {"name": "a", "kind": "map", "encoding": "python-marshal"},
-            {"name": "b", "kind": "filter", "encoding": "python-marshal"},
+            {"name": "a", "kind": "map", "encoding": "python-marshal", "signature": ANY_TO_ANY},
+            {"name": "b", "kind": "filter", "encoding": "python-marshal", "signature": ANY_TO_ANY},
         ],
     }
     with pytest.raises(UnknownFunctionError, match="has no function 'c' \\(it has: a, b\\)"):

@@ -290,13 +290,25 @@ def test_a_host_refusal_while_committing_fails_the_call_and_the_host_retries_one
     assert h.output == ["a:x", "b:z"]
 
 
+#: Key state of one key slot for Probe's four states, all unset.
+ONE_SLOT = [None] * 4
+
+
 def test_malformed_calls_fail_whole():
     host = MemoryHost("probe", Probe.__weir__.states)
     data, offsets = _marshal_codec.join_rows([_marshal_codec.encode_row("x")])
-    with pytest.raises(weir.WeirError, match="the inputs disagree in length: 1 elements, 1 keys, 2 timestamps"):
-        _process.process_elements(Probe.__weir__, host, data, offsets, data, offsets, [0, 1])
+    with pytest.raises(weir.WeirError, match="the inputs disagree in length: 1 elements, 1 keys, 2 timestamps, 1 slots"):
+        _process.process_elements(Probe.__weir__, host, 1, data, offsets, data, offsets, [0, 1], [0], ONE_SLOT)
+    with pytest.raises(weir.WeirError, match="the inputs disagree in length: 1 elements, 1 keys, 1 timestamps, 2 slots"):
+        _process.process_elements(Probe.__weir__, host, 1, data, offsets, data, offsets, [0], [0, 0], ONE_SLOT)
     with pytest.raises(weir.WeirError, match="malformed keys batch"):
-        _process.on_timers(Probe.__weir__, host, data, [1, 2], [0], [EVENT])
+        _process.on_timers(Probe.__weir__, host, data, [1, 2], [0], [EVENT], [0], ONE_SLOT)
+    with pytest.raises(weir.WeirError, match="malformed key state .* 3 values for 4 declared states"):
+        _process.process_elements(Probe.__weir__, host, 1, data, offsets, data, offsets, [0], [0], [None] * 3)
+    with pytest.raises(weir.WeirError, match="malformed key state .* key slots up to 1 for 1 slots"):
+        _process.process_elements(Probe.__weir__, host, 1, data, offsets, data, offsets, [0], [1], ONE_SLOT)
+    with pytest.raises(weir.WeirError, match="input 2 is for co-process functions"):
+        _process.process_elements(Probe.__weir__, host, 2, data, offsets, data, offsets, [0], [0], ONE_SLOT)
 
 
 def test_a_key_or_element_that_does_not_decode_fails_alone():
@@ -304,7 +316,9 @@ def test_a_key_or_element_that_does_not_decode_fails_alone():
     good = _marshal_codec.encode_row("x")
     data, offsets = _marshal_codec.join_rows([b"\xff", good])
     host.begin_keyed([good, good])
-    out = _process.process_elements(Probe.__weir__, host, data, offsets, data[1:] + good, [0, len(good), 2 * len(good)], [0, 0])
+    out = _process.process_elements(
+        Probe.__weir__, host, 1, data, offsets, data[1:] + good, [0, len(good), 2 * len(good)], [0, 0], [0, 0], ONE_SLOT
+    )
     assert out.counts == [0, 1]
     assert out.errors[0][0] == 0 and "invalid python-marshal input row" in out.errors[0][1]
     assert _marshal_codec.unpack(out.data, out.offsets) == ["x:x"]

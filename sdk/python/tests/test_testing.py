@@ -48,4 +48,12 @@ def test_apply_needs_a_decorated_function():
 def test_describe_of_a_module():
     module = types.ModuleType("m")
     exec("import weir\nweir.plugin(name='m', version='0.0.1')\n@weir.map\ndef f(x):\n    return x\n", module.__dict__)
-    assert weir.testing.describe(module)["functions"] == [{"name": "f", "kind": "map", "encoding": "python-marshal"}]
+    any_type = {"scalar": "any", "nullable": False, "is_list": False}
+    assert weir.testing.describe(module)["functions"] == [
+        {
+            "name": "f",
+            "kind": "map",
+            "encoding": "python-marshal",
+            "signature": {"params": [{"name": "x", "type": any_type}], "result": any_type},
+        }
+    ]

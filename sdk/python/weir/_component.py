@@ -2,8 +2,8 @@
 
 Importable only inside a component build (it imports `wit_world`, which componentize-py
 generates for the world `weir.build` picks: `transform-plugin`,
-`transform-aggregate-plugin` when the app has aggregates, `plugin` when it has process
-functions). `python -m weir build` writes a small module::
+`transform-aggregate-plugin` when the app has aggregates, `plugin` when it has process,
+co-process or process-window functions). `python -m weir build` writes a small module::
 
     import app
     from weir._component import exports
@@ -14,7 +14,9 @@ functions). `python -m weir build` writes a small module::
 componentize-py finds the classes named after the exported interfaces (`Describe`,
 `Transform`, `Aggregate`, `Process`) in that module. All the logic lives in
 `weir._dispatch`, `weir._aggregate` and `weir._process`, shared with `weir.testing`; the
-process functions reach the host's state and timers through `WitProcessHost`.
+process functions get their value state with each call (`key-state`, returned as
+`state-writes`) and reach the host's list, map and broadcast state and timers through
+`WitProcessHost`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _KINDS = {
     "timestamp-assigner": wit_types.FunctionKind.TIMESTAMP_ASSIGNER,
     "aggregate": wit_types.FunctionKind.AGGREGATE,
     "process": wit_types.FunctionKind.PROCESS,
+    "co-process": wit_types.FunctionKind.CO_PROCESS,
+    "process-window": wit_types.FunctionKind.PROCESS_WINDOW,
 }
 _STATE_KINDS = {
     "value": wit_types.StateKind.VALUE,
@@ -50,6 +54,22 @@ _ENCODINGS = {
     "json": wit_types.RowEncoding.JSON,
     "python-marshal": wit_types.RowEncoding.PYTHON_MARSHAL,
 }
+_SCALARS = {
+    "any": wit_types.ScalarType.ANY,
+    "bool": wit_types.ScalarType.BOOL,
+    "int": wit_types.ScalarType.INT,
+    "float": wit_types.ScalarType.FLOAT,
+    "string": wit_types.ScalarType.STRING,
+    "bytes": wit_types.ScalarType.BYTES,
+    "timestamp": wit_types.ScalarType.TIMESTAMP,
+}
+#: `weir.RowKind` -> WIT `row-kind`, by the enum's value.
+_ROW_KINDS = (
+    wit_types.RowKind.INSERT,
+    wit_types.RowKind.UPDATE_BEFORE,
+    wit_types.RowKind.UPDATE_AFTER,
+    wit_types.RowKind.DELETE,
+)
 _LEVELS = {
     "trace": wit_log.Level.TRACE,
     "debug": wit_log.Level.DEBUG,
@@ -86,6 +106,20 @@ def _states(f: Any) -> List[Any]:
     ]
 
 
+def _value_type(t: Any) -> Any:
+    return wit_types.ValueType(scalar=_SCALARS[t["scalar"]], nullable=t["nullable"], is_list=t["is_list"])
+
+
+def _signature(f: Any) -> Any:
+    sig = f.get("signature")
+    if sig is None:
+        return None
+    return wit_types.Signature(
+        params=[wit_types.Field(name=p["name"], type=_value_type(p["type"])) for p in sig["params"]],
+        result=_value_type(sig["result"]),
+    )
+
+
 def exports(module: ModuleType, aggregate: bool = False, process: bool = False) -> Tuple[type, ...]:
     """The export classes for plugin module `module`: `Describe` and `Transform`, plus
     `Aggregate` when `aggregate` (the world exports the `aggregate` interface), plus
@@ -102,7 +136,11 @@ def exports(module: ModuleType, aggregate: bool = False, process: bool = False) 
         sdk=info["sdk"],
         functions=[
             wit_types.FunctionInfo(
-                name=f["name"], kind=_KINDS[f["kind"]], encoding=_ENCODINGS[f["encoding"]], states=_states(f)
+                name=f["name"],
+                kind=_KINDS[f["kind"]],
+                encoding=_ENCODINGS[f["encoding"]],
+                states=_states(f),
+                signature=_signature(f),
             )
             for f in info["functions"]
         ],
@@ -169,37 +207,61 @@ def exports(module: ModuleType, aggregate: bool = False, process: bool = False) 
         wit_process.TimeDomain.EVENT_TIME: _process.TimeDomain.EVENT_TIME,
         wit_process.TimeDomain.PROCESSING_TIME: _process.TimeDomain.PROCESSING_TIME,
     }
+    Set, Clear = wit_process.StateOp_Set, wit_process.StateOp_Clear
+    StateWrite, SideRow = wit_process.StateWrite, wit_types.SideRow
 
-    def output(out: _dispatch.Output) -> Any:
+    def output(out: _process.ProcessOutput) -> Any:
         return wit_process.ProcessOutput(
             rows=wit_types.Batch(data=out.data, offsets=out.offsets),
             counts=out.counts,
             errors=[wit_types.RowError(index=i, message=m) for i, m in out.errors],
+            kinds=[_ROW_KINDS[k.value] for k in out.kinds],
+            side=[SideRow(tag=tag, input=i, row=row) for tag, i, row in out.side],
+            state_writes=[
+                StateWrite(slot=slot, state=state, op=Clear() if value is None else Set(value))
+                for slot, state, value in out.state_writes
+            ],
         )
 
     class Process:
-        def process_elements(self, name: str, elements: Any, keys: Any, timestamps: List[int]) -> Any:
+        def process_elements(
+            self, name: str, input: int, elements: Any, keys: Any, timestamps: List[int], state: Any
+        ) -> Any:
+            host.begin_call()
             return output(
                 _call(
                     "process_elements",
                     name,
                     lambda: _process.process_elements(
-                        plugin.process(name), host, elements.data, elements.offsets, keys.data, keys.offsets, timestamps
+                        plugin.process(name),
+                        host,
+                        input,
+                        elements.data,
+                        elements.offsets,
+                        keys.data,
+                        keys.offsets,
+                        timestamps,
+                        state.slots,
+                        state.values,
                     ),
                 )
             )
 
-        def on_timers(self, name: str, keys: Any, times: List[int], domains: List[Any]) -> Any:
+        def on_timers(self, name: str, keys: Any, times: List[int], domains: List[Any], state: Any) -> Any:
+            host.begin_call()
             ours = [domains_of[d] for d in domains]
             return output(
                 _call(
                     "on_timers",
                     name,
-                    lambda: _process.on_timers(plugin.process(name), host, keys.data, keys.offsets, times, ours),
+                    lambda: _process.on_timers(
+                        plugin.process(name), host, keys.data, keys.offsets, times, ours, state.slots, state.values
+                    ),
                 )
             )
 
         def process_broadcast(self, name: str, elements: Any, timestamps: List[int]) -> Any:
+            host.begin_call()
             return output(
                 _call(
                     "process_broadcast",
@@ -210,36 +272,59 @@ def exports(module: ModuleType, aggregate: bool = False, process: bool = False) 
                 )
             )
 
+        def process_window(self, name: str, key: bytes, window: Any, elements: Any, timestamps: List[int]) -> Any:
+            return output(
+                _call(
+                    "process_window",
+                    name,
+                    lambda: _process.fire_window(
+                        plugin.process(name), key, window.start, window.end, elements.data, elements.offsets, timestamps
+                    ),
+                )
+            )
+
     return Describe, Transform, Aggregate, Process
 
 
 class WitProcessHost:
     """The `ProcessHost` of `weir._process` over the WIT imports `context`, `state`,
-    `broadcast` and `timers`; the host's refusals (`Err`) become `weir.StateError`."""
+    `broadcast` and `timers`; the host's refusals (`Err`) become `weir.StateError`.
+
+    Selection is lazy: `select(i)` only notes the input, and `context.select` is called
+    before the first import call that needs it (list, map or broadcast state, timer
+    changes). A function over value state alone so makes no import call per element."""
 
     def __init__(self) -> None:
         from wit_world.imports import broadcast, context, state, timers
 
         self._state, self._broadcast, self._timers = state, broadcast, timers
-        self.select = context.select
+        self._context_select = context.select
         self.current_watermark = timers.current_watermark
         self.current_processing_time = timers.current_processing_time
+        #: The input the dispatcher handles (None on the broadcast side, which has no key),
+        #: and the one the host has selected in this call.
+        self._wanted: Optional[int] = None
+        self._selected: Optional[int] = None
 
-    @staticmethod
-    def _host(call: Callable[..., T], *args: Any) -> T:
+    def begin_call(self) -> None:
+        """A new call: nothing selected on either side yet."""
+        self._wanted = self._selected = None
+
+    def select(self, index: int) -> None:
+        self._wanted = index
+
+    def _sync(self) -> None:
+        if self._selected != self._wanted:
+            self._context_select(self._wanted)
+            self._selected = self._wanted
+
+    def _host(self, call: Callable[..., T], *args: Any) -> T:
+        if self._selected != self._wanted:
+            self._sync()
         try:
             return call(*args)
         except Err as exc:
             raise StateError(str(exc.value)) from None
-
-    def value_get(self, name: str) -> Optional[bytes]:
-        return self._host(self._state.value_get, name)
-
-    def value_set(self, name: str, value: bytes) -> None:
-        self._host(self._state.value_set, name, value)
-
-    def value_clear(self, name: str) -> None:
-        self._host(self._state.value_clear, name)
 
     def list_get(self, name: str) -> List[bytes]:
         return self._host(self._state.list_get, name)
@@ -278,7 +363,9 @@ class WitProcessHost:
         return self._host(self._broadcast.entries, name)
 
     def register_timer(self, event_time: bool, at: int) -> None:
+        self._sync()
         (self._timers.register_event_time if event_time else self._timers.register_processing_time)(at)
 
     def delete_timer(self, event_time: bool, at: int) -> None:
+        self._sync()
         (self._timers.delete_event_time if event_time else self._timers.delete_processing_time)(at)

@@ -125,7 +125,7 @@ def apply(function: Function, data: bytes, offsets: Sequence[int], codec: Any = 
     if not function.kind.is_transform:
         how = (
             "the process interface (weir.testing.ProcessHarness in tests)"
-            if function.kind is Kind.PROCESS
+            if function.kind.is_process
             else "the aggregate interface (weir.testing.aggregate in tests)"
         )
         raise WeirError(f"{function.name!r} is {function.kind.described()}, not a transform; call it through {how}")

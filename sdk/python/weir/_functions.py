@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 #: The SDK string `describe` reports (WIT `plugin-info.sdk`).
-SDK = "weir-sdk-python 0.1.0"
+SDK = "weir-sdk-python 0.2.0"
 
 #: Attribute a decorator sets on the user's function.
 SPEC_ATTR = "__weir__"
@@ -40,21 +40,38 @@ class Kind(str, enum.Enum):
     AGGREGATE = "aggregate"
     #: A keyed process function, called through the `process` interface (`@weir.process`).
     PROCESS = "process"
+    #: A keyed process function over two connected streams (`@weir.co_process`).
+    CO_PROCESS = "co-process"
+    #: Called with all the elements of a key's window when it fires (`@weir.process_window`).
+    PROCESS_WINDOW = "process-window"
 
     @property
     def is_transform(self) -> bool:
         """Whether the host calls it through the `transform` interface."""
-        return self is not Kind.AGGREGATE and self is not Kind.PROCESS
+        return self in _TRANSFORM_KINDS
+
+    @property
+    def is_process(self) -> bool:
+        """Whether the host calls it through the `process` interface."""
+        return self in _PROCESS_KINDS
+
+    @property
+    def is_keyed_process(self) -> bool:
+        """A process or co-process function: keyed state and timers, `process-elements`."""
+        return self is Kind.PROCESS or self is Kind.CO_PROCESS
 
     def described(self) -> str:
         """`a map function`, `an aggregate function`, for messages."""
         return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value} function"
 
 
+_TRANSFORM_KINDS = frozenset({Kind.MAP, Kind.FILTER, Kind.FLAT_MAP, Kind.KEY_SELECTOR, Kind.TIMESTAMP_ASSIGNER})
+_PROCESS_KINDS = frozenset({Kind.PROCESS, Kind.CO_PROCESS, Kind.PROCESS_WINDOW})
+
 #: What to decorate with, for error messages.
 DECORATORS = (
     "@weir.map, @weir.filter, @weir.flat_map, @weir.key_selector, @weir.timestamp_assigner, "
-    "@weir.aggregate or @weir.process"
+    "@weir.aggregate, @weir.process, @weir.co_process or @weir.process_window"
 )
 
 
@@ -81,14 +98,17 @@ class PluginDefinitionError(WeirError):
 @dataclass(frozen=True)
 class Function:
     """One decorated user function: the name the host calls it by, its kind and the callable
-    (for an aggregate, the `AggregateFunction` instance; for a process function, the
-    `KeyedProcessFunction` instance, with the states it declares)."""
+    (for an aggregate, the `AggregateFunction` instance; for a process or co-process
+    function, the `KeyedProcessFunction`/`KeyedCoProcessFunction` instance, with the states
+    it declares; for a process-window function, the function)."""
 
     name: str
     kind: Kind
     fn: Callable[..., Any]
     #: The `weir._state.StateDecl`s of a process function (empty for other kinds).
     states: Tuple[Any, ...] = ()
+    #: A process-window function that takes a 4th argument, the `weir.WindowContext`.
+    takes_context: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,9 +232,10 @@ class Plugin:
         return f
 
     def process(self, name: str) -> Function:
-        """The process function `name`, or `UnknownFunctionError`."""
+        """The function `name` of the `process` interface (a process, co-process or
+        process-window function), or `UnknownFunctionError`."""
         f = self.functions.get(name)
-        if f is None or f.kind is not Kind.PROCESS:
+        if f is None or not f.kind.is_process:
             raise UnknownFunctionError(self._unknown("process function", name))
         return f
 
@@ -225,8 +246,9 @@ class Plugin:
 
     @property
     def has_processes(self) -> bool:
-        """Whether the component must export the `process` interface (and import state and timers)."""
-        return any(f.kind is Kind.PROCESS for f in self.functions.values())
+        """Whether the component must export the `process` interface (and import state and
+        timers): any process, co-process or process-window function."""
+        return any(f.kind.is_process for f in self.functions.values())
 
     def _unknown(self, what: str, name: str) -> str:
         """`what` is the kind looked for ("transform function"); said only when `name` is
@@ -244,11 +266,16 @@ class Plugin:
 
     def describe(self) -> Dict[str, Any]:
         """What the WIT `describe` returns, as plain data (the component glue converts it).
-        A process function also lists its `states` (name, kind, value type, TTL)."""
+        A process or co-process function also lists its `states` (name, kind, value type,
+        TTL); every function has its `signature` (`weir._signature`), None when it cannot be
+        derived."""
+        from ._signature import signature_of
+
         functions = []
         for f in self.functions.values():
             info: Dict[str, Any] = {"name": f.name, "kind": f.kind.value, "encoding": ENCODING}
-            if f.kind is Kind.PROCESS:
+            if f.kind.is_keyed_process:
                 info["states"] = [s.describe() for s in f.states]
+            info["signature"] = signature_of(f)
             functions.append(info)
         return {"name": self.meta.name, "version": self.meta.version, "sdk": SDK, "functions": functions}

@@ -1,10 +1,15 @@
 """In-memory keyed state, broadcast state and timers with the host's semantics: the
 `ProcessHost` of `weir.testing.ProcessHarness` (the component's is `WitProcessHost`, over
-the WIT imports).
+the WIT imports), and the host's part of batched value state (`key_state` before a call,
+`apply_writes` after it).
 
 What the host does and this mirrors:
 - State is scoped to the key of the selected input; a call on a state the function did not
   declare, or of another kind, is refused with the host's wording.
+- Value state travels with the call: before it, every declared value state of the call's
+  distinct keys (in order of first appearance) is read into `key-state`; after it, the
+  returned writes are applied in order, and a write to a slot or state that does not exist
+  (or is not a value state) fails them all.
 - TTL is processing time since the last write; an expired value, list element or map entry
   reads as absent and is dropped when read.
 - Map and broadcast entries are ordered by their keys' bytes.
@@ -117,23 +122,57 @@ class MemoryHost:
         if not self.keyed.get(key):
             self.keyed.pop(key, None)
 
-    def value_get(self, name: str) -> Optional[bytes]:
-        slots, ttl = self._slots(name, "value")
-        stamped = slots.get(name)
-        if stamped is not None and not self._live(stamped, ttl):
+    # --- batched value state (the host's side of `key-state` and `state-writes`) --------
+
+    def key_state(self, keys: List[bytes]) -> Tuple[List[int], List[Optional[bytes]], List[bytes]]:
+        """`(slots, values, distinct keys)` of a call over inputs with keys `keys`: input `i`
+        has slot `slots[i]`, and `values[slot * n + s]` is the `s`-th declared state of that
+        slot's key (None unset, expired or not a value state)."""
+        distinct: Dict[bytes, int] = {}
+        slots = [distinct.setdefault(k, len(distinct)) for k in keys]
+        values: List[Optional[bytes]] = []
+        for key in distinct:
+            for decl in self.declared.values():
+                values.append(self._value(key, decl.name) if decl.kind == "value" else None)
+        return slots, values, list(distinct)
+
+    def apply_writes(self, keys: List[bytes], writes: Iterable[Tuple[int, int, Optional[bytes]]]) -> None:
+        """Apply a call's value writes in order (`keys` are the call's distinct keys, by slot);
+        `StateError` before any is applied when one names no slot or no value state."""
+        writes = list(writes)
+        decls = list(self.declared.values())
+        for slot, state, _ in writes:
+            if not 0 <= slot < len(keys):
+                raise self._refuse(f"the plugin returned a bad state write: key slot {slot} of {len(keys)}")
+            if not 0 <= state < len(decls):
+                raise self._refuse(f"the plugin returned a bad state write: state {state} of {len(decls)}")
+            if decls[state].kind != "value":
+                raise self._refuse(f"the plugin returned a bad state write: state `{decls[state].name}` is not a value state")
+        for slot, state, value in writes:
+            key, name = keys[slot], decls[state].name
+            if value is None:
+                slots = self.keyed.get(key)
+                if slots is not None:
+                    slots.pop(name, None)
+                    if not slots:
+                        del self.keyed[key]
+            else:
+                self.keyed.setdefault(key, {})[name] = (self.processing_time, bytes(value))
+
+    def _value(self, key: bytes, name: str) -> Optional[bytes]:
+        """Value state `name` of `key` (dropped when expired)."""
+        slots = self.keyed.get(key)
+        stamped = slots.get(name) if slots else None
+        if stamped is None:
+            return None
+        if not self._live(stamped, self.declared[name].ttl_ms):
             del slots[name]
-            stamped = None
-        self._tidy()
-        return None if stamped is None else stamped[1]
+            if not slots:
+                del self.keyed[key]
+            return None
+        return stamped[1]
 
-    def value_set(self, name: str, value: bytes) -> None:
-        slots, _ = self._slots(name, "value")
-        slots[name] = (self.processing_time, bytes(value))
-
-    def value_clear(self, name: str) -> None:
-        slots, _ = self._slots(name, "value")
-        slots.pop(name, None)
-        self._tidy()
+    # --- state behind imports -----------------------------------------------------------
 
     def list_get(self, name: str) -> List[bytes]:
         slots, ttl = self._slots(name, "list")
@@ -224,7 +263,7 @@ class MemoryHost:
         self._keys, self._selected = [key], 0
         try:
             if kind == "value":
-                return self.value_get(name)
+                return self._value(key, name)
             if kind == "list":
                 return self.list_get(name)
             return self.map_entries(name)

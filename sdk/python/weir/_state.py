@@ -22,6 +22,13 @@ that state *for the current key*: `value()/update()/clear()` for value state,
 values/is_empty/clear` for maps. The host keeps the state, scoped to the key, in its state
 store (checkpointed, handed to the next version of the plugin).
 
+**Value state travels with the call** (ABI 0.2): `process-elements` and `on-timers` carry
+every declared value state of the call's keys (`key-state`: input `i` has key slot
+`slots[i]`, `values[slot * n + s]` is the `s`-th declared state of that slot). Value handles
+read and write that copy, so a function over value state makes no call into the host per
+element; the writes go back with the output (`state-writes`, the last write per key slot and
+state). List, map and broadcast state and timers stay behind the host's imports.
+
 **Values and map keys** cross as CPython `marshal` bytes, format version 2 (one value each):
 the function's row encoding, `python-marshal`, as the WIT says state values are; the host
 stores them as opaque bytes. So they are plain data, as rows are: None, bool, int, float,
@@ -31,8 +38,10 @@ The Rust SDK stores MessagePack instead, so state does not move between a Rust a
 version of a plugin (their declared value types differ anyway).
 
 **Writes are the element's own until it returns**: `weir._process` gives each element (or
-timer) a `Scope` that buffers its writes and timer changes (reads see them), and hands them
-to the host only when the element succeeded. An element that raises changes nothing.
+timer) a `Scope` that buffers its list, map and broadcast writes and timer changes (reads
+see them) and logs its value writes (made in the call's copy, so reads and later elements
+of the key see them), and hands them on only when the element succeeded. An element that
+raises changes nothing: its value writes are undone in the copy and never returned.
 """
 
 from __future__ import annotations
@@ -240,18 +249,29 @@ BROADCAST = "broadcast"
 
 
 class Scope:
-    """What the handles of one process function reach while it handles one input: the host
-    and that input's buffered writes (see the module doc). `weir._process` opens it per
-    input (`begin`), then `commit`s or `discard`s it."""
+    """What the handles of one process function reach while it handles one input: the host,
+    the call's copy of the keys' value state, and that input's buffered writes (see the
+    module doc). `weir._process` opens it per call (`begin_call`) and per input (sets
+    `side`), then `commit`s or `discard`s each input, and ends the call (`end_call`)."""
 
     def __init__(self, function: str, states: Iterable[StateDecl]):
         self.function = function
-        self.states: Dict[str, StateDecl] = {s.name: s for s in states}
-        self.handles: Dict[str, Any] = {name: _HANDLES[d.kind](self, d) for name, d in self.states.items()}
+        declared = list(states)
+        self.states: Dict[str, StateDecl] = {s.name: s for s in declared}
+        #: How many states the function declares: the stride of `cells` per key slot.
+        self.width = len(declared)
+        self.handles: Dict[str, Any] = {d.name: _HANDLES[d.kind](self, d, i) for i, d in enumerate(declared)}
         self.host: Any = None
         #: KEYED (an element or a timer), BROADCAST, or None outside an input.
         self.side: Optional[str] = None
-        self.values: Dict[str, Optional[bytes]] = {}
+        #: The call's key-state values (`values[slot * width + state]`), written in place.
+        self.cells: List[Optional[bytes]] = []
+        #: `slot * width` of the current input's key.
+        self.base = 0
+        #: The current input's value writes: (position in `cells`, the value before).
+        self.undo: List[Tuple[int, Optional[bytes]]] = []
+        #: Positions in `cells` that succeeded inputs wrote (in first-write order).
+        self.dirty: Dict[int, None] = {}
         #: list name -> (cleared first, appended values)
         self.lists: Dict[str, Tuple[bool, List[bytes]]] = {}
         #: map name -> user key bytes -> value bytes, or None when removed
@@ -259,6 +279,8 @@ class Scope:
         self.broadcast: Dict[str, Dict[bytes, Optional[bytes]]] = {}
         #: (register?, event time?, at) in call order
         self.timers: List[Tuple[bool, bool, int]] = []
+        #: The current input's side-output rows: (tag, row bytes).
+        self.side_rows: List[Tuple[str, bytes]] = []
 
     def handle(self, name: str) -> Any:
         """The handle of the declared state `name`, or `StateError` listing the declared ones."""
@@ -271,15 +293,31 @@ class Scope:
                 f"(declared: {declared}); declare it as a class attribute, e.g. `{name} = weir.ValueState(int)`"
             ) from None
 
-    def begin(self, host: Any, side: str) -> None:
+    def begin_call(self, host: Any, cells: List[Optional[bytes]]) -> None:
+        """Start a call over the keys whose value states are `cells` (written in place)."""
+        self.undo = []  # a call that failed as a whole may have left some (its copy is gone)
+        self.discard()
         self.host = host
-        self.side = side
+        self.cells = cells
+        self.base = 0
+        self.dirty = {}
+
+    def end_call(self) -> List[Tuple[int, int, Optional[bytes]]]:
+        """End the call: its value writes as `(slot, state, value or None to clear)`, one
+        per written slot and state, the last value."""
+        width, cells = self.width, self.cells
+        writes = [(pos // width, pos % width, cells[pos]) for pos in self.dirty]
+        self.cells, self.dirty, self.side = [], {}, None
+        return writes
 
     def discard(self) -> None:
         """Forget the input's writes (it failed, or they went to the host) and close the scope."""
         self.side = None
-        if self.values:
-            self.values = {}
+        if self.undo:
+            cells = self.cells
+            for pos, before in reversed(self.undo):
+                cells[pos] = before
+            self.undo = []
         if self.lists:
             self.lists = {}
         if self.maps:
@@ -288,19 +326,21 @@ class Scope:
             self.broadcast = {}
         if self.timers:
             self.timers = []
+        if self.side_rows:
+            self.side_rows = []
 
     def commit(self) -> None:
-        """Hand the input's writes to the host and close the scope. A host error here leaves
-        some writes made: the caller fails the whole call, so the host rolls it back."""
+        """Keep the input's value writes for the call's output, hand its other writes to the
+        host, and close the scope. A host error here leaves some writes made: the caller
+        fails the whole call, so the host rolls it back."""
         host = self.host
         self.side = None
+        if self.undo:
+            dirty = self.dirty
+            for pos, _ in self.undo:
+                dirty[pos] = None
+            self.undo = []
         try:
-            if self.values:
-                for name, value in self.values.items():
-                    if value is None:
-                        host.value_clear(name)
-                    else:
-                        host.value_set(name, value)
             if self.lists:
                 for name, (cleared, appended) in self.lists.items():
                     if cleared:
@@ -356,45 +396,52 @@ class Scope:
 
 
 class _Handle:
-    __slots__ = ("_scope", "_decl", "_name")
+    __slots__ = ("_scope", "_decl", "_name", "_index")
 
-    def __init__(self, scope: Scope, decl: StateDecl):
+    def __init__(self, scope: Scope, decl: StateDecl, index: int):
         self._scope = scope
         self._decl = decl
         self._name = decl.name
+        #: The state's position among the declared ones (its index in `key-state`).
+        self._index = index
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name!r} of process function {self._scope.function!r}>"
 
 
 class ValueStateHandle(_Handle):
-    """The value state of the current key (PyFlink's `ValueState`)."""
+    """The value state of the current key (PyFlink's `ValueState`), over the call's copy of
+    the key's value (no call into the host)."""
 
     __slots__ = ()
 
     def value(self) -> Any:
         """The key's value, or None when it has none (never written, cleared or expired)."""
         scope = self._scope
-        scope.keyed(self._decl)
-        name = self._name
-        values = scope.values
-        data = values[name] if name in values else scope.host.value_get(name)
+        if scope.side is not KEYED:
+            scope.keyed(self._decl)
+        data = scope.cells[scope.base + self._index]
         return None if data is None else decode(self._decl, data)
 
     def update(self, value: Any) -> None:
         """Set the key's value; `update(None)` clears it (as Flink's `update(null)` does)."""
         scope = self._scope
-        scope.keyed(self._decl)
+        decl = self._decl
+        if scope.side is not KEYED:
+            scope.keyed(decl)
         if value is None:
-            scope.values[self._name] = None
-            return
-        self._decl.check_value(value)
-        scope.values[self._name] = encode(self._decl, value)
+            data = None
+        else:
+            decl.check_value(value)
+            data = encode(decl, value)
+        # Written in the call's copy, with the value before in the input's undo log.
+        pos = scope.base + self._index
+        cells = scope.cells
+        scope.undo.append((pos, cells[pos]))
+        cells[pos] = data
 
     def clear(self) -> None:
-        scope = self._scope
-        scope.keyed(self._decl)
-        scope.values[self._name] = None
+        self.update(None)
 
 
 class ListStateHandle(_Handle):

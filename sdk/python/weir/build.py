@@ -8,9 +8,9 @@ call; other modules and packages in the folder may be imported from it. The buil
 2. stages a clean copy of the folder (no venvs, caches, tests or .wasm files), the `weir`
    package and a generated module that exposes `Describe` and `Transform` (the exported
    interfaces of world `transform-plugin`), plus `Aggregate` when the app has aggregates
-   (world `transform-aggregate-plugin`), plus `Aggregate` and `Process` when it has process
-   functions (world `plugin`, which also imports the host's state and timers; the Rust SDK
-   builds it too). componentize-py wants every export of the world implemented, so an app
+   (world `transform-aggregate-plugin`), plus `Aggregate` and `Process` when it has process,
+   co-process or process-window functions (world `plugin`, which also imports the host's
+   state and timers; the Rust SDK builds it too). componentize-py wants every export of the world implemented, so an app
    with only aggregates still exports a `transform`, which answers "no transform function"
    to any name; the glue delegates to the SDK dispatchers;
 3. runs componentize-py (next to `sys.executable`, else `python -m`-style) on it; packages
@@ -37,7 +37,8 @@ from ._functions import Plugin
 WORLD = "transform-plugin"
 #: The world of an app with aggregates (`@weir.aggregate`).
 WORLD_WITH_AGGREGATES = "transform-aggregate-plugin"
-#: The world of an app with process functions (`@weir.process`): every export and import.
+#: The world of an app with process functions (`@weir.process`, `@weir.co_process`,
+#: `@weir.process_window`): every export and import.
 WORLD_WITH_PROCESSES = "plugin"
 COMPONENTIZE_PY_VERSION = "0.25.1"
 #: The module componentize-py loads; must not be named like the world or the user's modules.
@@ -55,8 +56,9 @@ from weir._component import exports
 
 
 def world_of(plugin: Plugin) -> str:
-    """The WIT world to build `plugin` for: the state and timer imports only with process
-    functions, the `aggregate` export only with aggregates or process functions."""
+    """The WIT world to build `plugin` for: the `process` export and the state and timer
+    imports only with process, co-process or process-window functions, the `aggregate`
+    export only with aggregates or those."""
     if plugin.has_processes:
         return WORLD_WITH_PROCESSES
     return WORLD_WITH_AGGREGATES if plugin.has_aggregates else WORLD

@@ -24,14 +24,26 @@ Aggregate functions (UDAFs) go through the component's `aggregate` path the same
 A failing value raises `weir.AggregateError` with the message the host would get (it names
 the value: `"aggregate `avg`: value 1: TypeError: ..."`).
 
-Process functions (`@weir.process`) run in a `ProcessHarness`, with in-memory state and
-timers (see `weir._harness`)::
+Process functions (`@weir.process`, `@weir.co_process`) run in a `ProcessHarness`, with
+in-memory state and timers (see `weir._harness`)::
 
     h = weir.testing.ProcessHarness(CountPerKey)
     h.process("a", {"user": "a"}, timestamp=1_000)
     h.advance_watermark(2_000)            # fires due event-time timers
     assert h.output == [{"key": "a", "count": 1}]
     assert h.value_state("a", "count") == 1
+    assert h.side_output("late") == []    # side outputs by tag (a str or weir.OutputTag)
+    assert h.output_rows == [weir.Row({"key": "a", "count": 1})]   # with their row kinds
+
+    co = weir.testing.ProcessHarness(JoinOrders)     # a co-process function
+    co.process1("o-1", {"order": "o-1"})             # process_element1
+    co.process2("o-1", {"payment": 9.5})             # process_element2
+
+Process-window functions (`@weir.process_window`) fire windows::
+
+    assert weir.testing.process_window(top_items, "u1", (0, 60_000), [{"item": "a"}]) == [...]
+    h = weir.testing.ProcessHarness(top_items)
+    h.fire_window("u1", (0, 60_000), [{"item": "a"}], timestamps=[5])
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ __all__ = [
     "ProcessHarness",
     "ProcessHarnessError",
     "TimerLoopError",
+    "process_window",
 ]
 
 
@@ -204,3 +217,13 @@ def aggregate_merged(fn: Any, partitions: Iterable[Iterable[Any]]) -> Any:
     for acc in accs[1:]:
         merged = merge(fn, merged, acc)
     return result(fn, merged)
+
+
+def process_window(fn: Any, key: Any, window: Any, elements: Iterable[Any], timestamps: Any = None) -> List[Any]:
+    """The records process-window function `fn` emits for the window `(start, end)` of `key`
+    with `elements` (and their event times), through the component's dispatch; a failure
+    raises `ProcessHarnessError`. `ProcessHarness(fn).fire_window(...)` also shows side
+    outputs and row kinds."""
+    h = ProcessHarness(fn)
+    h.fire_window(key, window, elements, timestamps)
+    return h.output
