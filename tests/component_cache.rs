@@ -78,13 +78,20 @@ fn plugin_inspect_prints_name_version_and_functions() {
         .lines()
         .skip_while(|l| !l.starts_with("functions:"))
         .skip(1)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("    "))
         .map(|l| l.split_whitespace().take(2).collect())
         .collect();
     let kinds: Vec<(&str, &str)> = functions.iter().map(|f| (f[0], f.get(1).copied().unwrap_or_default())).collect();
     assert_eq!(
         kinds,
         [("split", "flat_map"), ("is_long", "filter"), ("first_letter", "key_selector"), ("parse_int", "map")],
+        "{text}"
+    );
+    // ABI 0.2: each function's types, as the SDK derived them from the Rust signature.
+    let signatures: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("signature ")).collect();
+    assert_eq!(
+        signatures,
+        ["(line: string) -> string", "(word: string) -> string", "(word: string) -> string", "(text: string) -> int"],
         "{text}"
     );
 }

@@ -213,3 +213,43 @@ fn a_value_with_a_ttl_expires_a_second_after_its_last_write() {
     let expected = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("a", 1)].map(|(k, n)| (k.to_string(), n));
     assert_eq!(key_counts(&rows), expected);
 }
+
+#[test]
+fn one_value_state_read_per_key_serves_a_batch_of_many_elements_of_that_key() {
+    // ABI 0.2 batches value state: a batch of 200 elements of two keys reads each key's count
+    // once before the call and writes it once after. The counts still go up one by one.
+    let dir = temp_dir();
+    let input: String =
+        (0..200).map(|i| format!("{{\"user\":\"{}\"}}\n", if i % 4 == 0 { "b" } else { "a" })).collect();
+    run_job(&process_job(dir.path(), "process-rust", &input, 200, false, "count_per_key", "")).assert_ok();
+    let counts = key_counts(&read_json_lines(&dir.path().join("out.jsonl")));
+    let last = |key: &str| counts.iter().filter(|(k, _)| k == key).map(|(_, n)| *n).collect::<Vec<_>>();
+    assert_eq!(last("a"), (1..=150).collect::<Vec<u64>>());
+    assert_eq!(last("b"), (1..=50).collect::<Vec<u64>>());
+}
+
+#[test]
+fn an_update_row_fails_its_element_while_streams_carry_inserts_only() {
+    // latest_amount inserts a key's first amount and updates it after (update-before,
+    // update-after). No sink takes updates yet, so the updating elements go to the
+    // dead-letter output with a message that says why; the inserts go through.
+    let dir = temp_dir();
+    let input = "{\"user\":\"a\",\"amount\":1.0}\n{\"user\":\"b\",\"amount\":2.0}\n{\"user\":\"a\",\"amount\":3.0}\n";
+    run_job(&process_job(dir.path(), "process-rust", input, 100, false, "latest_amount", "")).assert_ok();
+    let rows = read_json_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(rows, [json!({"key": "a", "amount": 1.0}), json!({"key": "b", "amount": 2.0})]);
+    let dead = read_json_lines(&dir.path().join("dead.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(error.contains("UpdateBefore") && error.contains("inserts only"), "{error}");
+}
+
+#[test]
+fn a_co_process_or_process_window_function_is_refused_in_a_process_step() {
+    for function in ["match_payments", "window_stats"] {
+        let dir = temp_dir();
+        let out = run_job(&process_job(dir.path(), "process-rust", CLICKS, 100, false, function, ""));
+        let error = out.assert_failed();
+        assert!(error.contains(function) && error.contains("needs a function of kind process"), "{error}");
+    }
+}
