@@ -107,6 +107,8 @@ fn an_undeclared_state_name_fails_each_element_with_a_clear_error() {
     assert_eq!(dead.len(), 5);
     let error = dead[0]["error"].as_str().unwrap();
     assert!(error.contains("not_declared") && error.contains("count"), "{error}");
+    // A dead letter names its operator's uid too: the step's name without the plugin version.
+    assert_eq!(dead[0]["uid"], "process[1] process.undeclared", "{:?}", dead[0]);
 }
 
 #[test]

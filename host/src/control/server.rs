@@ -445,7 +445,9 @@ async fn metrics(State(api): State<Arc<Api>>) -> impl IntoResponse {
         .targets()
         .0
         .iter()
-        .map(|t| (format!("{job_label},operator=\"{}\"", label(&t.step)), t.cell.generation()))
+        .map(|t| {
+            (format!("{job_label},operator=\"{}\",uid=\"{}\"", label(&t.step), label(&t.uid)), t.cell.generation())
+        })
         .collect();
     let connectors = control.connectors().all();
     let of = |h: &crate::task::ConnectorHealth| format!("{job_label},connector=\"{}\"", label(&h.name));

@@ -16,6 +16,9 @@ use crate::record::{self, Batch};
 pub struct DeadLetter {
     /// The operator it failed in, e.g. `map[0] upper@0.1.0.upper` or `source file`.
     pub operator: String,
+    /// The operator's uid (stable across plugin versions and edits of the job), stamped by
+    /// the stage that ships the letter; `None` for sources.
+    pub uid: Option<String>,
     /// `error`, `trap`, `timeout`, `memory-limit`, `encoding`, `malformed-input`, `missing-field`.
     pub kind: String,
     pub error: String,
@@ -58,6 +61,8 @@ pub const LATE: &str = "late";
 #[derive(Serialize)]
 struct Line<'a> {
     operator: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
     kind: &'a str,
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +80,7 @@ impl DeadLetter {
     pub fn of_row(operator: &str, kind: &str, error: String, batch: &crate::record::Batch, i: usize) -> Self {
         DeadLetter {
             operator: operator.to_string(),
+            uid: None,
             kind: kind.to_string(),
             error,
             origin: None,
@@ -103,6 +109,7 @@ impl DeadLetter {
         };
         Line {
             operator: &self.operator,
+            uid: self.uid.as_deref(),
             kind: &self.kind,
             error: &self.error,
             origin: self.origin.as_deref(),
@@ -156,6 +163,7 @@ mod tests {
     fn json_line_has_the_record_and_the_error() {
         let d = DeadLetter {
             operator: "map[0] hostile@0.1.0.trap".into(),
+            uid: Some("map[0] hostile.trap".into()),
             kind: "trap".into(),
             error: "boom".into(),
             origin: None,
@@ -165,6 +173,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&d.to_json_line()).unwrap();
         assert_eq!(v["record"], "boom!");
         assert_eq!(v["kind"], "trap");
+        assert_eq!(v["uid"], "map[0] hostile.trap");
         assert!(v.get("raw").is_none());
         assert_eq!(record::display_value(&d.to_record()), d.to_json_line());
         let raw = DeadLetter { payload: Payload::Raw(b"{oops".to_vec()), origin: Some("in.jsonl:3".into()), ..d };

@@ -165,6 +165,7 @@ impl SourceContext {
     ) -> Result<(), Disconnected> {
         let d = DeadLetter {
             operator: operator.to_string(),
+            uid: None,
             kind: kind.to_string(),
             error,
             origin: Some(origin),

@@ -75,7 +75,7 @@ async fn next_input(
 /// One parallel instance of a stage: its fused operators, and where their output goes.
 pub struct StageInstance {
     pub operators: Vec<Box<dyn Operator>>,
-    /// The id of each operator's step, which names its snapshots.
+    /// The uid of each operator's step, which names its snapshots and its dead letters.
     pub step_ids: Vec<String>,
     pub output: Output,
     pub dead: mpsc::Sender<Vec<DeadLetter>>,
@@ -268,7 +268,13 @@ impl StageInstance {
 
     fn ship(&mut self, batch: Batch) -> Result<(), TaskError> {
         if !self.letters.is_empty() {
-            self.dead.blocking_send(std::mem::take(&mut self.letters.0)).map_err(|_| Disconnected)?;
+            let mut letters = std::mem::take(&mut self.letters.0);
+            for letter in letters.iter_mut().filter(|l| l.uid.is_none()) {
+                // The fused operator that wrote it, by name: its step's uid.
+                let at = self.operators.iter().position(|op| op.name() == letter.operator);
+                letter.uid = at.and_then(|i| self.step_ids.get(i)).cloned();
+            }
+            self.dead.blocking_send(letters).map_err(|_| Disconnected)?;
         }
         self.output.send_blocking(batch)?;
         Ok(())

@@ -167,6 +167,7 @@ impl WindowOperator {
             }
             Err(f) => dead.push(DeadLetter {
                 operator: self.name.clone(),
+                uid: None,
                 kind: f.kind.to_string(),
                 error: format!("no result for this window: {}", f.message),
                 origin: None,

@@ -51,7 +51,7 @@ impl<'h> Batched<'h> {
             return Err(format!("key-state has {} slots for {inputs} inputs", state.slots.len()));
         }
         let slots_given = state.values.len().checked_div(states.len()).unwrap_or(0);
-        if !states.is_empty() && state.values.len() % states.len() != 0 {
+        if !states.is_empty() && !state.values.len().is_multiple_of(states.len()) {
             return Err(format!("key-state has {} values for {} declared states", state.values.len(), states.len()));
         }
         if let Some(slot) = state.slots.iter().find(|&&s| !states.is_empty() && s as usize >= slots_given) {
