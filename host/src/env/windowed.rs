@@ -51,6 +51,19 @@ impl WindowedStream {
         self.aggregate(WindowAggregate::Udaf { plugin, function: name, field: field.map(str::to_string), output })
     }
 
+    /// Call the Wasm process-window function `f` (kind `process_window`, Flink's
+    /// `ProcessWindowFunction`) with all the records of each key's window when it fires: it
+    /// gets the key, the window's bounds and the records, and emits its own rows (event time
+    /// `window_end - 1`). The window keeps its records until then, where an aggregate keeps
+    /// one accumulator.
+    pub fn process(self, f: Function) -> DataStream {
+        let Function::Plugin { plugin, name } = f;
+        if let Err(e) = plugin.function(&name, &[FunctionKind::ProcessWindow]) {
+            return self.stream.fail(format!("window process {}.{name}: {e}", plugin.label()));
+        }
+        self.aggregate(WindowAggregate::Process { plugin, function: name })
+    }
+
     /// Aggregate each window; emits `{"key", "window_start", "window_end", <aggregate>}`.
     pub fn aggregate(self, aggregate: WindowAggregate) -> DataStream {
         let stream = self.stream;
@@ -59,7 +72,7 @@ impl WindowedStream {
         }
         // The uid leaves the UDAF's version out: a new version keeps the windows' state.
         let (what, what_uid) = match &aggregate {
-            WindowAggregate::Udaf { plugin, function, .. } => {
+            WindowAggregate::Udaf { plugin, function, .. } | WindowAggregate::Process { plugin, function } => {
                 (format!("{}.{function}", plugin.label()), format!("{}.{function}", plugin.info().name))
             }
             builtin => (builtin.output_field().to_string(), builtin.output_field().to_string()),

@@ -519,6 +519,11 @@ impl JobSpec {
                                 function(f, &[FunctionKind::Aggregate], &format!("{key}.aggregate"))?,
                                 field.as_deref(),
                             ),
+                            AggregateSpec::Process { function: f } => windowed.process(function(
+                                f,
+                                &[FunctionKind::ProcessWindow],
+                                &format!("{key}.process"),
+                            )?),
                         };
                         if let Some(p) = parallelism {
                             stream = stream.set_parallelism(*p);

@@ -10,6 +10,8 @@
 //!     allowed_lateness: 10 s     # optional, event time only
 //!     aggregate: count           # count | sum | min | max | avg, or plugin.function (a UDAF)
 //!     field: latency_ms          # for sum, min, max, avg; for a UDAF, feed it only this field
+//!     # or, instead of `aggregate`: process: plugin.function (a process-window function,
+//!     # called with all of a window's records when it fires)
 //! ```
 //!
 //! Durations are whole milliseconds (`5000`) or a number and a unit: `ms`, `s`, `min`
@@ -41,6 +43,10 @@ pub enum AggregateSpec {
     Udaf {
         function: FnRef,
         field: Option<String>,
+    },
+    /// A process-window function (`process: plugin.function`).
+    Process {
+        function: FnRef,
     },
 }
 
@@ -79,7 +85,8 @@ pub fn parse_window(
     key: &str,
     plugins: &[(String, std::path::PathBuf)],
 ) -> Result<WindowSpec, JobError> {
-    let allowed = ["tumbling", "sliding", "session", "offset", "time", "allowed_lateness", "aggregate", "field"];
+    let allowed =
+        ["tumbling", "sliding", "session", "offset", "time", "allowed_lateness", "aggregate", "field", "process"];
     let entries = ctx.map(v, key, &allowed)?;
     let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
     let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
@@ -124,7 +131,24 @@ pub fn parse_window(
     }
     let agg_key = join(key, "aggregate");
     let expected = "count, sum, min, max, avg, or plugin.function for a UDAF";
-    let name = get(&entries, "aggregate").ok_or_else(|| ctx.err(key, format!("missing `aggregate` ({expected})")))?;
+    if let Some(process) = get(&entries, "process") {
+        let process_key = join(key, "process");
+        if get(&entries, "aggregate").is_some() || get(&entries, "field").is_some() {
+            return Err(ctx.err(
+                &process_key,
+                "a window has `aggregate` (with `field`) or `process`, not both: `process` gets the whole records",
+            ));
+        }
+        let (function, _) = parse_fn(ctx, process, &process_key, plugins)?;
+        let aggregate = AggregateSpec::Process { function };
+        return Ok(WindowSpec { assigner, processing_time, allowed_lateness_ms, aggregate });
+    }
+    let name = get(&entries, "aggregate").ok_or_else(|| {
+        ctx.err(
+            key,
+            format!("missing `aggregate` ({expected}), or `process: plugin.function` for a process-window function"),
+        )
+    })?;
     let field = get(&entries, "field").map(|f| ctx.string(f, &join(key, "field"))).transpose()?;
     let name = ctx.string(name, &agg_key)?;
     let kind = match name.as_str() {

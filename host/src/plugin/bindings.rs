@@ -13,6 +13,7 @@ pub use self::exports::weir::plugin::aggregate::GuestIndices as AggregateIndices
 pub use self::exports::weir::plugin::describe::GuestIndices as DescribeIndices;
 pub use self::exports::weir::plugin::process::{
     GuestIndices as ProcessIndices, KeyState, ProcessOutput, StateOp, StateWrite, TimeDomain as WitTimeDomain,
+    WindowBounds,
 };
 pub use self::exports::weir::plugin::transform::{GuestIndices as TransformIndices, TransformOutput};
 pub use self::weir::plugin::types::{

@@ -20,6 +20,7 @@ mod limits;
 mod process;
 mod stderr;
 mod transform;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use cache::{CacheOutcome, content_hash, default_cache_dir};
 pub use limits::{EPOCH_TICK, MemoryLimitExceeded, SandboxLimits};
 pub use process::{ProcessHost, Processor, SharedProcessHost};
 pub use transform::{FailureKind, RowFailure, TransformOutcome, Transformer};
+pub use window::WindowFunction;
 
 use instance::HostState;
 
@@ -290,6 +292,15 @@ impl Plugin {
             return Err(PluginError::MissingInterface("process"));
         }
         Ok(Processor::new(self.clone(), f, host))
+    }
+
+    /// A new handle on the process-window function `name`.
+    pub fn window_function(&self, name: &str) -> Result<WindowFunction, PluginError> {
+        let f = self.function(name, &[FunctionKind::ProcessWindow])?.clone();
+        if !self.inner.exports.process {
+            return Err(PluginError::MissingInterface("process"));
+        }
+        Ok(WindowFunction::new(self.clone(), f))
     }
 
     /// A new aggregator for the UDAF `name` (a function of kind `aggregate`).

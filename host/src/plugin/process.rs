@@ -365,26 +365,31 @@ impl Processor {
         Ok(result.map(|out| self.raw_output(out)))
     }
 
-    /// A successful call's output as the transform path reads it. Side outputs are not
-    /// routed yet (the graph's named streams will read them): their rows are dropped with a
-    /// warning per tag, as Flink drops a side output no stream reads. A row of another kind
-    /// than `insert` fails its input: the streams of a job carry inserts only so far.
-    fn raw_output(&mut self, mut out: ProcessOutput) -> RawOutput {
-        for side in &out.side {
-            if self.unread_tags.insert(side.tag.clone()) {
-                tracing::warn!(
-                    function = %self.slot.label,
-                    tag = %side.tag,
-                    "the function writes to side output `{}`, which no stream of this job reads; its rows are dropped",
-                    side.tag
-                );
-            }
-        }
-        if !out.kinds.is_empty() {
-            reject_updates(&mut out);
-        }
-        RawOutput { data: out.rows.data, offsets: out.rows.offsets, counts: out.counts, errors: out.errors }
+    fn raw_output(&mut self, out: ProcessOutput) -> RawOutput {
+        output_of(&self.slot.label, &mut self.unread_tags, out)
     }
+}
+
+/// A successful call's output as the transform path reads it. Side outputs are not
+/// routed yet (the graph's named streams will read them): their rows are dropped with a
+/// warning per tag (`unread_tags` remembers the tags warned about), as Flink drops a side
+/// output no stream reads. A row of another kind than `insert` fails its input: the streams
+/// of a job carry inserts only so far.
+pub(super) fn output_of(label: &str, unread_tags: &mut HashSet<String>, mut out: ProcessOutput) -> RawOutput {
+    for side in &out.side {
+        if unread_tags.insert(side.tag.clone()) {
+            tracing::warn!(
+                function = %label,
+                tag = %side.tag,
+                "the function writes to side output `{}`, which no stream of this job reads; its rows are dropped",
+                side.tag
+            );
+        }
+    }
+    if !out.kinds.is_empty() {
+        reject_updates(&mut out);
+    }
+    RawOutput { data: out.rows.data, offsets: out.rows.offsets, counts: out.counts, errors: out.errors }
 }
 
 /// The first (or only) input of a process function; a co-process function's second input

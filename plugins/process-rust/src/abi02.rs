@@ -91,6 +91,8 @@ pub struct LatestAmount;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Amount {
+    /// 0 when the record has none (so any record can be counted).
+    #[serde(default)]
     pub amount: f64,
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rmpv::Value;
 
 use super::Key;
-use crate::plugin::{Aggregator, Plugin};
+use crate::plugin::{Aggregator, Plugin, WindowFunction};
 use crate::record::{self, Batch, RowMeta};
 use crate::window::{Accumulator, AggregateKind, TimeWindow};
 
@@ -25,6 +25,9 @@ pub enum WindowAggregate {
     /// A Wasm UDAF (a function of kind `aggregate`), fed the whole record or one field, its
     /// result written as field `output`.
     Udaf { plugin: Plugin, function: String, field: Option<String>, output: String },
+    /// A Wasm process-window function (Flink's `ProcessWindowFunction`): the window keeps
+    /// its records, and the function gets all of them when it fires and emits its own rows.
+    Process { plugin: Plugin, function: String },
 }
 
 impl WindowAggregate {
@@ -39,6 +42,7 @@ impl WindowAggregate {
                 AggregateKind::Avg => "avg",
             },
             WindowAggregate::Udaf { output, .. } => output,
+            WindowAggregate::Process { function, .. } => function,
         }
     }
 }
@@ -48,6 +52,17 @@ impl WindowAggregate {
 pub(super) enum Acc {
     Builtin(Accumulator),
     Bytes(Vec<u8>),
+    /// A process-window function's window: its records (MessagePack) and their event times
+    /// (`NO_TIMESTAMP` for none), in arrival order.
+    Elements(Vec<Vec<u8>>, Vec<i64>),
+}
+
+/// What a window gives when it fires.
+pub(super) enum Fired {
+    /// An aggregate's result, written into the window's row.
+    Value(Value),
+    /// A process-window function's output rows (MessagePack).
+    Rows(Batch),
 }
 
 /// A failure to blame on one input row: (row index in the input batch, kind, message).
@@ -81,6 +96,9 @@ pub(super) enum Aggregation {
         empty: Option<Vec<u8>>,
         pending: Pending,
     },
+    Process {
+        function: Box<WindowFunction>,
+    },
 }
 
 impl Aggregation {
@@ -95,6 +113,9 @@ impl Aggregation {
                 empty: None,
                 pending: Pending::default(),
             },
+            WindowAggregate::Process { plugin, function } => {
+                Aggregation::Process { function: Box::new(plugin.window_function(function)?) }
+            }
         })
     }
 
@@ -111,6 +132,7 @@ impl Aggregation {
                 }
                 Ok(Acc::Bytes(empty.clone().unwrap_or_default()))
             }
+            Aggregation::Process { .. } => Ok(Acc::Elements(Vec::new(), Vec::new())),
         }
     }
 
@@ -142,6 +164,14 @@ impl Aggregation {
                 }
                 pending.targets.push(target);
                 pending.rows.push(i);
+                Ok(())
+            }
+            Aggregation::Process { .. } => {
+                let Some(Acc::Elements(rows, times)) = accs.get_mut(&target) else {
+                    return Err((i, "error", "window state lost its elements".into()));
+                };
+                rows.push(input.value(i).to_vec());
+                times.push(input.timestamp(i).unwrap_or(record::NO_TIMESTAMP));
                 Ok(())
             }
         }
@@ -202,12 +232,33 @@ impl Aggregation {
                 })?;
                 Ok(())
             }
+            (Aggregation::Process { .. }, Acc::Elements(rows, times), Acc::Elements(more, more_times)) => {
+                rows.extend(more.iter().cloned());
+                times.extend(more_times);
+                Ok(())
+            }
             _ => Err(AccFailure { kind: "error", message: "accumulators of different aggregates".into() }),
         }
     }
 
+    /// What the window of `key` gives when it fires.
+    pub fn fire(&mut self, key: &[u8], w: &TimeWindow, acc: &Acc) -> Result<Fired, AccFailure> {
+        match (self, acc) {
+            (Aggregation::Process { function }, Acc::Elements(rows, times)) => {
+                let mut elements = Batch::with_capacity(rows.len(), rows.iter().map(Vec::len).sum());
+                rows.iter().for_each(|r| elements.push(r));
+                match function.call(key, (w.start, w.end), &elements, times) {
+                    Ok(Ok(rows)) => Ok(Fired::Rows(rows)),
+                    Ok(Err(f)) => Err(AccFailure { kind: f.kind.as_str(), message: f.message }),
+                    Err(e) => Err(AccFailure { kind: "error", message: e.to_string() }),
+                }
+            }
+            (aggregation, acc) => aggregation.result(acc).map(Fired::Value),
+        }
+    }
+
     /// The window's result value.
-    pub fn result(&mut self, acc: &Acc) -> Result<Value, AccFailure> {
+    fn result(&mut self, acc: &Acc) -> Result<Value, AccFailure> {
         match (self, acc) {
             (Aggregation::Builtin { .. }, Acc::Builtin(a)) => Ok(a.result()),
             (Aggregation::Udaf { aggregator, .. }, Acc::Bytes(a)) => {

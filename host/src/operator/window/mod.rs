@@ -1,9 +1,11 @@
 //! Windows on a keyed stream, in event time or processing time, aggregated incrementally.
 //!
 //! Each record of a key is folded into the accumulator of each window it belongs to (one
-//! for tumbling, `size / slide` for sliding, a merging session for session windows); no
-//! window buffers its records. The accumulator is a built-in's or a Wasm UDAF's (see
-//! [`aggregation`]); UDAF values are folded a batch at a time, one plugin call per batch.
+//! for tumbling, `size / slide` for sliding, a merging session for session windows). The
+//! accumulator is a built-in's or a Wasm UDAF's (see [`aggregation`]); UDAF values are
+//! folded a batch at a time, one plugin call per batch. Only a window with a process-window
+//! function keeps its records: the function gets them all when the window fires and emits
+//! its own rows.
 //!
 //! **Event time**: a window fires when the watermark passes its end, emitting
 //! `{"key", "window_start", "window_end", <aggregate>: result}` with event time
@@ -33,7 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 use rmpv::Value;
 
 pub use aggregation::WindowAggregate;
-use aggregation::{Acc, AccFailure, Aggregation, RowFailure};
+use aggregation::{Acc, AccFailure, Aggregation, Fired, RowFailure};
 
 use crate::record::{self, Batch, RowMeta};
 use crate::task::{DeadLetter, Payload};
@@ -159,11 +161,16 @@ impl WindowOperator {
             (Value::from("window_start"), Value::from(w.start)),
             (Value::from("window_end"), Value::from(w.end)),
         ];
-        match self.aggregation.result(acc) {
-            Ok(result) => {
+        let meta = RowMeta { key: None, timestamp: Some(w.max_timestamp()) };
+        match self.aggregation.fire(key, w, acc) {
+            Ok(Fired::Value(result)) => {
                 row.push((Value::from(self.output_field.as_str()), result));
-                let meta = RowMeta { key: None, timestamp: Some(w.max_timestamp()) };
                 out.push_record(&record::encode(&Value::Map(row)), meta);
+            }
+            Ok(Fired::Rows(rows)) => {
+                for j in 0..rows.len() {
+                    out.push_record(rows.value(j), meta);
+                }
             }
             Err(f) => dead.push(DeadLetter {
                 operator: self.name.clone(),
@@ -432,12 +439,14 @@ mod snapshot {
     pub enum AccRef<'a> {
         Builtin(&'a Accumulator),
         Bytes(#[serde(with = "serde_bytes")] &'a [u8]),
+        Elements(Vec<&'a Bytes>, &'a [i64]),
     }
 
     #[derive(Deserialize)]
     pub enum StoredAcc {
         Builtin(Accumulator),
         Bytes(ByteBuf),
+        Elements(Vec<ByteBuf>, Vec<i64>),
     }
 
     impl<'a> From<&'a Acc> for AccRef<'a> {
@@ -445,6 +454,7 @@ mod snapshot {
             match acc {
                 Acc::Builtin(a) => AccRef::Builtin(a),
                 Acc::Bytes(b) => AccRef::Bytes(b),
+                Acc::Elements(rows, times) => AccRef::Elements(rows.iter().map(|r| Bytes::new(r)).collect(), times),
             }
         }
     }
@@ -454,6 +464,9 @@ mod snapshot {
             match acc {
                 StoredAcc::Builtin(a) => Acc::Builtin(a),
                 StoredAcc::Bytes(b) => Acc::Bytes(b.into_vec()),
+                StoredAcc::Elements(rows, times) => {
+                    Acc::Elements(rows.into_iter().map(ByteBuf::into_vec).collect(), times)
+                }
             }
         }
     }
