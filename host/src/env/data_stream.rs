@@ -14,7 +14,7 @@ use crate::connectors::{Collected, LineFormat, SinkSpec, SourceSpec};
 use crate::graph::{BroadcastInput, Step, StepKind};
 use crate::operator::{KeyByOperator, NativeMap, TransformKind, TransformOperator};
 use crate::plugin::FunctionKind;
-use crate::task::{Operator, OperatorError, OperatorFactory};
+use crate::task::{Operator, OperatorError, OperatorFactory, Partitioning};
 
 /// How `key_by` finds keys.
 #[derive(Clone)]
@@ -71,13 +71,56 @@ pub struct DataStream {
     pub(super) source: SourceSpec,
     pub(super) steps: Vec<Step>,
     pub(crate) keyed: bool,
+    /// How the next step reads this stream, when the job said (`rebalance()` and friends).
+    pub(super) partition: Option<Partitioning>,
 }
 
 impl DataStream {
     pub(crate) fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
         self.keyed = kind == StepKind::KeyBy;
-        self.steps.push(Step::new(name, kind, factory));
+        let mut step = Step::new(name, kind, factory);
+        step.input = self.partition.take();
+        self.steps.push(step);
         self
+    }
+
+    /// The next step reads this stream partitioned by `partitioning` (one of `Rebalance`,
+    /// `Rescale`, `Shuffle`, `Broadcast`, `Global`; Flink's `rebalance()`, `rescale()`,
+    /// `shuffle()`, `broadcast()`, `global()`): it starts a stage of its own, at its own
+    /// parallelism or the job's default.
+    pub fn partition(mut self, partitioning: Partitioning) -> Self {
+        if self.keyed {
+            return self.fail(format!(
+                "partition {}: a keyed stream goes by key to the step after key_by; partition before key_by",
+                partitioning.name()
+            ));
+        }
+        if matches!(partitioning, Partitioning::Forward | Partitioning::KeyGroups { .. }) {
+            return self.fail(format!("partition {}: use key_by to partition by key", partitioning.name()));
+        }
+        self.partition = Some(partitioning);
+        self
+    }
+
+    /// Whole batches round-robin over the next step's instances (Flink's `rebalance()`).
+    pub fn rebalance(self) -> Self {
+        self.partition(Partitioning::Rebalance)
+    }
+
+    /// Round-robin over a share of the next step's instances, without crossing between
+    /// shares (Flink's `rescale()`).
+    pub fn rescale(self) -> Self {
+        self.partition(Partitioning::Rescale { upstream: 0 })
+    }
+
+    /// Each record to a random instance of the next step (Flink's `shuffle()`).
+    pub fn shuffle(self) -> Self {
+        self.partition(Partitioning::Shuffle)
+    }
+
+    /// Every record to the first instance of the next step (Flink's `global()`).
+    pub fn global(self) -> Self {
+        self.partition(Partitioning::Global)
     }
 
     /// This stream as the broadcast side of a connected stream (Flink's
@@ -256,6 +299,12 @@ impl DataStream {
 
     /// End the pipeline in a sink.
     pub fn sink_to(self, sink: SinkSpec) {
+        if let Some(p) = self.partition {
+            self.env.state().errors.push(format!(
+                "partition {}: a step must follow it (the sink reads every instance of the last step)",
+                p.name()
+            ));
+        }
         let mut state = self.env.state();
         state.pipelines.push((self.source, self.steps, sink));
     }

@@ -204,7 +204,7 @@ impl StreamEnvironment {
     }
 
     fn stream(&self, source: SourceSpec) -> DataStream {
-        DataStream { env: self.clone(), source, steps: Vec::new(), keyed: false }
+        DataStream { env: self.clone(), source, steps: Vec::new(), keyed: false, partition: None }
     }
 
     /// A bounded stream of the given values (any serde type; structs become maps).

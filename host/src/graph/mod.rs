@@ -6,7 +6,10 @@
 //!   channel between them), as Flink chains operators;
 //! - a step with another parallelism starts a new stage fed by **rebalance**;
 //! - `key_by` ends its stage; the keyed step after it starts a new stage fed by **key
-//!   group** (at the job's default parallelism unless the step sets one).
+//!   group** (at the job's default parallelism unless the step sets one);
+//! - a step the job partitions (`partition: rebalance | rescale | shuffle | broadcast |
+//!   global` before it) starts a new stage fed that way (at the job's default parallelism
+//!   unless the step sets one).
 //!
 //! A step without its own parallelism keeps its input's, so `source -> map -> print` is one
 //! ordered chain, as users of `from_elements(..).map(..).print()` expect. The graph knows
@@ -47,13 +50,17 @@ pub struct Step {
     /// A broadcast stream connected to this step (Flink's `connect(broadcastStream)`): every
     /// parallel instance of the step gets every record of it.
     pub broadcast: Option<BroadcastInput>,
+    /// How the step reads its input when the job says (`partition: rebalance` before it,
+    /// Flink's `rebalance()`): the step then starts a stage of its own, at its own
+    /// parallelism or the job's default. `None`: chained, or as `key_by` and parallelism say.
+    pub input: Option<Partitioning>,
 }
 
 impl Step {
     /// A step whose uid is its name (for names without a plugin version).
     pub fn new(name: impl Into<String>, kind: StepKind, factory: OperatorFactory) -> Self {
         let name = name.into();
-        Self { uid: name.clone(), name, kind, parallelism: None, factory, broadcast: None }
+        Self { uid: name.clone(), name, kind, parallelism: None, factory, broadcast: None, input: None }
     }
 }
 
@@ -145,6 +152,10 @@ pub enum GraphError {
     Parallelism { step: String, parallelism: usize, max: usize },
     #[error("steps `{first}` and `{second}` both have uid `{uid}`; a uid names one step's state: give each its own")]
     DuplicateUid { uid: String, first: String, second: String },
+    #[error(
+        "`{step}` comes right after key_by, whose records go by key to it: a `partition` cannot come between them (partition before key_by)"
+    )]
+    PartitionAfterKeyBy { step: String },
 }
 
 /// A physical stage: fused operators run by `parallelism` tasks.
@@ -190,7 +201,19 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
         if step.broadcast.is_some() && step.kind != StepKind::Keyed {
             return Err(GraphError::BroadcastNotKeyed { step: step.name.clone() });
         }
-        if after_key_by {
+        if let Some(input) = step.input {
+            if after_key_by {
+                return Err(GraphError::PartitionAfterKeyBy { step: step.name.clone() });
+            }
+            // The step reads its input as the job says: a stage of its own.
+            let p = step.parallelism.unwrap_or(cfg.default_parallelism.clamp(1, max));
+            let upstream = if current.steps.is_empty() && stages.is_empty() { 1 } else { current.parallelism };
+            let input = match input {
+                Partitioning::Rescale { .. } => Partitioning::Rescale { upstream },
+                other => other,
+            };
+            stages.push(std::mem::replace(&mut current, Stage { steps: Vec::new(), parallelism: p, input }));
+        } else if after_key_by {
             // Start the keyed stage.
             let p = step.parallelism.unwrap_or(cfg.default_parallelism.clamp(1, max));
             stages.push(std::mem::replace(
@@ -313,6 +336,27 @@ mod tests {
                 (vec!["c".into()], 3, Partitioning::Rebalance)
             ]
         );
+    }
+
+    #[test]
+    fn a_partitioned_step_starts_a_stage_read_as_the_job_says() {
+        let mut shuffled = step("b", StepKind::Stateless, None);
+        shuffled.input = Some(Partitioning::Shuffle);
+        let mut rescaled = step("c", StepKind::Stateless, Some(2));
+        rescaled.input = Some(Partitioning::Rescale { upstream: 0 });
+        let g = graph(vec![step("a", StepKind::Stateless, None), shuffled, rescaled]);
+        assert_eq!(
+            shape(&plan(&g).unwrap()),
+            vec![
+                (vec!["a".into()], 1, Partitioning::Forward),
+                (vec!["b".into()], 4, Partitioning::Shuffle),
+                (vec!["c".into()], 2, Partitioning::Rescale { upstream: 4 }),
+            ]
+        );
+        let mut after_key_by = step("m", StepKind::Stateless, None);
+        after_key_by.input = Some(Partitioning::Rebalance);
+        let g = graph(vec![step("key_by", StepKind::KeyBy, None), after_key_by]);
+        assert!(matches!(plan(&g), Err(GraphError::PartitionAfterKeyBy { .. })));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub enum StepSpec {
     Window(WindowSpec),
     /// A keyed process function, optionally connected to a broadcast stream.
     Process(FnRef, Option<BroadcastInput>),
+    /// How the next step reads the stream: `partition: rebalance | rescale | shuffle |
+    /// broadcast | global` (Flink's `rebalance()` and friends).
+    Partition(crate::task::Partitioning),
 }
 
 /// A validated job file. Paths are resolved against the job file's folder.
@@ -94,7 +97,8 @@ const TOP_KEYS: &[&str] = &[
     "hot_deploy",
     "checkpoints",
 ];
-const STEP_KINDS: &str = "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process";
+const STEP_KINDS: &str =
+    "map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process, partition";
 
 pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, JobError> {
     let doc: Value = serde_norway::from_str(text).map_err(|e| JobError {
@@ -340,6 +344,26 @@ fn parse_step_kind(
             let (f, parallelism) = parse_fn(ctx, &arg, key, plugins)?;
             (StepSpec::Process(f, broadcast), parallelism)
         }
+        "partition" => {
+            use crate::task::Partitioning;
+            let how = ctx.string(arg, key)?;
+            let partitioning = match how.as_str() {
+                "rebalance" => Partitioning::Rebalance,
+                "rescale" => Partitioning::Rescale { upstream: 0 },
+                "shuffle" => Partitioning::Shuffle,
+                "broadcast" => Partitioning::Broadcast,
+                "global" => Partitioning::Global,
+                other => {
+                    return Err(ctx.err(
+                        key,
+                        format!(
+                            "`{other}` is not a partitioning; expected rebalance, rescale, shuffle, broadcast or global (to partition by key, use key_by)"
+                        ),
+                    ));
+                }
+            };
+            (StepSpec::Partition(partitioning), None)
+        }
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
 }
@@ -470,6 +494,27 @@ impl JobSpec {
                 StepSpec::KeyBy(KeySpec::Function(f)) => {
                     stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
                 }
+                StepSpec::Partition(partitioning) => {
+                    if i > 0 && matches!(self.pipeline[i - 1].step, StepSpec::KeyBy(_)) {
+                        return Err(self.err(
+                            &key,
+                            "a keyed stream goes by key to the step after key_by: partition before key_by, not after",
+                        ));
+                    }
+                    if i + 1 == self.pipeline.len() {
+                        return Err(self.err(
+                            &key,
+                            "a step must follow `partition` (the sink reads every instance of the last step)",
+                        ));
+                    }
+                    if uid.is_some() || parallelism.is_some() {
+                        return Err(self.err(
+                            &key,
+                            "`partition` is not a step of its own: set `uid` and `parallelism` on the step after it",
+                        ));
+                    }
+                    stream.partition(*partitioning)
+                }
                 StepSpec::AssignTimestamps(t) => {
                     let ms = |ms: i64| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
                     let mut strategy =
@@ -574,6 +619,7 @@ fn step_kind(step: &StepSpec) -> &'static str {
         StepSpec::AssignTimestamps { .. } => "assign_timestamps",
         StepSpec::Window(_) => "window",
         StepSpec::Process(..) => "process",
+        StepSpec::Partition(_) => "partition",
     }
 }
 
@@ -631,7 +677,7 @@ mod tests {
         );
         assert_eq!(
             error(&OK.replace("  - count", "  - cont")),
-            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process"
+            "job.yaml:10: pipeline[2].cont: unknown step `cont`; expected one of map, filter, flat_map, key_by, count, sum, min, max, assign_timestamps, window, process, partition"
         );
         assert_eq!(
             error(&OK.replace("  connector: print", "  connector: print\n  colour: red")),

@@ -19,8 +19,32 @@ pub enum Partitioning {
     Rebalance,
     /// Each record to the instance owning its key's key group.
     KeyGroups { max_parallelism: u16 },
-    /// Every batch to every instance (the broadcast side of a connected stream).
+    /// Every batch to every instance (the broadcast side of a connected stream, or
+    /// `partition: broadcast`).
     Broadcast,
+    /// Each record to an instance drawn at random (Flink's `shuffle()`).
+    Shuffle,
+    /// Whole batches round-robin over a subset of the instances: with `upstream` sending
+    /// instances, instance `i` feeds its own share of the downstream ones, so no channel
+    /// crosses between shares (Flink's `rescale()`).
+    Rescale { upstream: usize },
+    /// Everything to the first instance (Flink's `global()`).
+    Global,
+}
+
+impl Partitioning {
+    /// As the job file names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Partitioning::Forward => "forward",
+            Partitioning::Rebalance => "rebalance",
+            Partitioning::KeyGroups { .. } => "by key group",
+            Partitioning::Broadcast => "broadcast",
+            Partitioning::Shuffle => "shuffle",
+            Partitioning::Rescale { .. } => "rescale",
+            Partitioning::Global => "global",
+        }
+    }
 }
 
 /// The downstream side of a channel closed: the job is shutting down.
@@ -67,12 +91,28 @@ pub struct Output {
     /// This task's index among its siblings (for `Forward`).
     index: usize,
     next: usize,
+    /// The shuffle's random state (never 0).
+    random: u64,
     pub blocked: Duration,
+}
+
+/// The downstream instances sending instance `index` of `upstream` feeds under `rescale`:
+/// `(first, count)`. With more downstream instances than upstream ones each sender gets its
+/// own run of them; with fewer, runs of senders share one.
+fn rescale_share(index: usize, upstream: usize, downstream: usize) -> (usize, usize) {
+    if downstream >= upstream {
+        let first = index * downstream / upstream;
+        let end = (index + 1) * downstream / upstream;
+        (first, (end - first).max(1))
+    } else {
+        (index * downstream / upstream, 1)
+    }
 }
 
 impl Output {
     pub fn new(senders: Vec<mpsc::Sender<Message>>, partitioning: Partitioning, index: usize) -> Self {
-        Self { senders, partitioning, index, next: index, blocked: Duration::ZERO }
+        let random = 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        Self { senders, partitioning, index, next: index, random: random.max(1), blocked: Duration::ZERO }
     }
 
     /// Send a batch from a blocking (non-async) task.
@@ -127,7 +167,25 @@ impl Output {
                 self.next = self.next.wrapping_add(1);
                 vec![(target, batch)]
             }
-            Partitioning::KeyGroups { .. } if n == 1 => vec![(0, batch)],
+            Partitioning::KeyGroups { .. } | Partitioning::Shuffle if n == 1 => vec![(0, batch)],
+            Partitioning::Global => vec![(0, batch)],
+            Partitioning::Rescale { upstream } => {
+                let (first, count) = rescale_share(self.index, upstream.max(1), n);
+                let target = first + self.next % count;
+                self.next = self.next.wrapping_add(1);
+                vec![(target, batch)]
+            }
+            Partitioning::Shuffle => {
+                let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
+                for i in 0..batch.len() {
+                    // xorshift64: cheap, and good enough to spread records evenly.
+                    self.random ^= self.random << 13;
+                    self.random ^= self.random >> 7;
+                    self.random ^= self.random << 17;
+                    parts[(self.random % n as u64) as usize].push_record(batch.value(i), batch.meta(i));
+                }
+                parts.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).collect()
+            }
             Partitioning::Broadcast => (0..n).map(|target| (target, batch.clone())).collect(),
             Partitioning::KeyGroups { max_parallelism } => {
                 let mut parts: Vec<Batch> = (0..n).map(|_| Batch::new()).collect();
@@ -147,6 +205,41 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn targets(partitioning: Partitioning, index: usize, downstream: usize, batches: usize) -> Vec<usize> {
+        let (txs, _rxs): (Vec<_>, Vec<_>) = (0..downstream).map(|_| mpsc::channel::<Message>(1)).unzip();
+        let mut out = Output::new(txs, partitioning, index);
+        let mut batch = Batch::new();
+        batch.push(b"x");
+        (0..batches).flat_map(|_| out.route(batch.clone()).into_iter().map(|(t, _)| t)).collect()
+    }
+
+    #[test]
+    fn rescale_feeds_each_sender_its_own_share() {
+        // 2 senders, 4 receivers: sender 0 feeds 0 and 1, sender 1 feeds 2 and 3.
+        assert_eq!(targets(Partitioning::Rescale { upstream: 2 }, 0, 4, 4), [0, 1, 0, 1]);
+        assert_eq!(targets(Partitioning::Rescale { upstream: 2 }, 1, 4, 4), [3, 2, 3, 2]);
+        // 4 senders, 2 receivers: senders 0 and 1 feed 0, senders 2 and 3 feed 1.
+        assert_eq!(targets(Partitioning::Rescale { upstream: 4 }, 1, 2, 2), [0, 0]);
+        assert_eq!(targets(Partitioning::Rescale { upstream: 4 }, 2, 2, 2), [1, 1]);
+    }
+
+    #[test]
+    fn global_sends_everything_to_the_first_instance_and_shuffle_spreads_records() {
+        assert_eq!(targets(Partitioning::Global, 1, 3, 3), [0, 0, 0]);
+        let (txs, _rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| mpsc::channel::<Message>(1)).unzip();
+        let mut out = Output::new(txs, Partitioning::Shuffle, 0);
+        let mut batch = Batch::new();
+        (0..4000u32).for_each(|i| batch.push(&i.to_be_bytes()));
+        let parts = out.route(batch);
+        assert_eq!(parts.len(), 4, "every instance gets records");
+        assert_eq!(parts.iter().map(|(_, b)| b.len()).sum::<usize>(), 4000, "none lost or repeated");
+        assert!(
+            parts.iter().all(|(_, b)| (800..1200).contains(&b.len())),
+            "evenly: {:?}",
+            parts.iter().map(|(_, b)| b.len()).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn key_routing_sends_each_key_to_one_instance_and_keeps_order_per_key() {
