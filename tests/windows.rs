@@ -150,6 +150,31 @@ fn the_windowed_counts_example_counts_per_url_and_minute() {
 }
 
 #[test]
+fn the_windowed_summary_example_gives_each_window_to_a_python_function() {
+    // The same windows as the counting example (the late "/" at 10:00:20 is not in them),
+    // each handed whole to plugins/process-python's window_summary.
+    let job = common::repo_root().join("examples/windowed-counts/summary.yaml");
+    let out = run_job(&job);
+    out.assert_ok();
+    let minute = |m: i64| 1_795_600_800_000 + m * 60_000;
+    let at = |m: i64, s: i64| minute(m) + s * 1000;
+    let mut got: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    got.sort_by_key(|v| v.to_string());
+    let row = |key: &str, m: i64, count: u64, first: i64, last: i64| serde_json::json!({"key": key, "start": minute(m), "end": minute(m + 1), "count": count, "first_at": first, "last_at": last});
+    let mut expected = vec![
+        row("/", 0, 4, at(0, 1), at(0, 40)),
+        row("/", 1, 1, at(1, 10), at(1, 10)),
+        row("/cart", 0, 1, at(0, 7), at(0, 7)),
+        row("/cart", 1, 1, at(1, 5), at(1, 5)),
+        row("/checkout", 2, 1, at(2, 30), at(2, 30)),
+    ];
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(got, expected, "stderr:\n{}", out.stderr);
+    assert_eq!(out.summary().late, 1);
+}
+
+#[test]
 fn processing_time_windows_count_by_arrival_and_fire_at_the_end_of_a_bounded_input() {
     // Processing time ignores `ts` (no assign_timestamps needed): every record lands in the
     // 1-hour window of the wall clock when it arrives. The run takes well under a second, so
