@@ -98,3 +98,34 @@ fn a_window_takes_an_aggregate_or_a_process_function_of_the_right_kind() {
     let error = out.assert_failed();
     assert!(error.contains("not both"), "{error}");
 }
+
+#[test]
+fn the_builder_api_runs_a_process_window_function_behind_a_shuffle() {
+    use std::time::Duration;
+    use weir::env::StreamEnvironment;
+    use weir::window::WindowAssigner;
+
+    let dir = temp_dir();
+    write_file(dir.path(), "input.jsonl", AMOUNTS);
+    let env = StreamEnvironment::new();
+    env.set_parallelism(2);
+    env.set_cache_dir(common::shared_cache_dir());
+    env.set_dead_letter(weir::connectors::SinkSpec::discard());
+    let stats = env.load_plugin(common::plugin("process-rust")).unwrap();
+    let collected = env
+        .read_json_lines(dir.path().join("input.jsonl"))
+        .shuffle()
+        .assign_timestamps("ts", Duration::from_secs(1))
+        .key_by("user")
+        .window(WindowAssigner::tumbling(10_000, 0).unwrap())
+        .process(stats.function("window_stats"))
+        .collect();
+    let report = env.execute("builder process window").unwrap();
+    assert_eq!((report.records_in, report.dead_letters), (5, 0));
+    let rows: Vec<Value> = collected.lock().unwrap().iter().map(|v| weir::record::json_of(v)).collect();
+    let counts: Vec<(String, i64, u64)> = sorted(rows)
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["start"].as_i64().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, [("a".into(), 0, 2), ("a".into(), 10000, 1), ("a".into(), 30000, 1), ("b".into(), 0, 1)]);
+}
