@@ -233,6 +233,9 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}: ok ({} steps, {} plugins)", job.display(), spec.pipeline.len(), spec.plugins.len());
             let stages = crate::graph::plan(&graph).with_context(|| format!("{}", job.display()))?;
             println!("{}", graph.source.name());
+            for source in &graph.union {
+                println!("{} (union)", source.name());
+            }
             for (k, stage) in stages.iter().enumerate() {
                 let steps: Vec<&str> = stage.steps.iter().map(|s| s.name.as_str()).collect();
                 let from = if k == 0 { "the source" } else { "the stage before" };

@@ -69,6 +69,8 @@ impl WatermarkStrategy {
 pub struct DataStream {
     pub(super) env: StreamEnvironment,
     pub(super) source: SourceSpec,
+    /// Sources joined to `source` by [`DataStream::union`].
+    pub(super) union: Vec<SourceSpec>,
     pub(super) steps: Vec<Step>,
     pub(crate) keyed: bool,
     /// How the next step reads this stream, when the job said (`rebalance()` and friends).
@@ -102,6 +104,25 @@ impl DataStream {
         self
     }
 
+    /// This stream and `others` as one (Flink's `union`): the steps after it get the records
+    /// of all of them, in no particular order between streams; event time is the least of
+    /// theirs, and a source that ends holds nothing back. For now every stream of a union
+    /// comes straight from its source (transform after the union).
+    pub fn union(mut self, others: impl IntoIterator<Item = DataStream>) -> Self {
+        for other in others {
+            if let Some(step) = self.steps.first().or(other.steps.first()) {
+                let message = format!(
+                    "union(): each stream comes straight from its source for now, but `{}` comes before it",
+                    step.name
+                );
+                return self.fail(message);
+            }
+            self.union.push(other.source);
+            self.union.extend(other.union);
+        }
+        self
+    }
+
     /// Whole batches round-robin over the next step's instances (Flink's `rebalance()`).
     pub fn rebalance(self) -> Self {
         self.partition(Partitioning::Rebalance)
@@ -129,6 +150,10 @@ impl DataStream {
     /// `process-broadcast`.
     pub fn broadcast(self) -> BroadcastStream {
         let input = BroadcastInput { source: self.source.clone(), preload: false };
+        if !self.union.is_empty() {
+            self.fail("broadcast(): a union cannot be a broadcast stream yet; broadcast one source".into());
+            return BroadcastStream { input };
+        }
         if let Some(step) = self.steps.first() {
             let message = format!(
                 "broadcast(): a broadcast stream takes its records straight from its source, but `{}` comes before it",
@@ -306,7 +331,8 @@ impl DataStream {
             ));
         }
         let mut state = self.env.state();
-        state.pipelines.push((self.source, self.steps, sink));
+        let sources = std::iter::once(self.source).chain(self.union).collect();
+        state.pipelines.push((sources, self.steps, sink));
     }
 
     /// Print every record to stdout, one per line.

@@ -74,7 +74,8 @@ struct EnvState {
     plugins: HashMap<PathBuf, Plugin>,
     dead_letter: SinkSpec,
     late_data: Option<SinkSpec>,
-    pipelines: Vec<(SourceSpec, Vec<Step>, SinkSpec)>,
+    /// Each ended pipeline: its sources (the main one first, then its union), steps and sink.
+    pipelines: Vec<(Vec<SourceSpec>, Vec<Step>, SinkSpec)>,
     /// Steps whose plugin a hot deploy can replace.
     targets: Targets,
     rollback_policy: RollbackPolicy,
@@ -204,7 +205,7 @@ impl StreamEnvironment {
     }
 
     fn stream(&self, source: SourceSpec) -> DataStream {
-        DataStream { env: self.clone(), source, steps: Vec::new(), keyed: false, partition: None }
+        DataStream { env: self.clone(), source, union: Vec::new(), steps: Vec::new(), keyed: false, partition: None }
     }
 
     /// A bounded stream of the given values (any serde type; structs become maps).
@@ -322,7 +323,7 @@ impl StreamEnvironment {
             return Err(EnvError::Build(e.clone()));
         }
         let mut pipelines = std::mem::take(&mut state.pipelines);
-        let (source, steps, sink) = match pipelines.len() {
+        let (mut sources, steps, sink) = match pipelines.len() {
             0 => return Err(EnvError::NoSink),
             1 => pipelines.remove(0),
             _ => return Err(EnvError::TwoPipelines),
@@ -333,9 +334,11 @@ impl StreamEnvironment {
                 target.uid.clone_from(&step.uid);
             }
         }
+        let source = sources.remove(0);
         Ok(JobGraph {
             name: name.to_string(),
             source,
+            union: sources,
             steps,
             sink,
             dead_letter: state.dead_letter.clone(),

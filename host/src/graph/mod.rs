@@ -1,7 +1,7 @@
 //! The job graph: what a job is made of, and how it becomes parallel tasks.
 //!
-//! A [`JobGraph`] is the logical plan: one source, a chain of steps, one sink, and a
-//! dead-letter output; a keyed step may also have a broadcast input of its own. [`plan`] turns it into [`Stage`]s, the physical tasks:
+//! A [`JobGraph`] is the logical plan: one source (or a union of sources), a chain of steps,
+//! one sink, and a dead-letter output; a keyed step may also have a broadcast input of its own. [`plan`] turns it into [`Stage`]s, the physical tasks:
 //! - stateless steps are **fused** into one stage (one task per parallel instance, no
 //!   channel between them), as Flink chains operators;
 //! - a step with another parallelism starts a new stage fed by **rebalance**;
@@ -131,6 +131,10 @@ impl Default for JobConfig {
 pub struct JobGraph {
     pub name: String,
     pub source: SourceSpec,
+    /// More sources whose records join the main source's before the first step (Flink's
+    /// `union` of streams straight from their sources): the first stage reads them all, its
+    /// watermark is the least of theirs, and a checkpoint waits for a barrier from each.
+    pub union: Vec<SourceSpec>,
     pub steps: Vec<Step>,
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
@@ -138,6 +142,13 @@ pub struct JobGraph {
     /// without one they are dead letters of kind `late`.
     pub late_data: Option<SinkSpec>,
     pub config: JobConfig,
+}
+
+impl JobGraph {
+    /// The sources feeding the first stage: the main one and the union's.
+    pub fn sources(&self) -> usize {
+        1 + self.union.len()
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -207,7 +218,8 @@ pub fn plan(graph: &JobGraph) -> Result<Vec<Stage>, GraphError> {
             }
             // The step reads its input as the job says: a stage of its own.
             let p = step.parallelism.unwrap_or(cfg.default_parallelism.clamp(1, max));
-            let upstream = if current.steps.is_empty() && stages.is_empty() { 1 } else { current.parallelism };
+            let upstream =
+                if current.steps.is_empty() && stages.is_empty() { graph.sources() } else { current.parallelism };
             let input = match input {
                 Partitioning::Rescale { .. } => Partitioning::Rescale { upstream },
                 other => other,
@@ -270,6 +282,7 @@ mod tests {
         JobGraph {
             name: "t".into(),
             source: SourceSpec::collection(vec![]),
+            union: Vec::new(),
             steps,
             sink: SinkSpec::discard(),
             dead_letter: SinkSpec::discard(),

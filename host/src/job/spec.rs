@@ -69,6 +69,8 @@ pub struct JobSpec {
     /// Alias and file of each plugin, in file order.
     pub plugins: Vec<(String, PathBuf)>,
     pub source: SourceSpec,
+    /// More sources whose records join the source's before the first step (`union:`).
+    pub union: Vec<SourceSpec>,
     pub pipeline: Vec<PipelineStep>,
     pub sink: SinkSpec,
     pub dead_letter: SinkSpec,
@@ -89,6 +91,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "plugins",
     "source",
+    "union",
     "pipeline",
     "sink",
     "dead_letter",
@@ -139,6 +142,18 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         }
     }
     let source = parse_source(&ctx, required("source")?, "source")?;
+    let mut union = Vec::new();
+    if let Some(v) = get(&top, "union") {
+        let Value::Sequence(sources) = v else {
+            return Err(ctx.err(
+                "union",
+                format!("expected a list of sources whose records join the source's, found {}", describe(v)),
+            ));
+        };
+        for (i, s) in sources.iter().enumerate() {
+            union.push(parse_source(&ctx, s, &format!("union[{i}]"))?);
+        }
+    }
     let mut pipeline = Vec::new();
     if let Some(v) = get(&top, "pipeline") {
         let Value::Sequence(steps) = v else {
@@ -173,6 +188,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         max_parallelism,
         batch_size,
         limits,
+        union,
         plugins,
         source,
         pipeline,
@@ -482,6 +498,9 @@ impl JobSpec {
         };
 
         let mut stream = env.from_source(self.source.clone());
+        if !self.union.is_empty() {
+            stream = stream.union(self.union.iter().map(|s| env.from_source(s.clone())));
+        }
         for (i, PipelineStep { step, parallelism, uid }) in self.pipeline.iter().enumerate() {
             let key = format!("pipeline[{i}].{}", step_kind(step));
             stream = match step {
@@ -539,7 +558,7 @@ impl JobSpec {
                     }
                     let keyed = crate::env::KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
-                        let has_time = self.source.has_event_time()
+                        let has_time = (self.source.has_event_time() && self.union.iter().all(|s| s.has_event_time()))
                             || self.pipeline[..i].iter().any(|s| matches!(s.step, StepSpec::AssignTimestamps(_)));
                         if !w.processing_time && !has_time {
                             return Err(self.err(

@@ -16,6 +16,9 @@ struct Pending {
     id: u64,
     requested: Instant,
     sources: Vec<Option<SourcePosition>>,
+    /// Whether a main source sent its barrier into the job (else, once they all ended, the
+    /// checkpoint can never complete).
+    injected: bool,
     instances: usize,
     sinks: usize,
     operators: Vec<OperatorSnapshot>,
@@ -29,6 +32,9 @@ pub struct Coordinator {
     acks: mpsc::Receiver<Ack>,
     /// Final positions of the sources that finished.
     finished: Vec<Option<SourcePosition>>,
+    /// Sources `0..main_sources` feed the job's first stage (the main source and its union);
+    /// the rest are broadcast inputs.
+    main_sources: usize,
     instances: usize,
     sinks: usize,
     next_id: u64,
@@ -59,6 +65,7 @@ impl Coordinator {
             state,
             acks,
             finished: vec![None; sources],
+            main_sources: 1,
             instances,
             sinks: 1,
             next_id: first_id.max(1),
@@ -67,6 +74,16 @@ impl Coordinator {
             plugins,
         };
         (coordinator, CoordinatorHandle::new(tx))
+    }
+
+    /// The job's first stage reads sources `0..n` (a union); the rest are broadcast inputs.
+    pub fn set_main_sources(&mut self, n: usize) {
+        self.main_sources = n.clamp(1, self.finished.len().max(1));
+    }
+
+    /// Every source of the job's first stage ended: no barrier can enter the job any more.
+    fn input_ended(&self) -> bool {
+        self.finished[..self.main_sources.min(self.finished.len())].iter().all(Option::is_some)
     }
 
     pub fn add_committer(&mut self, committer: Box<dyn Committer>) {
@@ -97,7 +114,7 @@ impl Coordinator {
     }
 
     fn trigger(&mut self) {
-        if self.pending.is_some() || self.finished[0].is_some() || self.control.is_cancelled() {
+        if self.pending.is_some() || self.input_ended() || self.control.is_cancelled() {
             return;
         }
         let id = self.next_id;
@@ -107,6 +124,7 @@ impl Coordinator {
             id,
             requested: Instant::now(),
             sources: self.finished.clone(),
+            injected: false,
             instances: 0,
             sinks: 0,
             operators: Vec::new(),
@@ -122,18 +140,25 @@ impl Coordinator {
             return;
         };
         match ack {
-            Ack::Source { id, source, position } if id == p.id => p.sources[source] = Some(position),
+            Ack::Source { id, source, position } if id == p.id => {
+                p.injected |= source < self.main_sources;
+                p.sources[source] = Some(position);
+            }
             Ack::SourceFinished { source, position } => {
-                if source == 0 && p.sources[0].is_none() {
-                    // The main input ended before this barrier: it can never complete.
-                    tracing::debug!(checkpoint = p.id, "checkpoint dropped: the input ended first");
-                    let id = p.id;
-                    self.pending = None;
-                    self.abandon(id);
-                } else if p.sources[source].is_none() {
+                if p.sources[source].is_none() {
+                    // Ended before this barrier: the checkpoint has all its records.
                     p.sources[source] = Some(position.clone());
                 }
+                let injected = p.injected;
                 self.finished[source] = Some(position);
+                if !injected && self.input_ended() {
+                    // The input ended before any source sent this barrier: it can never
+                    // reach the job's tasks, so the checkpoint can never complete.
+                    let id = self.pending.as_ref().map_or(0, |p| p.id);
+                    tracing::debug!(checkpoint = id, "checkpoint dropped: the input ended first");
+                    self.pending = None;
+                    self.abandon(id);
+                }
             }
             Ack::Instance { id, snapshots } if id == p.id => {
                 p.instances += 1;

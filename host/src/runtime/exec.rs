@@ -85,6 +85,21 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
 
     let instances: usize = stages.iter().map(|s| s.parallelism).sum();
     let broadcasts = stages.iter().filter(|s| s.broadcast().is_some()).count();
+    // Source indices: the main source 0, the union's 1.., then the broadcast inputs.
+    let main_sources = graph.sources();
+    if let Some(Some(meta)) = &resume
+        && meta.sources.len() != main_sources + broadcasts
+    {
+        return Err(CheckpointError::Mismatch {
+            id: meta.id,
+            detail: format!(
+                "it holds the positions of {} sources, but the job reads {}; a job resumes only with the sources it had",
+                meta.sources.len(),
+                main_sources + broadcasts
+            ),
+        }
+        .into());
+    }
     let (coordinator, handle) = match (&graph.config.checkpoints, restored) {
         (Some(config), Some(restored)) => {
             let plugins = plugin_versions(&stages);
@@ -93,11 +108,12 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
                 graph.name.clone(),
                 control.clone(),
                 job_state.clone(),
-                1 + broadcasts,
+                main_sources + broadcasts,
                 instances,
                 restored + 1,
                 plugins,
             );
+            c.set_main_sources(main_sources);
             if let Some(committer) = sink_committer.take() {
                 c.add_committer(committer);
             }
@@ -116,7 +132,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
     // The sink: a single task fed by every instance of the last stage.
     let (sink_tx, sink_rx) = mpsc::channel::<Message>(cap);
     let sink_control = control.clone();
-    let sink_inputs = stages.last().map_or(1, |s| s.parallelism);
+    let sink_inputs = stages.last().map_or(main_sources, |s| s.parallelism);
     let sink_coordinator = handle.clone();
     tasks.spawn_blocking(move || -> TaskResult {
         Ok(crate::task::run_sink(sink.as_mut(), sink_rx, sink_inputs, &sink_control, &sink_coordinator)?)
@@ -125,10 +141,10 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
     // Stages from last to first, so each knows the senders of the one after it.
     let mut downstream: Vec<mpsc::Sender<Message>> = vec![sink_tx];
     let mut downstream_input = Partitioning::Rebalance;
-    let mut broadcast_index = broadcasts;
+    let mut broadcast_index = main_sources + broadcasts - 1;
     for (k, stage) in stages.iter().enumerate().rev() {
-        // Instances sending into this stage: the previous stage's, or the single source.
-        let inputs = if k == 0 { 1 } else { stages[k - 1].parallelism };
+        // Instances sending into this stage: the previous stage's, or the sources.
+        let inputs = if k == 0 { main_sources } else { stages[k - 1].parallelism };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
         // A broadcast input: its own source task, sending every batch to every instance.
         let mut broadcast_rxs = match stage.broadcast() {
@@ -186,10 +202,13 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
     }
 
     // The spec is shared, not copied: a million-record collection took ~80 ms to clone.
-    let spec = graph.source.clone();
-    let output = Output::new(downstream, downstream_input, 0);
-    let source = SourceTask { spec, index: 0, start: start_of(0), broadcast: false };
-    spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
+    let specs = std::iter::once(&graph.source).chain(&graph.union);
+    for (index, spec) in specs.enumerate() {
+        let output = Output::new(downstream.clone(), downstream_input, index);
+        let source = SourceTask { spec: spec.clone(), index, start: start_of(index), broadcast: false };
+        spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
+    }
+    drop(downstream);
     drop(dead_tx);
     drop(handle);
     let coordinator = coordinator.map(|c| std::thread::spawn(move || c.run()));
@@ -234,7 +253,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
     }
 }
 
-/// A source of the job: the main one (index 0) or a broadcast input.
+/// A source of the job: the main one (index 0), one of its union, or a broadcast input.
 struct SourceTask {
     spec: SourceSpec,
     index: usize,

@@ -12,6 +12,8 @@ use super::Message;
 pub(crate) struct Alignment {
     /// Which data inputs brought the barrier of the checkpoint being aligned.
     arrived: Vec<bool>,
+    /// Which data inputs ended ([`Message::End`]): they bring no barrier any more.
+    ended: Vec<bool>,
     /// Whether the broadcast input brought it (or has none, or ended).
     broadcast_arrived: bool,
     current: Option<u64>,
@@ -23,6 +25,7 @@ impl Alignment {
     pub(crate) fn new(inputs: usize) -> Self {
         Self {
             arrived: vec![false; inputs.max(1)],
+            ended: vec![false; inputs.max(1)],
             broadcast_arrived: true,
             current: None,
             held: VecDeque::new(),
@@ -46,13 +49,22 @@ impl Alignment {
             self.held.push_back(message);
             return None;
         }
-        if let Message::Barrier { id, .. } = message {
-            if self.start(id, broadcast_open) {
-                self.arrived[from] = true;
+        match message {
+            Message::Barrier { id, .. } => {
+                if self.start(id, broadcast_open) {
+                    self.arrived[from] = true;
+                }
+                None
             }
-            return None;
+            Message::End { .. } => {
+                self.ended[from] = true;
+                if self.current.is_some() {
+                    self.arrived[from] = true;
+                }
+                Some(message)
+            }
+            _ => Some(message),
         }
-        Some(message)
     }
 
     /// Barrier `id` of the broadcast input.
@@ -81,7 +93,7 @@ impl Alignment {
         match self.current {
             None => {
                 self.current = Some(id);
-                self.arrived.fill(false);
+                self.arrived.clone_from(&self.ended);
                 self.broadcast_arrived = !broadcast_open;
                 true
             }

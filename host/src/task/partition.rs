@@ -72,13 +72,22 @@ pub enum Message {
         from: usize,
         id: u64,
     },
+    /// Instance `from` ended: it sends nothing more. (The channel closes when every sender
+    /// has ended; this tells a task with several inputs, such as a union of sources, that one
+    /// of them will bring no more barriers and no more event time.)
+    End {
+        from: usize,
+    },
 }
 
 impl Message {
     /// The index of the instance that sent it.
     pub fn from(&self) -> usize {
         match self {
-            Message::Data { from, .. } | Message::Time { from, .. } | Message::Barrier { from, .. } => *from,
+            Message::Data { from, .. }
+            | Message::Time { from, .. }
+            | Message::Barrier { from, .. }
+            | Message::End { from } => *from,
         }
     }
 }
@@ -136,6 +145,14 @@ impl Output {
     pub fn broadcast_barrier(&mut self, id: u64) -> Result<(), Disconnected> {
         for target in 0..self.senders.len() {
             self.send_to(target, Message::Barrier { from: self.index, id })?;
+        }
+        Ok(())
+    }
+
+    /// Tell every downstream instance that this task ended, after everything it sent.
+    pub fn end(&mut self) -> Result<(), Disconnected> {
+        for target in 0..self.senders.len() {
+            self.send_to(target, Message::End { from: self.index })?;
         }
         Ok(())
     }

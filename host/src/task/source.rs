@@ -200,6 +200,9 @@ impl SourceContext {
             other => Some(other?),
         };
         self.ship()?;
+        if position.is_some() {
+            self.output.end()?;
+        }
         if let Some(position) = position {
             self.coordinator.send(Ack::SourceFinished { source: self.index, position });
         }

@@ -172,6 +172,16 @@ impl StageInstance {
                         }
                     }
                 }
+                Message::End { from } => {
+                    // An input that ended holds event time back no more (a union's source
+                    // that finished first), as Flink's finished inputs.
+                    for signal in event_time.on_signal(from, TimeSignal::Watermark(END_OF_TIME)) {
+                        match signal {
+                            TimeSignal::Watermark(w) => self.advance(0, w)?,
+                            idle_or_active => self.output.broadcast_time(idle_or_active)?,
+                        }
+                    }
+                }
                 Message::Barrier { .. } => unreachable!("alignment takes the barriers"),
             }
         }
@@ -183,6 +193,7 @@ impl StageInstance {
             let out = run_chain(&mut self.operators, i + 1, held, &mut self.letters)?;
             self.ship(out)?;
         }
+        self.output.end()?;
         Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
     }
 
