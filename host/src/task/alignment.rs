@@ -14,6 +14,8 @@ pub(crate) struct Alignment {
     arrived: Vec<bool>,
     /// Which data inputs ended ([`Message::End`]): they bring no barrier any more.
     ended: Vec<bool>,
+    /// A message came from a sender outside the inputs (logged once).
+    miswired: bool,
     /// Whether the broadcast input brought it (or has none, or ended).
     broadcast_arrived: bool,
     current: Option<u64>,
@@ -26,6 +28,7 @@ impl Alignment {
         Self {
             arrived: vec![false; inputs.max(1)],
             ended: vec![false; inputs.max(1)],
+            miswired: false,
             broadcast_arrived: true,
             current: None,
             held: VecDeque::new(),
@@ -44,6 +47,16 @@ impl Alignment {
 
     /// A message of the data input: `Some` to handle now; `None` if it waits or was a barrier.
     pub(crate) fn on_data(&mut self, message: Message, broadcast_open: bool) -> Option<Message> {
+        // A sender outside the inputs counted when the task was wired is a wiring bug (a
+        // sink sized for one input fed by two sources lost records at barriers): say so.
+        if message.from() >= self.arrived.len() && !self.miswired {
+            self.miswired = true;
+            tracing::error!(
+                from = message.from(),
+                inputs = self.arrived.len(),
+                "a message from an input this task was not wired for; checkpoints may be wrong"
+            );
+        }
         let from = message.from().min(self.arrived.len() - 1);
         if self.current.is_some() && self.arrived[from] {
             self.held.push_back(message);

@@ -164,23 +164,11 @@ impl StageInstance {
                     self.ship(out)?;
                     self.forward_signals(0)?;
                 }
-                Message::Time { from, signal } => {
-                    for signal in event_time.on_signal(from, signal) {
-                        match signal {
-                            TimeSignal::Watermark(w) => self.advance(0, w)?,
-                            idle_or_active => self.output.broadcast_time(idle_or_active)?,
-                        }
-                    }
-                }
+                Message::Time { from, signal } => self.on_time(&mut event_time, from, signal)?,
+                // An input that ended holds event time back no more (a union's source that
+                // finished first), as Flink's finished inputs.
                 Message::End { from } => {
-                    // An input that ended holds event time back no more (a union's source
-                    // that finished first), as Flink's finished inputs.
-                    for signal in event_time.on_signal(from, TimeSignal::Watermark(END_OF_TIME)) {
-                        match signal {
-                            TimeSignal::Watermark(w) => self.advance(0, w)?,
-                            idle_or_active => self.output.broadcast_time(idle_or_active)?,
-                        }
-                    }
+                    self.on_time(&mut event_time, from, TimeSignal::Watermark(END_OF_TIME))?;
                 }
                 Message::Barrier { .. } => unreachable!("alignment takes the barriers"),
             }
@@ -195,6 +183,18 @@ impl StageInstance {
         }
         self.output.end()?;
         Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
+    }
+
+    /// Event time from input `from`: the watermarks it moves go through the operators, idle
+    /// and active signals on downstream.
+    fn on_time(&mut self, event_time: &mut WatermarkTracker, from: usize, signal: TimeSignal) -> Result<(), TaskError> {
+        for signal in event_time.on_signal(from, signal) {
+            match signal {
+                TimeSignal::Watermark(w) => self.advance(0, w)?,
+                idle_or_active => self.output.broadcast_time(idle_or_active)?,
+            }
+        }
+        Ok(())
     }
 
     /// A batch of the broadcast input goes to the first operator (the connected step);
