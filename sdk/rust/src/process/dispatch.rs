@@ -126,11 +126,9 @@ pub(crate) fn process_elements_local(
     keys: (&[u8], &[u32]),
     timestamps: &[i64],
 ) -> Result<ProcessOutput, ProcessError> {
-    let states = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?.states;
-    let (state, first) = read_key_state(host, states, batch(name, "keys", keys)?).map_err(|r| malformed(name, r))?;
-    let out = process_elements(plugin, host, name, input, elements, keys, timestamps, state)?;
-    apply_writes(host, states, &first, &out.writes).map_err(|r| malformed(name, r))?;
-    Ok(out)
+    around_call(plugin, host, name, keys, |state| {
+        process_elements(plugin, host, name, input, elements, keys, timestamps, state)
+    })
 }
 
 /// [`on_timers`] as a host written in Rust calls it (see [`process_elements_local`]).
@@ -142,9 +140,21 @@ pub(crate) fn on_timers_local(
     times: &[i64],
     domains: &[TimeDomain],
 ) -> Result<ProcessOutput, ProcessError> {
+    around_call(plugin, host, name, keys, |state| on_timers(plugin, host, name, keys, times, domains, state))
+}
+
+/// What the Weir host does around a keyed call: read the key-state of `keys` through
+/// `host`, make the call with it, and apply the call's value writes to `host`.
+fn around_call(
+    plugin: &Plugin,
+    host: &dyn ProcessHost,
+    name: &str,
+    keys: (&[u8], &[u32]),
+    call: impl FnOnce(KeyState) -> Result<ProcessOutput, ProcessError>,
+) -> Result<ProcessOutput, ProcessError> {
     let states = find(plugin, name, &[ProcessKind::Keyed, ProcessKind::Co])?.states;
     let (state, first) = read_key_state(host, states, batch(name, "keys", keys)?).map_err(|r| malformed(name, r))?;
-    let out = on_timers(plugin, host, name, keys, times, domains, state)?;
+    let out = call(state)?;
     apply_writes(host, states, &first, &out.writes).map_err(|r| malformed(name, r))?;
     Ok(out)
 }
@@ -155,20 +165,15 @@ fn read_key_state(
     states: &[super::StateDecl],
     keys: BatchRef<'_>,
 ) -> Result<(KeyState, Vec<u32>), String> {
-    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut seen: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
     let mut first = Vec::new();
     let mut slots = Vec::with_capacity(keys.len());
     for i in 0..keys.len() {
-        let key = keys.row(i)?;
-        let slot = match seen.iter().position(|k| *k == key) {
-            Some(slot) => slot,
-            None => {
-                seen.push(key);
-                first.push(wit_index(i));
-                seen.len() - 1
-            }
-        };
-        slots.push(wit_index(slot));
+        let slot = *seen.entry(keys.row(i)?).or_insert_with(|| {
+            first.push(wit_index(i));
+            wit_index(first.len() - 1)
+        });
+        slots.push(slot);
     }
     let mut values = Vec::with_capacity(first.len() * states.len());
     for &input in &first {
