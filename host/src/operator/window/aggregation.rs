@@ -54,7 +54,7 @@ pub(super) enum Acc {
     Bytes(Vec<u8>),
     /// A process-window function's window: its records (MessagePack) and their event times
     /// (`NO_TIMESTAMP` for none), in arrival order.
-    Elements(Vec<Vec<u8>>, Vec<i64>),
+    Elements(Batch, Vec<i64>),
 }
 
 /// What a window gives when it fires.
@@ -132,7 +132,7 @@ impl Aggregation {
                 }
                 Ok(Acc::Bytes(empty.clone().unwrap_or_default()))
             }
-            Aggregation::Process { .. } => Ok(Acc::Elements(Vec::new(), Vec::new())),
+            Aggregation::Process { .. } => Ok(Acc::Elements(Batch::new(), Vec::new())),
         }
     }
 
@@ -170,7 +170,7 @@ impl Aggregation {
                 let Some(Acc::Elements(rows, times)) = accs.get_mut(&target) else {
                     return Err((i, "error", "window state lost its elements".into()));
                 };
-                rows.push(input.value(i).to_vec());
+                rows.push(input.value(i));
                 times.push(input.timestamp(i).unwrap_or(record::NO_TIMESTAMP));
                 Ok(())
             }
@@ -233,7 +233,7 @@ impl Aggregation {
                 Ok(())
             }
             (Aggregation::Process { .. }, Acc::Elements(rows, times), Acc::Elements(more, more_times)) => {
-                rows.extend(more.iter().cloned());
+                (0..more.len()).for_each(|j| rows.push(more.value(j)));
                 times.extend(more_times);
                 Ok(())
             }
@@ -244,10 +244,8 @@ impl Aggregation {
     /// What the window of `key` gives when it fires.
     pub fn fire(&mut self, key: &[u8], w: &TimeWindow, acc: &Acc) -> Result<Fired, AccFailure> {
         match (self, acc) {
-            (Aggregation::Process { function }, Acc::Elements(rows, times)) => {
-                let mut elements = Batch::with_capacity(rows.len(), rows.iter().map(Vec::len).sum());
-                rows.iter().for_each(|r| elements.push(r));
-                match function.call(key, (w.start, w.end), &elements, times) {
+            (Aggregation::Process { function }, Acc::Elements(elements, times)) => {
+                match function.call(key, (w.start, w.end), elements, times) {
                     Ok(Ok(rows)) => Ok(Fired::Rows(rows)),
                     Ok(Err(f)) => Err(AccFailure { kind: f.kind.as_str(), message: f.message }),
                     Err(e) => Err(AccFailure { kind: "error", message: e.to_string() }),

@@ -454,7 +454,9 @@ mod snapshot {
             match acc {
                 Acc::Builtin(a) => AccRef::Builtin(a),
                 Acc::Bytes(b) => AccRef::Bytes(b),
-                Acc::Elements(rows, times) => AccRef::Elements(rows.iter().map(|r| Bytes::new(r)).collect(), times),
+                Acc::Elements(rows, times) => {
+                    AccRef::Elements((0..rows.len()).map(|i| Bytes::new(rows.value(i))).collect(), times)
+                }
             }
         }
     }
@@ -465,7 +467,9 @@ mod snapshot {
                 StoredAcc::Builtin(a) => Acc::Builtin(a),
                 StoredAcc::Bytes(b) => Acc::Bytes(b.into_vec()),
                 StoredAcc::Elements(rows, times) => {
-                    Acc::Elements(rows.into_iter().map(ByteBuf::into_vec).collect(), times)
+                    let mut batch = crate::record::Batch::with_capacity(rows.len(), rows.iter().map(|r| r.len()).sum());
+                    rows.iter().for_each(|r| batch.push(r));
+                    Acc::Elements(batch, times)
                 }
             }
         }
