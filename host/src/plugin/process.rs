@@ -362,11 +362,8 @@ impl Processor {
             (Err(_), _) => host.rollback(),
         }
         drop(host);
-        Ok(result.map(|out| self.raw_output(out)))
-    }
-
-    fn raw_output(&mut self, out: ProcessOutput) -> RawOutput {
-        output_of(&self.slot.label, &mut self.unread_tags, out)
+        let (label, unread_tags) = (&self.slot.label, &mut self.unread_tags);
+        Ok(result.map(|out| output_of(label, unread_tags, out)))
     }
 }
 

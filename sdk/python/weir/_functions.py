@@ -119,20 +119,26 @@ class PluginMeta:
     version: str
 
 
+def function_name(f: Callable[..., Any], name: Optional[str]) -> str:
+    """The name the function decorator is marking goes by (`name=`, else its own); refuses
+    a function marked already."""
+    if hasattr(f, SPEC_ATTR):
+        raise PluginDefinitionError(
+            f"{getattr(f, '__qualname__', f)!r} is already a weir {getattr(f, SPEC_ATTR).kind.value}"
+            " function; decorate it once (write a second function for another kind)"
+        )
+    fname = name if name is not None else getattr(f, "__name__", None)
+    if not fname:
+        raise PluginDefinitionError(f"cannot name {f!r}: pass name=... to the decorator")
+    return fname
+
+
 def _decorator(kind: Kind) -> Callable[..., Any]:
     def decorate(fn: Optional[Callable[..., Any]] = None, *, name: Optional[str] = None) -> Any:
         def mark(f: Callable[..., Any]) -> Callable[..., Any]:
             if not callable(f):
                 raise TypeError(f"@weir.{kind.name.lower()} expects a function, got {type(f).__name__}")
-            if hasattr(f, SPEC_ATTR):
-                raise PluginDefinitionError(
-                    f"{getattr(f, '__qualname__', f)!r} is already a weir {getattr(f, SPEC_ATTR).kind.value}"
-                    " function; decorate it once (write a second function for another kind)"
-                )
-            fname = name if name is not None else getattr(f, "__name__", None)
-            if not fname:
-                raise PluginDefinitionError(f"cannot name {f!r}: pass name=... to the decorator")
-            setattr(f, SPEC_ATTR, Function(fname, kind, f))
+            setattr(f, SPEC_ATTR, Function(function_name(f, name), kind, f))
             return f
 
         # Both `@weir.map` and `@weir.map(name="other")`.

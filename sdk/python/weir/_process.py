@@ -52,7 +52,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, U
 
 from . import _marshal_codec
 from ._dispatch import BatchError, RowErrors, _decode, describe_exception
-from ._functions import SPEC_ATTR, Function, Kind, PluginDefinitionError, WeirError
+from ._functions import SPEC_ATTR, Function, Kind, PluginDefinitionError, WeirError, function_name
 from ._output import OutputTag, RowKind, TimeWindow, output_rows, side_row
 from ._state import BROADCAST, KEYED, SCOPE_ATTR, Scope, StateError, bind, declared_states, refuse_assignment
 
@@ -363,14 +363,7 @@ def process_window(fn: Optional[Callable[..., Any]] = None, *, name: Optional[st
             raise TypeError(
                 f"@weir.process_window decorates a function f(key, window, elements), got {getattr(f, '__qualname__', f)!r}"
             )
-        if hasattr(f, SPEC_ATTR):
-            raise PluginDefinitionError(
-                f"{getattr(f, '__qualname__', f)!r} is already a weir {getattr(f, SPEC_ATTR).kind.value} function; "
-                "decorate it once"
-            )
-        fname = name if name is not None else getattr(f, "__name__", None)
-        if not fname:
-            raise PluginDefinitionError(f"cannot name {f!r}: pass name=... to the decorator")
+        fname = function_name(f, name)
         setattr(f, SPEC_ATTR, Function(fname, Kind.PROCESS_WINDOW, f, (), _takes_context(f)))
         return f
 
