@@ -40,6 +40,22 @@ pub trait Operator: Send {
         })
     }
 
+    /// Process one batch of the second input of a two-input step (Flink's
+    /// `processElement2`: the right side of a join, the second stream of `connect`). The
+    /// first input comes through [`Operator::process`]; event time is the least of both.
+    /// Only two-input operators override it.
+    fn process_second(
+        &mut self,
+        _input: Batch,
+        _out: &mut Batch,
+        _dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
+        Err(OperatorError::Failed {
+            operator: self.name().to_string(),
+            message: "this step takes one input: only joins and co-process steps read two streams".into(),
+        })
+    }
+
     /// Event time reached `watermark` at this operator's input: release into `out` what
     /// is now due (windows that fire), and return the watermark to pass on: the same by
     /// default, `None` for an operator that makes event time itself (a timestamp assigner).
