@@ -57,8 +57,11 @@ fn weir_check_prints_the_stages_and_how_each_reads_its_input() {
     let dir = temp_dir();
     let out = run(weir().arg("check").arg(job(dir.path(), "shuffle", 3)));
     let text = &out.assert_ok().stdout;
-    assert!(text.contains("stage 1: parallelism 3, from the source, shuffle: map[0] upper@"), "{text}");
-    assert!(text.lines().last().is_some_and(|l| l.contains("file")), "{text}");
+    assert!(text.contains("stage 1: parallelism 3, from source 1, shuffle: map[0] upper@"), "{text}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.starts_with("sink sink: file") && l.ends_with("from stage 1")),
+        "{text}"
+    );
 }
 
 #[test]

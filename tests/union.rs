@@ -38,7 +38,8 @@ fn the_records_of_every_source_reach_the_steps_once() {
     let check = run(weir().arg("check").arg(&job));
     let text = &check.assert_ok().stdout;
     assert!(
-        text.contains("source file (union)") && text.contains("stage 1: parallelism 2, from the source, rebalance"),
+        text.contains("source 3: file")
+            && text.contains("stage 1: parallelism 2, from source 1, source 2 and source 3, rebalance"),
         "{text}"
     );
 }

@@ -142,13 +142,15 @@ fn a_udaf_of_the_wrong_kind_or_an_undeclared_plugin_is_a_job_error() {
 }
 
 #[test]
-fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
+fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95_in_one_job() {
     let dir = common::repo_root().join("examples/access-log");
     let minute = |m: i64| 1_795_600_800_000 + m * 60_000; // 2026-11-25T10:00Z + m minutes
     let row = |url: &str, start: i64, end: i64, field: &str, v: Value| json!({"key": url, "window_start": minute(start), "window_end": minute(end), field: v});
 
-    let out = run_job(&dir.join("counts.yaml"));
+    // One job reads the log once and writes two sinks: the counts printed, the p95 to a file.
+    let out = run_job(&dir.join("job.yaml"));
     out.assert_ok();
+    assert_eq!(out.summary().records_out, 8 + 20, "both sinks' records");
     // 10:00: "/" at :05 :20 :45; "/cart" at :10 and :55 (15 s out of order, within the 30 s
     // bound); "/api" at :30. 10:01: "/" :10 :40, "/cart" :00 :50, "/api" :15. 10:02: "/" :05
     // :45, "/api" :30. The "/" request at 10:00:40 comes last, when the watermark is
@@ -175,7 +177,6 @@ fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
     assert_eq!(dead[0]["record"], "this line is not an access-log line");
     assert!(dead[0]["error"].as_str().unwrap().starts_with("not an access-log line"), "{}", dead[0]["error"]);
 
-    run_job(&dir.join("p95.yaml")).assert_ok();
     let rows = read_json_lines(&dir.join("out/p95.jsonl"));
     // Every request is in the five 5-minute windows starting in the 5 minutes up to it:
     // "/" (10:00-10:02) and "/api" (10:00-10:02) in 7 windows each, "/cart" (10:00-10:01) in 6.
@@ -197,12 +198,12 @@ fn the_access_log_example_counts_per_minute_and_computes_the_sliding_p95() {
     assert_eq!(p95("/api", 2), json!(90.0));
 }
 
-/// The access-log example's `p95.yaml`, run in a temporary folder with `stats` pointing at
+/// The access-log example's `job.yaml`, run in a temporary folder with `stats` pointing at
 /// the plugin `stats_plugin` (`stats-rust` or `stats-python`): its windows, sorted.
 fn run_p95_example(stats_plugin: &str) -> Vec<Value> {
     let example = common::repo_root().join("examples/access-log");
     let dir = temp_dir();
-    let job = std::fs::read_to_string(example.join("p95.yaml")).unwrap();
+    let job = std::fs::read_to_string(example.join("job.yaml")).unwrap();
     let stats = common::plugin(stats_plugin).display().to_string();
     let job = job.replace("../../plugins/stats-rust/stats-rust.wasm", &stats);
     let job = job.replace("../../plugins/", &format!("{}/plugins/", common::repo_root().display()));

@@ -389,7 +389,7 @@ fn child(mode: Mode, dir: &Path) -> BenchResult<()> {
     let plugin = env.load_plugin(plugin_path(&repo))?;
     env.from_datagen(sizes.datagen()).key_by("key").process(plugin.function(PLUGIN_FUNCTION)).discard();
     let graph = env.graph("checkpoint bench keyed count")?;
-    let step = graph.steps.last().map(|s| s.name.clone()).ok_or("the job has no steps")?;
+    let step = graph.steps().last().map(|s| s.name.clone()).ok_or("the job has no steps")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(weir::runtime::execute(graph))?;
     let out = json!({

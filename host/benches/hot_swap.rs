@@ -210,7 +210,7 @@ fn build(
         })
         .discard();
     let mut graph = env.graph("hot swap")?;
-    if graph.steps.get(1).map(|s| s.kind) != Some(StepKind::KeyBy) {
+    if graph.steps().nth(1).map(|s| s.kind) != Some(StepKind::KeyBy) {
         return Err("the job should be stamp, key_by, measure".into());
     }
     let step = format!("map[2] {}.{FUNCTION}", v1.label());
@@ -221,7 +221,9 @@ fn build(
         let timed = Timed { inner: Box::new(op), cell: tag_cell.clone(), generation: 0, batches: batches.clone() };
         Ok(Box::new(timed) as Box<dyn Operator>)
     });
-    graph.steps.insert(2, Step::new(step.clone(), StepKind::Stateless, factory));
+    // Before `measure`, the first step of the stream after key_by's.
+    let measure = graph.streams.iter_mut().filter(|s| !s.steps.is_empty()).nth(2).ok_or("no measure step")?;
+    measure.steps.insert(0, Step::new(step.clone(), StepKind::Stateless, factory));
     let requirement = Requirement { function: FUNCTION.into(), kinds: vec![FunctionKind::Map] };
     Ok((graph, Targets(vec![Target { uid: step.clone(), step, cell, requirement }])))
 }

@@ -241,12 +241,13 @@ fn child(variant: Variant, state_dir: &Path) -> BenchResult<()> {
         Variant::Native => {
             keyed.into_stream().discard();
             let mut graph = env.graph("keyed count native")?;
-            let name = format!("count[{}] native", graph.steps.len());
-            graph.steps.push(native_step(&name, timing.clone()));
+            let name = format!("count[{}] native", graph.steps().count());
+            let written = graph.sinks[0].input;
+            graph.streams[written].steps.push(native_step(&name, timing.clone()));
             graph
         }
     };
-    let step = graph.steps.last().map(|s| s.name.clone()).ok_or("the job has no steps")?;
+    let step = graph.steps().last().map(|s| s.name.clone()).ok_or("the job has no steps")?;
     let report = runtime()?.block_on(weir::runtime::execute(graph))?;
     let ops = timing.ops.load(Ordering::Relaxed);
     let out = json!({

@@ -51,9 +51,9 @@ use std::time::Instant;
 use common::{BenchResult, env_count, round, run_measured};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weir::connectors::{NexmarkSpec, SourceSpec};
-use weir::env::StreamEnvironment;
-use weir::graph::{JobGraph, Step, StepKind};
+use weir::connectors::{NexmarkSpec, SinkSpec, SourceSpec};
+use weir::graph::{JobGraph, Step, StepKind, StreamInput};
+use weir::job::InputSpec;
 use weir::operator::NativeMap;
 use weir::record::Batch;
 use weir::task::{DeadLetters, InstanceContext, Operator, OperatorError, OperatorFactory};
@@ -367,12 +367,16 @@ fn add_probes(graph: &mut JobGraph, probes: &Arc<Probes>, spec: &NexmarkSpec) {
     let p = probes.clone();
     let head: OperatorFactory =
         Arc::new(move |_: &InstanceContext| Ok(Box::new(Head { probes: p.clone(), seen: 0 }) as Box<dyn Operator>));
-    graph.steps.insert(0, step("probe head", head));
+    // The head on the source's own stream runs first after it; the tail on the stream the
+    // sink writes runs last.
+    let source = graph.streams.iter().position(|s| matches!(s.input, StreamInput::Source(_))).expect("a source");
+    graph.streams[source].steps.insert(0, step("probe head", head));
     let (p, spec) = (probes.clone(), spec.clone());
     let tail: OperatorFactory = Arc::new(move |_: &InstanceContext| {
         Ok(Box::new(Tail { probes: p.clone(), spec: spec.clone(), tally: Tally::default() }) as Box<dyn Operator>)
     });
-    graph.steps.push(step("probe tail", tail));
+    let written = graph.sinks[0].input;
+    graph.streams[written].steps.push(step("probe tail", tail));
 }
 
 // --- one run, in a child process --------------------------------------------------------------
@@ -392,20 +396,19 @@ fn child(query: &str, variant: &str) -> BenchResult<()> {
     let events = env_count("WEIR_NEXMARK_EVENTS", DEFAULT_EVENTS)?;
     let job_file = repo()?.join(format!("benches/nexmark/{query}.yaml"));
     let mut job = weir::job::load(&job_file)?;
-    let Some(spec) = job.source.get::<NexmarkSpec>() else {
+    let Some(spec) = job.source().get::<NexmarkSpec>() else {
         return Err(format!("{}: not a nexmark source", job_file.display()).into());
     };
     let spec = NexmarkSpec { events, ..spec.clone() }.delays(0.0, 0);
-    job.source = SourceSpec::new(spec.clone());
+    if let InputSpec::Sources(sources) = &mut job.streams[0].input {
+        sources[0] = SourceSpec::new(spec.clone());
+    }
     let name = format!("nexmark {query} {variant}");
     let mut graph = match variant {
         "plugin" => job.build()?.graph(&name)?,
         "native" => {
-            let env = StreamEnvironment::new();
-            env.from_nexmark(spec.clone()).discard();
-            let mut graph = env.graph(&name)?;
-            graph.steps = native_steps(query)?;
-            graph
+            let source = SourceSpec::new(spec.clone());
+            JobGraph::line(&name, source, Vec::new(), native_steps(query)?, SinkSpec::discard())
         }
         other => return Err(format!("no variant `{other}` (plugin, native)").into()),
     };

@@ -230,22 +230,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let spec = crate::job::load(&job)?;
             let env = spec.build_in(env_with_cache(cache_dir))?;
             let graph = env.graph(&spec.name).with_context(|| format!("{}", job.display()))?;
-            println!("{}: ok ({} steps, {} plugins)", job.display(), spec.pipeline.len(), spec.plugins.len());
-            let stages = crate::graph::plan(&graph).with_context(|| format!("{}", job.display()))?;
-            println!("{}", graph.source.name());
-            for source in &graph.union {
-                println!("{} (union)", source.name());
+            let steps: usize = spec.streams.iter().map(|s| s.pipeline.len()).sum();
+            println!("{}: ok ({steps} steps, {} plugins)", job.display(), spec.plugins.len());
+            let plan = crate::graph::plan(&graph).with_context(|| format!("{}", job.display()))?;
+            for line in plan.describe() {
+                println!("{line}");
             }
-            for (k, stage) in stages.iter().enumerate() {
-                let steps: Vec<&str> = stage.steps.iter().map(|s| s.name.as_str()).collect();
-                let from = if k == 0 { "the source" } else { "the stage before" };
-                let input = match stage.input {
-                    crate::task::Partitioning::Forward => format!("from {from}, in order"),
-                    other => format!("from {from}, {}", other.name()),
-                };
-                println!("stage {}: parallelism {}, {input}: {}", k + 1, stage.parallelism, steps.join(" -> "));
-            }
-            println!("{}", graph.sink.name());
             Ok(())
         }
         Cmd::Checkpoints { job, json } => list_checkpoints(&job, json),

@@ -156,7 +156,7 @@ impl Targets {
     ) -> Result<VersionRecord, DeployError> {
         let target = self.find(step)?;
         let incompatible = |reason: String| DeployError::Incompatible { step: target.step.clone(), reason };
-        if target.requirement.kinds.contains(&FunctionKind::Process) {
+        if target.requirement.kinds.iter().any(|k| matches!(k, FunctionKind::Process | FunctionKind::CoProcess)) {
             return Err(incompatible(
                 "a canary runs on map, filter and flat-map steps only (a process function's state would be written \
                  by two versions at once); deploy it without one"

@@ -29,10 +29,8 @@ pub struct BroadcastConnectedStream {
 impl BroadcastConnectedStream {
     /// The process function `f` handles both inputs (Flink's `KeyedBroadcastProcessFunction`).
     pub fn process(self, f: Function) -> DataStream {
-        let mut stream = self.keyed.process(f);
-        if let Some(step) = stream.steps.last_mut() {
-            step.broadcast = Some(self.broadcast.input);
-        }
+        let stream = self.keyed.process(f);
+        stream.with_step(|step| step.broadcast = Some(self.broadcast.input));
         stream
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::{BroadcastStream, KeyedStream};
 use super::{Function, StreamEnvironment};
 use crate::connectors::{Collected, LineFormat, SinkSpec, SourceSpec};
-use crate::graph::{BroadcastInput, Step, StepKind};
+use crate::graph::{BroadcastInput, Step, StepKind, Stream, StreamInput};
 use crate::operator::{KeyByOperator, NativeMap, TransformKind, TransformOperator};
 use crate::plugin::FunctionKind;
 use crate::task::{Operator, OperatorError, OperatorFactory, Partitioning};
@@ -65,25 +65,47 @@ impl WatermarkStrategy {
     }
 }
 
-/// A stream being built: a source and the steps after it.
+/// A stream being built (Flink's `DataStream`): a handle on one stream of the job's graph,
+/// a source or the output of a step. Using one twice (it is `Clone`) sends its records to
+/// both users, as in Flink.
+#[derive(Clone)]
 pub struct DataStream {
     pub(super) env: StreamEnvironment,
-    pub(super) source: SourceSpec,
-    /// Sources joined to `source` by [`DataStream::union`].
-    pub(super) union: Vec<SourceSpec>,
-    pub(super) steps: Vec<Step>,
+    /// The stream of the graph this handle stands for.
+    pub(super) node: usize,
     pub(crate) keyed: bool,
     /// How the next step reads this stream, when the job said (`rebalance()` and friends).
     pub(super) partition: Option<Partitioning>,
 }
 
 impl DataStream {
+    /// A stream whose records are the step's output on this stream's records.
     pub(crate) fn push(mut self, name: String, kind: StepKind, factory: OperatorFactory) -> Self {
-        self.keyed = kind == StepKind::KeyBy;
         let mut step = Step::new(name, kind, factory);
         step.input = self.partition.take();
-        self.steps.push(step);
+        let node = self.env.add_stream(Stream {
+            name: String::new(),
+            input: StreamInput::Streams(vec![self.node]),
+            steps: vec![step],
+        });
+        Self { env: self.env, node, keyed: kind == StepKind::KeyBy, partition: None }
+    }
+
+    /// The place of the next step among the job's steps, which names it (`map[3]`): for a
+    /// line of steps, its place after the source.
+    pub(super) fn next_index(&self) -> usize {
+        self.env.state().streams.iter().map(|s| s.steps.len()).sum()
+    }
+
+    /// Name this stream in the job's graph (what `weir check` and graph errors show).
+    pub(crate) fn named(self, name: &str) -> Self {
+        self.env.state().streams[self.node].name = name.to_string();
         self
+    }
+
+    /// Change the step that made this stream (its uid, parallelism, broadcast input).
+    pub(super) fn with_step<T>(&self, change: impl FnOnce(&mut Step) -> T) -> Option<T> {
+        self.env.state().streams[self.node].steps.last_mut().map(change)
     }
 
     /// The next step reads this stream partitioned by `partitioning` (one of `Rebalance`,
@@ -106,21 +128,19 @@ impl DataStream {
 
     /// This stream and `others` as one (Flink's `union`): the steps after it get the records
     /// of all of them, in no particular order between streams; event time is the least of
-    /// theirs, and a source that ends holds nothing back. For now every stream of a union
-    /// comes straight from its source (transform after the union).
-    pub fn union(mut self, others: impl IntoIterator<Item = DataStream>) -> Self {
+    /// theirs, and a stream that ends holds nothing back. Keyed streams cannot be united:
+    /// key_by after the union.
+    pub fn union(self, others: impl IntoIterator<Item = DataStream>) -> Self {
+        let mut inputs = vec![self.node];
         for other in others {
-            if let Some(step) = self.steps.first().or(other.steps.first()) {
-                let message = format!(
-                    "union(): each stream comes straight from its source for now, but `{}` comes before it",
-                    step.name
-                );
-                return self.fail(message);
+            if other.keyed || self.keyed {
+                return self.fail("union(): a union is not keyed; key_by after the union".into());
             }
-            self.union.push(other.source);
-            self.union.extend(other.union);
+            inputs.push(other.node);
         }
-        self
+        let node =
+            self.env.add_stream(Stream { name: String::new(), input: StreamInput::Streams(inputs), steps: Vec::new() });
+        Self { env: self.env, node, keyed: false, partition: None }
     }
 
     /// Whole batches round-robin over the next step's instances (Flink's `rebalance()`).
@@ -149,19 +169,24 @@ impl DataStream {
     /// its source: transform broadcast records in the process function's
     /// `process-broadcast`.
     pub fn broadcast(self) -> BroadcastStream {
-        let input = BroadcastInput { source: self.source.clone(), preload: false };
-        if !self.union.is_empty() {
-            self.fail("broadcast(): a union cannot be a broadcast stream yet; broadcast one source".into());
-            return BroadcastStream { input };
+        let source = {
+            let state = self.env.state();
+            let stream = &state.streams[self.node];
+            match &stream.input {
+                StreamInput::Source(spec) if stream.steps.is_empty() => Some(spec.clone()),
+                _ => None,
+            }
+        };
+        match source {
+            Some(source) => BroadcastStream { input: BroadcastInput { source, preload: false } },
+            None => {
+                let input = BroadcastInput { source: SourceSpec::collection(Vec::new()), preload: false };
+                self.fail(
+                    "broadcast(): a broadcast stream takes its records straight from its source (one source); transform them in the process function's `process-broadcast`".into(),
+                );
+                BroadcastStream { input }
+            }
         }
-        if let Some(step) = self.steps.first() {
-            let message = format!(
-                "broadcast(): a broadcast stream takes its records straight from its source, but `{}` comes before it",
-                step.name
-            );
-            self.fail(message);
-        }
-        BroadcastStream { input }
     }
 
     pub(crate) fn fail(self, message: String) -> Self {
@@ -171,9 +196,10 @@ impl DataStream {
 
     fn transform(self, kind: TransformKind, f: Function) -> Self {
         let Function::Plugin { plugin, name } = f;
-        let step_name = format!("{}[{}] {}.{}", kind.as_str(), self.steps.len(), plugin.label(), name);
+        let index = self.next_index();
+        let step_name = format!("{}[{index}] {}.{}", kind.as_str(), plugin.label(), name);
         // Without the plugin's version: a new version of the plugin keeps the step's uid.
-        let uid = format!("{}[{}] {}.{}", kind.as_str(), self.steps.len(), plugin.info().name, name);
+        let uid = format!("{}[{index}] {}.{}", kind.as_str(), plugin.info().name, name);
         if let Err(e) = plugin.function(&name, &[kind.function_kind()]) {
             return self.fail(format!("{step_name}: {e}"));
         }
@@ -209,7 +235,7 @@ impl DataStream {
         U: Serialize + 'static,
         F: Fn(T) -> U + Clone + Send + Sync + 'static,
     {
-        let step_name = format!("map[{}] native {name}", self.steps.len());
+        let step_name = format!("map[{}] native {name}", self.next_index());
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(NativeMap::typed(op_name.clone(), f.clone())) as Box<dyn Operator>)
@@ -224,7 +250,7 @@ impl DataStream {
     where
         F: Fn(&[u8], &mut Vec<u8>) -> Result<(), String> + Clone + Send + Sync + 'static,
     {
-        let step_name = format!("map[{}] native {name}", self.steps.len());
+        let step_name = format!("map[{}] native {name}", self.next_index());
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(NativeMap::new(op_name.clone(), f.clone())) as Box<dyn Operator>)
@@ -241,7 +267,7 @@ impl DataStream {
 
     /// Event time from `field`, watermarks by `strategy` (bound and idleness).
     pub fn assign_timestamps_with(self, field: &str, strategy: WatermarkStrategy) -> Self {
-        let step_name = format!("assign_timestamps[{}] {field}", self.steps.len());
+        let step_name = format!("assign_timestamps[{}] {field}", self.next_index());
         let (op_name, field) = (step_name.clone(), field.to_string());
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             let mut op =
@@ -258,7 +284,7 @@ impl DataStream {
     /// the keyed step that follows.
     pub fn key_by(self, selector: impl Into<KeySelector>) -> KeyedStream {
         let selector = selector.into();
-        let index = self.steps.len();
+        let index = self.next_index();
         let stream = match selector {
             KeySelector::Field(field) => {
                 let step_name = format!("key_by[{index}] field {field}");
@@ -290,34 +316,28 @@ impl DataStream {
     }
 
     /// Parallelism of the last step (like Flink's `setParallelism` on an operator).
-    pub fn set_parallelism(mut self, parallelism: usize) -> Self {
-        match self.steps.last_mut() {
-            Some(step) => step.parallelism = Some(parallelism),
-            None => {
-                return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into());
-            }
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        if self.with_step(|step| step.parallelism = Some(parallelism)).is_none() {
+            return self.fail("set_parallelism: the source's parallelism is fixed at 1; set it on a step".into());
         }
         self
     }
 
     /// Sets the last step's default uid (one that needs no check: the builder made it).
-    pub(super) fn uid_default(mut self, uid: String) -> Self {
-        if let Some(step) = self.steps.last_mut() {
-            step.uid = uid;
-        }
+    pub(super) fn uid_default(self, uid: String) -> Self {
+        self.with_step(|step| step.uid = uid);
         self
     }
 
     /// The stable id of the last step (Flink's `uid`): it keys the step's state in
     /// checkpoints and savepoints, so the state stays with the step when steps are added,
     /// removed or reordered, or its plugin renamed. Letters, digits, `_`, `-`, `.`, `:`.
-    pub fn uid(mut self, uid: &str) -> Self {
+    pub fn uid(self, uid: &str) -> Self {
         if let Err(e) = crate::graph::check_uid(uid) {
             return self.fail(format!("uid `{uid}`: {e}"));
         }
-        match self.steps.last_mut() {
-            Some(step) => step.uid = uid.to_string(),
-            None => return self.fail(format!("uid `{uid}`: the source has no state to name; set it on a step")),
+        if self.with_step(|step| step.uid = uid.to_string()).is_none() {
+            return self.fail(format!("uid `{uid}`: the source has no state to name; set it on a step"));
         }
         self
     }
@@ -330,9 +350,13 @@ impl DataStream {
                 p.name()
             ));
         }
-        let mut state = self.env.state();
-        let sources = std::iter::once(self.source).chain(self.union).collect();
-        state.pipelines.push((sources, self.steps, sink));
+        self.env.add_sink(self.node, None, sink);
+    }
+
+    /// End the stream in a sink named `name` (what names its commits and its line in
+    /// `weir check`; the job file's `sinks:` keys).
+    pub fn sink_to_named(self, name: &str, sink: SinkSpec) {
+        self.env.add_sink(self.node, Some(name.to_string()), sink);
     }
 
     /// Print every record to stdout, one per line.

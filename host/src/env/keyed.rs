@@ -10,6 +10,65 @@ use crate::operator::{RollingAggregate, RollingKind};
 use crate::plugin::FunctionKind;
 use crate::task::{Operator, OperatorFactory};
 
+/// What a keyed stream can be connected to: a [`BroadcastStream`] or another [`KeyedStream`].
+pub trait Connect {
+    type Connected;
+    fn connected_to(self, keyed: KeyedStream) -> Self::Connected;
+}
+
+impl Connect for BroadcastStream {
+    type Connected = BroadcastConnectedStream;
+    fn connected_to(self, keyed: KeyedStream) -> BroadcastConnectedStream {
+        BroadcastConnectedStream { keyed, broadcast: self }
+    }
+}
+
+impl Connect for KeyedStream {
+    type Connected = ConnectedStreams;
+    fn connected_to(self, keyed: KeyedStream) -> ConnectedStreams {
+        ConnectedStreams { first: keyed, second: self }
+    }
+}
+
+/// Two keyed streams connected (Flink's `ConnectedStreams` of two `KeyedStream`s): records
+/// of either with the same key meet in one co-process function.
+pub struct ConnectedStreams {
+    first: KeyedStream,
+    second: KeyedStream,
+}
+
+impl ConnectedStreams {
+    /// The Wasm co-process function `f` (kind `co_process`, Flink's
+    /// `KeyedCoProcessFunction`): the first stream's records reach its `process-element1`,
+    /// the second's its `process-element2`, with the state and timers of their key shared;
+    /// event time is the least of both streams'.
+    pub fn process(self, f: Function) -> DataStream {
+        let (first, second) = (self.first.stream, self.second.stream);
+        let Function::Plugin { plugin, name } = f;
+        let step_name = format!("co_process[{}] {}.{}", first.next_index(), plugin.info().name, name);
+        if !first.keyed || !second.keyed {
+            return first.fail(format!("{step_name}: connects two keyed streams: key_by each before connect"));
+        }
+        if let Err(e) = plugin.function(&name, &[FunctionKind::CoProcess]) {
+            return first.fail(format!("{step_name}: {e}"));
+        }
+        let env = first.env.clone();
+        let cell = env.deploy_target(&step_name, plugin, &name, &[FunctionKind::CoProcess]);
+        let op_name = step_name.clone();
+        let factory: OperatorFactory = Arc::new(move |ctx: &crate::task::InstanceContext| {
+            let op = crate::operator::ProcessOperator::new(op_name.clone(), cell.clone(), &name, ctx)?;
+            Ok(Box::new(op) as Box<dyn Operator>)
+        });
+        let step = crate::graph::Step::new(step_name, StepKind::Keyed, factory);
+        let node = env.add_stream(crate::graph::Stream {
+            name: String::new(),
+            input: crate::graph::StreamInput::Connect(first.node, second.node),
+            steps: vec![step],
+        });
+        DataStream { env, node, keyed: false, partition: None }
+    }
+}
+
 /// A stream partitioned by key, waiting for a keyed step.
 pub struct KeyedStream {
     pub(super) stream: DataStream,
@@ -22,7 +81,7 @@ impl KeyedStream {
             let message = format!("{}: needs a keyed stream: put `key_by` right before it", kind.as_str());
             return stream.fail(message);
         }
-        let step_name = format!("{}[{}]", kind.as_str(), stream.steps.len());
+        let step_name = format!("{}[{}]", kind.as_str(), stream.next_index());
         let op_name = step_name.clone();
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
             Ok(Box::new(RollingAggregate::new(op_name.clone(), kind.clone())) as Box<dyn Operator>)
@@ -42,7 +101,7 @@ impl KeyedStream {
     pub fn process(self, f: Function) -> DataStream {
         let stream = self.stream;
         let Function::Plugin { plugin, name } = f;
-        let step_name = format!("process[{}] {}.{}", stream.steps.len(), plugin.info().name, name);
+        let step_name = format!("process[{}] {}.{}", stream.next_index(), plugin.info().name, name);
         if !stream.keyed {
             return stream.fail(format!("{step_name}: needs a keyed stream: put `key_by` right before it"));
         }
@@ -58,11 +117,12 @@ impl KeyedStream {
         stream.push(step_name, StepKind::Keyed, factory)
     }
 
-    /// Connect a broadcast stream (Flink's `keyBy(..).connect(broadcastStream)`): the
-    /// process function after it gets the keyed records in `process-element` and every
-    /// broadcast record, in every parallel instance, in `process-broadcast`.
-    pub fn connect(self, broadcast: BroadcastStream) -> BroadcastConnectedStream {
-        BroadcastConnectedStream { keyed: self, broadcast }
+    /// Connect another stream (Flink's `connect`): a broadcast stream, whose every record
+    /// reaches the process function after it in every parallel instance
+    /// (`process-broadcast`), or another keyed stream, whose records meet this one's by key
+    /// in a co-process function (`process-element2`, state and timers shared per key).
+    pub fn connect<S: Connect>(self, other: S) -> S::Connected {
+        other.connected_to(self)
     }
 
     /// A running count per key: emits `{"key": k, "count": n}` for every record.

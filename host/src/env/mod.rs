@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use crate::connectors::{DatagenSpec, FileSource, LineFormat, NexmarkSpec, SinkSpec, SocketSource, SourceSpec};
 use crate::deploy::{PluginCell, Requirement, RollbackPolicy, Target, Targets};
-use crate::graph::{JobConfig, JobGraph, Step};
+use crate::graph::{JobConfig, JobGraph, SinkNode, Stream, StreamInput};
 use crate::plugin::{FunctionKind, Plugin, PluginError, PluginRuntime, SandboxLimits, default_cache_dir};
 use crate::runtime::{JobReport, RuntimeError};
 use crate::task::JobControl;
@@ -40,7 +40,7 @@ mod windowed;
 
 pub use broadcast::{BroadcastConnectedStream, BroadcastStream};
 pub use data_stream::{DataStream, KeySelector, WatermarkStrategy};
-pub use keyed::KeyedStream;
+pub use keyed::{Connect, ConnectedStreams, KeyedStream};
 pub use running::{JobHandle, RunningJob};
 pub use windowed::WindowedStream;
 
@@ -52,8 +52,6 @@ pub enum EnvError {
     Build(String),
     #[error("the job has no sink: end the pipeline with print(), sink_to() or collect()")]
     NoSink,
-    #[error("the job has two pipelines; one environment runs one source-to-sink pipeline for now")]
-    TwoPipelines,
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot start the job's runtime: {0}")]
@@ -74,8 +72,9 @@ struct EnvState {
     plugins: HashMap<PathBuf, Plugin>,
     dead_letter: SinkSpec,
     late_data: Option<SinkSpec>,
-    /// Each ended pipeline: its sources (the main one first, then its union), steps and sink.
-    pipelines: Vec<(Vec<SourceSpec>, Vec<Step>, SinkSpec)>,
+    /// The job's graph as built so far: every stream, after those it reads.
+    streams: Vec<Stream>,
+    sinks: Vec<SinkNode>,
     /// Steps whose plugin a hot deploy can replace.
     targets: Targets,
     rollback_policy: RollbackPolicy,
@@ -99,7 +98,8 @@ impl StreamEnvironment {
                 plugins: HashMap::new(),
                 dead_letter: SinkSpec::stderr(),
                 late_data: None,
-                pipelines: Vec::new(),
+                streams: Vec::new(),
+                sinks: Vec::new(),
                 targets: Targets::default(),
                 rollback_policy: RollbackPolicy::default(),
                 errors: Vec::new(),
@@ -205,7 +205,26 @@ impl StreamEnvironment {
     }
 
     fn stream(&self, source: SourceSpec) -> DataStream {
-        DataStream { env: self.clone(), source, union: Vec::new(), steps: Vec::new(), keyed: false, partition: None }
+        let node =
+            self.add_stream(Stream { name: String::new(), input: StreamInput::Source(source), steps: Vec::new() });
+        DataStream { env: self.clone(), node, keyed: false, partition: None }
+    }
+
+    /// Add a stream to the job's graph; its index.
+    fn add_stream(&self, stream: Stream) -> usize {
+        let mut state = self.state();
+        state.streams.push(stream);
+        state.streams.len() - 1
+    }
+
+    /// Write stream `node` to `sink`.
+    fn add_sink(&self, node: usize, name: Option<String>, sink: SinkSpec) {
+        let mut state = self.state();
+        let name = name.unwrap_or_else(|| match state.sinks.len() {
+            0 => "sink".to_string(),
+            n => format!("sink{}", n + 1),
+        });
+        state.sinks.push(SinkNode { name, input: node, spec: sink });
     }
 
     /// A bounded stream of the given values (any serde type; structs become maps).
@@ -322,25 +341,20 @@ impl StreamEnvironment {
         if let Some(e) = state.errors.first() {
             return Err(EnvError::Build(e.clone()));
         }
-        let mut pipelines = std::mem::take(&mut state.pipelines);
-        let (mut sources, steps, sink) = match pipelines.len() {
-            0 => return Err(EnvError::NoSink),
-            1 => pipelines.remove(0),
-            _ => return Err(EnvError::TwoPipelines),
-        };
-        // A deploy may name a step by its uid, known now that the pipeline is built.
+        if state.sinks.is_empty() {
+            return Err(EnvError::NoSink);
+        }
+        // A deploy may name a step by its uid, known now that the graph is built.
+        let state = &mut *state;
         for target in &mut state.targets.0 {
-            if let Some(step) = steps.iter().find(|s| s.name == target.step) {
+            if let Some(step) = state.streams.iter().flat_map(|s| &s.steps).find(|s| s.name == target.step) {
                 target.uid.clone_from(&step.uid);
             }
         }
-        let source = sources.remove(0);
         Ok(JobGraph {
             name: name.to_string(),
-            source,
-            union: sources,
-            steps,
-            sink,
+            streams: state.streams.clone(),
+            sinks: state.sinks.clone(),
             dead_letter: state.dead_letter.clone(),
             late_data: state.late_data.clone(),
             config: state.config.clone(),

@@ -77,7 +77,7 @@ impl WindowedStream {
             }
             builtin => (builtin.output_field().to_string(), builtin.output_field().to_string()),
         };
-        let index = stream.steps.len();
+        let index = stream.next_index();
         let step_name = format!("window[{index}] {} {what}", self.assigner);
         let uid = format!("window[{index}] {} {what_uid}", self.assigner);
         let op_name = step_name.clone();

@@ -18,6 +18,7 @@
 //! file's folder), then [`JobSpec::build`] loads the plugins and builds the pipeline with
 //! the builder API ([`crate::env`]), so both ways of writing a job run the same code.
 
+mod graph;
 mod spec;
 mod state_query;
 mod time;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 pub use crate::config::parse_duration_ms;
 pub use crate::config::{JobError, Lines};
+pub use graph::{InputSpec, SinkEntry, StreamSpec};
 pub use spec::{FnRef, JobSpec, KeySpec, PipelineStep, StepSpec};
 pub use state_query::{StateQueryError, query as query_state};
 pub use time::WindowSpec;

@@ -1,16 +1,18 @@
 //! The job file's schema, and its validation into a [`JobSpec`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::graph::{InputSpec, SinkEntry, StreamSpec};
 use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use crate::checkpoint::CheckpointConfig;
 use crate::config::{Ctx, JobError, Lines, describe, get, join};
 use crate::connectors::{SinkSpec, SourceSpec, parse_sink, parse_source};
 use crate::deploy::RollbackPolicy;
-use crate::env::{EnvError, KeySelector, PluginRef, StreamEnvironment};
+use crate::env::{DataStream, EnvError, KeySelector, KeyedStream, PluginRef, StreamEnvironment};
 use crate::graph::BroadcastInput;
 use crate::plugin::{FunctionKind, SandboxLimits};
 
@@ -68,11 +70,11 @@ pub struct JobSpec {
     pub limits: SandboxLimits,
     /// Alias and file of each plugin, in file order.
     pub plugins: Vec<(String, PathBuf)>,
-    pub source: SourceSpec,
-    /// More sources whose records join the source's before the first step (`union:`).
-    pub union: Vec<SourceSpec>,
-    pub pipeline: Vec<PipelineStep>,
-    pub sink: SinkSpec,
+    /// The job's streams, each after those it reads: `streams:`, or the one stream of the
+    /// `source:` (+ `union:`) and `pipeline:` form, named `main`.
+    pub streams: Vec<StreamSpec>,
+    /// `sinks:`, or the one `sink:` (named `sink`, writing `main`).
+    pub sinks: Vec<SinkEntry>,
     pub dead_letter: SinkSpec,
     pub late_data: Option<SinkSpec>,
     /// Where keyed state lives (sled); `None`: a temporary directory, gone after the job.
@@ -94,6 +96,8 @@ const TOP_KEYS: &[&str] = &[
     "union",
     "pipeline",
     "sink",
+    "streams",
+    "sinks",
     "dead_letter",
     "late_data",
     "state_dir",
@@ -141,29 +145,56 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
             plugins.push((alias.to_string(), ctx.path(&ctx.string(p, &key)?)));
         }
     }
-    let source = parse_source(&ctx, required("source")?, "source")?;
-    let mut union = Vec::new();
-    if let Some(v) = get(&top, "union") {
-        let Value::Sequence(sources) = v else {
-            return Err(ctx.err(
-                "union",
-                format!("expected a list of sources whose records join the source's, found {}", describe(v)),
-            ));
-        };
-        for (i, s) in sources.iter().enumerate() {
-            union.push(parse_source(&ctx, s, &format!("union[{i}]"))?);
+    let (streams, sinks) = match get(&top, "streams") {
+        Some(streams) => {
+            if let Some(k) = ["source", "union", "pipeline", "sink"].into_iter().find(|k| get(&top, k).is_some()) {
+                return Err(ctx.err(
+                    k,
+                    "a job with `streams:` names its sources under each stream and writes `sinks:`; move this into a stream (or a sink)",
+                ));
+            }
+            let sinks = get(&top, "sinks").ok_or_else(|| {
+                ctx.err(
+                    "",
+                    "a job with `streams:` needs `sinks:`, e.g. `sinks: {out: {input: <stream>, connector: print}}`",
+                )
+            })?;
+            super::graph::parse(&ctx, streams, sinks, &plugins)?
         }
-    }
-    let mut pipeline = Vec::new();
-    if let Some(v) = get(&top, "pipeline") {
-        let Value::Sequence(steps) = v else {
-            return Err(ctx.err("pipeline", format!("expected a list of steps ({STEP_KINDS}), found {}", describe(v))));
-        };
-        for (i, step) in steps.iter().enumerate() {
-            pipeline.push(parse_step(&ctx, step, &format!("pipeline[{i}]"), &plugins)?);
+        None => {
+            if get(&top, "sinks").is_some() {
+                return Err(ctx.err("sinks", "`sinks:` go with `streams:`; a job with one `pipeline:` has one `sink:`"));
+            }
+            let mut sources = vec![parse_source(&ctx, required("source")?, "source")?];
+            if let Some(v) = get(&top, "union") {
+                let Value::Sequence(list) = v else {
+                    return Err(ctx.err(
+                        "union",
+                        format!("expected a list of sources whose records join the source's, found {}", describe(v)),
+                    ));
+                };
+                for (i, s) in list.iter().enumerate() {
+                    sources.push(parse_source(&ctx, s, &format!("union[{i}]"))?);
+                }
+            }
+            let mut pipeline = Vec::new();
+            if let Some(v) = get(&top, "pipeline") {
+                let Value::Sequence(steps) = v else {
+                    return Err(
+                        ctx.err("pipeline", format!("expected a list of steps ({STEP_KINDS}), found {}", describe(v)))
+                    );
+                };
+                for (i, step) in steps.iter().enumerate() {
+                    pipeline.push(parse_step(&ctx, step, &format!("pipeline[{i}]"), &plugins)?);
+                }
+            }
+            let sink = parse_sink(&ctx, required("sink")?, "sink")?;
+            let main =
+                StreamSpec { name: "main".into(), key: String::new(), input: InputSpec::Sources(sources), pipeline };
+            let sink = SinkEntry { name: "sink".into(), key: "sink".into(), input: "main".into(), spec: sink };
+            (vec![main], vec![sink])
         }
-    }
-    let sink = parse_sink(&ctx, required("sink")?, "sink")?;
+    };
     let dead_letter = match get(&top, "dead_letter") {
         Some(v) => parse_sink(&ctx, v, "dead_letter")?,
         None => SinkSpec::stderr(),
@@ -175,10 +206,12 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         None => RollbackPolicy::default(),
     };
     let checkpoints = get(&top, "checkpoints").map(|v| parse_checkpoints(&ctx, v, &name)).transpose()?;
-    if let Some((key, why)) = sink.needs_checkpoints()
-        && checkpoints.is_none()
-    {
-        return Err(ctx.err(&join("sink", key), why));
+    for sink in &sinks {
+        if let Some((key, why)) = sink.spec.needs_checkpoints()
+            && checkpoints.is_none()
+        {
+            return Err(ctx.err(&join(&sink.key, key), why));
+        }
     }
     Ok(JobSpec {
         file: file.to_path_buf(),
@@ -188,11 +221,9 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<JobSpec, Job
         max_parallelism,
         batch_size,
         limits,
-        union,
         plugins,
-        source,
-        pipeline,
-        sink,
+        streams,
+        sinks,
         dead_letter,
         late_data,
         state_dir,
@@ -249,7 +280,7 @@ fn parse_hot_deploy(ctx: &Ctx, v: &Value) -> Result<RollbackPolicy, JobError> {
     Ok(policy)
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -266,7 +297,12 @@ fn parse_limits(ctx: &Ctx, v: &Value) -> Result<SandboxLimits, JobError> {
     Ok(limits)
 }
 
-fn parse_step(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<PipelineStep, JobError> {
+pub(super) fn parse_step(
+    ctx: &Ctx,
+    v: &Value,
+    key: &str,
+    plugins: &[(String, PathBuf)],
+) -> Result<PipelineStep, JobError> {
     // `uid:` may stand beside the step's kind: `- map: upper.upper` / `  uid: upper`.
     let mut v = v.clone();
     let uid = match &mut v {
@@ -437,6 +473,15 @@ pub(super) fn parse_fn(
 }
 
 impl JobSpec {
+    /// The first source of the first stream (the `source:` of a one-pipeline job).
+    pub fn source(&self) -> &SourceSpec {
+        let first = self.streams.iter().find_map(|s| match &s.input {
+            InputSpec::Sources(v) => v.first(),
+            _ => None,
+        });
+        first.expect("a parsed job has a stream with a source")
+    }
+
     pub(super) fn err(&self, key: &str, message: impl Into<String>) -> JobError {
         JobError { file: self.file.clone(), line: self.lines.line(key), key: key.to_string(), message: message.into() }
     }
@@ -497,12 +542,86 @@ impl JobSpec {
             Ok(plugin.function(&f.function))
         };
 
-        let mut stream = env.from_source(self.source.clone());
-        if !self.union.is_empty() {
-            stream = stream.union(self.union.iter().map(|s| env.from_source(s.clone())));
+        // Each stream after those it reads; a stream read by several is one handle, cloned.
+        let mut built: HashMap<&str, DataStream> = HashMap::new();
+        let mut has_time: HashMap<&str, bool> = HashMap::new();
+        for spec in &self.streams {
+            let mut skip = 0;
+            let (stream, keyed_input, time) = match &spec.input {
+                InputSpec::Sources(sources) => {
+                    let mut stream = env.from_source(sources[0].clone());
+                    if !spec.key.is_empty() {
+                        stream = stream.named(&spec.name);
+                    }
+                    if sources.len() > 1 {
+                        stream = stream.union(sources[1..].iter().map(|s| env.from_source(s.clone())));
+                    }
+                    (stream, false, sources.iter().all(|s| s.has_event_time()))
+                }
+                InputSpec::Streams(names) => {
+                    let first = built[names[0].as_str()].clone();
+                    let time = names.iter().all(|n| has_time[n.as_str()]);
+                    match names.len() {
+                        1 => (first, super::graph::keyed(&self.streams, &names[0]), time),
+                        _ => (first.union(names[1..].iter().map(|n| built[n.as_str()].clone())), false, time),
+                    }
+                }
+                InputSpec::Connect(a, b) => {
+                    let key = format!("{}[0].process", spec.pipeline_key());
+                    let Some(PipelineStep { step: StepSpec::Process(f, None), parallelism, uid }) =
+                        spec.pipeline.first()
+                    else {
+                        return Err(self.err(
+                            &spec.pipeline_key(),
+                            "a connected stream starts with `- process: plugin.co_process_function`",
+                        ));
+                    };
+                    let (first, second) = (built[a.as_str()].clone(), built[b.as_str()].clone());
+                    let time = has_time[a.as_str()] && has_time[b.as_str()];
+                    let co = function(f, &[FunctionKind::CoProcess], &key)?;
+                    let mut stream =
+                        KeyedStream::from_keyed(first).connect(KeyedStream::from_keyed(second)).process(co);
+                    if let Some(p) = parallelism {
+                        stream = stream.set_parallelism(*p);
+                    }
+                    if let Some(uid) = uid {
+                        stream = stream.uid(uid);
+                    }
+                    skip = 1;
+                    (stream, false, time)
+                }
+            };
+            let (stream, time) = self.apply_pipeline(&env, spec, skip, stream, keyed_input, time, &function)?;
+            has_time.insert(&spec.name, time);
+            built.insert(&spec.name, stream);
         }
-        for (i, PipelineStep { step, parallelism, uid }) in self.pipeline.iter().enumerate() {
-            let key = format!("pipeline[{i}].{}", step_kind(step));
+        for sink in &self.sinks {
+            built[sink.input.as_str()].clone().sink_to_named(&sink.name, sink.spec.clone());
+        }
+        Ok(env)
+    }
+
+    /// The steps of `spec`'s pipeline from `skip` on, applied to `stream` (keyed if
+    /// `keyed_input`; with event time if `time`). Returns the stream and whether its
+    /// records have event time.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_pipeline(
+        &self,
+        env: &StreamEnvironment,
+        spec: &StreamSpec,
+        skip: usize,
+        mut stream: DataStream,
+        keyed_input: bool,
+        time: bool,
+        function: &FunctionOf<'_>,
+    ) -> Result<(DataStream, bool), JobError> {
+        let pipeline = &spec.pipeline;
+        let key_by_before = |i: usize| match i {
+            0 => keyed_input,
+            _ => matches!(pipeline[i - 1].step, StepSpec::KeyBy(_)),
+        };
+        for (i, PipelineStep { step, parallelism, uid }) in pipeline.iter().enumerate().skip(skip) {
+            let key = format!("{}[{i}].{}", spec.pipeline_key(), step_kind(step));
             stream = match step {
                 StepSpec::Map(f) => stream.map(function(f, &[FunctionKind::Map], &key)?),
                 StepSpec::Filter(f) => stream.filter(function(f, &[FunctionKind::Filter], &key)?),
@@ -514,13 +633,13 @@ impl JobSpec {
                     stream.key_by(function(f, &[FunctionKind::KeySelector], &format!("{key}.function"))?).into_stream()
                 }
                 StepSpec::Partition(partitioning) => {
-                    if i > 0 && matches!(self.pipeline[i - 1].step, StepSpec::KeyBy(_)) {
+                    if key_by_before(i) {
                         return Err(self.err(
                             &key,
                             "a keyed stream goes by key to the step after key_by: partition before key_by, not after",
                         ));
                     }
-                    if i + 1 == self.pipeline.len() {
+                    if i + 1 == pipeline.len() {
                         return Err(self.err(
                             &key,
                             "a step must follow `partition` (the sink reads every instance of the last step)",
@@ -549,17 +668,17 @@ impl JobSpec {
                 | StepSpec::Max(_)
                 | StepSpec::Window(_)
                 | StepSpec::Process(..) => {
-                    let after_key_by = i > 0 && matches!(self.pipeline[i - 1].step, StepSpec::KeyBy(_));
+                    let after_key_by = key_by_before(i);
                     if !after_key_by {
                         return Err(self.err(
                             &key,
                             format!("{} needs a keyed stream: put `key_by` right before it", step_kind(step)),
                         ));
                     }
-                    let keyed = crate::env::KeyedStream::from_keyed(stream);
+                    let keyed = KeyedStream::from_keyed(stream);
                     if let StepSpec::Window(w) = step {
-                        let has_time = (self.source.has_event_time() && self.union.iter().all(|s| s.has_event_time()))
-                            || self.pipeline[..i].iter().any(|s| matches!(s.step, StepSpec::AssignTimestamps(_)));
+                        let has_time =
+                            time || pipeline[..i].iter().any(|s| matches!(s.step, StepSpec::AssignTimestamps(_)));
                         if !w.processing_time && !has_time {
                             return Err(self.err(
                                 &key,
@@ -620,10 +739,13 @@ impl JobSpec {
                 stream = stream.uid(uid);
             }
         }
-        stream.sink_to(self.sink.clone());
-        Ok(env)
+        let time = time || pipeline.iter().any(|s| matches!(s.step, StepSpec::AssignTimestamps(_)));
+        Ok((stream, time))
     }
 }
+
+/// How a job finds the plugin function a step names (checking its kind).
+type FunctionOf<'a> = dyn Fn(&FnRef, &[FunctionKind], &str) -> Result<crate::env::Function, JobError> + 'a;
 
 fn step_kind(step: &StepSpec) -> &'static str {
     match step {
@@ -670,12 +792,12 @@ mod tests {
         let spec = parse_str(OK).unwrap();
         assert_eq!(spec.name, "t");
         assert_eq!(spec.plugins, vec![("up".to_string(), PathBuf::from("./up.wasm"))]);
-        let steps: Vec<_> = spec.pipeline.iter().map(|s| (s.step.clone(), s.parallelism)).collect();
+        let steps: Vec<_> = spec.streams[0].pipeline.iter().map(|s| (s.step.clone(), s.parallelism)).collect();
         assert!(matches!(&steps[0], (StepSpec::Map(f), None) if f.plugin == "up" && f.function == "upper"));
         assert!(matches!(&steps[1], (StepSpec::KeyBy(KeySpec::Field(x)), None) if x == "x"));
         assert!(matches!(&steps[2], (StepSpec::Count, None)));
         assert_eq!(steps[3].1, Some(2));
-        let elements = &spec.source.get::<crate::connectors::CollectionSource>().expect("a collection").elements;
+        let elements = &spec.source().get::<crate::connectors::CollectionSource>().expect("a collection").elements;
         assert_eq!(elements.len(), 3);
         assert_eq!(crate::record::display_value(&elements[2]), r#"{"x":2}"#);
     }
@@ -728,9 +850,9 @@ mod tests {
     fn a_step_takes_a_uid_beside_its_kind() {
         let text = OK.replace("  - count\n", "  - count: {}\n    uid: counts\n");
         let spec = parse_str(&text).unwrap();
-        assert_eq!(spec.pipeline[2].uid.as_deref(), Some("counts"));
-        assert!(matches!(spec.pipeline[2].step, StepSpec::Count));
-        assert_eq!(spec.pipeline[0].uid, None);
+        assert_eq!(spec.streams[0].pipeline[2].uid.as_deref(), Some("counts"));
+        assert!(matches!(spec.streams[0].pipeline[2].step, StepSpec::Count));
+        assert_eq!(spec.streams[0].pipeline[0].uid, None);
         assert_eq!(
             error(&OK.replace("  - count\n", "  - count: {}\n    uid: a/b\n")),
             "job.yaml:11: pipeline[2].uid: `/` cannot be in a uid: use letters, digits, `_`, `-`, `.` and `:`"
@@ -741,10 +863,10 @@ mod tests {
     fn kafka_connectors_parse_with_flink_option_names() {
         let text = "name: k\nsource:\n  connector: kafka\n  topic: [a, b]\n  properties.bootstrap.servers: h:1\n  format: text\n  metadata: [key, offset]\n  watermarks: {max_out_of_orderness: 2 s, idleness: 5 s}\nsink:\n  connector: kafka\n  topic: out\n  properties:\n    bootstrap.servers: h:1\n    linger.ms: 5\n  key.field: url\n";
         let spec = parse_str(text).unwrap();
-        let source = spec.source.get::<crate::connectors::kafka::KafkaSourceSpec>().expect("a kafka source");
+        let source = spec.source().get::<crate::connectors::kafka::KafkaSourceSpec>().expect("a kafka source");
         assert_eq!(source.topics, ["a", "b"]);
-        assert!(source.watermarks.is_some() && spec.source.has_event_time());
-        let sink = spec.sink.get::<crate::connectors::kafka::KafkaSinkSpec>().expect("a kafka sink");
+        assert!(source.watermarks.is_some() && spec.source().has_event_time());
+        let sink = spec.sinks[0].spec.get::<crate::connectors::kafka::KafkaSinkSpec>().expect("a kafka sink");
         assert_eq!(sink.properties, [("bootstrap.servers".into(), "h:1".into()), ("linger.ms".into(), "5".into())]);
         assert_eq!(sink.key_field.as_deref(), Some("url"));
         let missing = "name: k\nsource:\n  connector: kafka\n  topic: a\nsink:\n  connector: print\n";

@@ -299,6 +299,10 @@ pub struct ProcessOperator {
     checkpointing: bool,
 }
 
+/// What a process step runs: a keyed process function, or a co-process function of two
+/// connected keyed streams (the second reaching it through `process_second`).
+const PROCESS_KINDS: &[FunctionKind] = &[FunctionKind::Process, FunctionKind::CoProcess];
+
 impl ProcessOperator {
     /// The process function `function` of the plugin in `cell`, with its state in the job's
     /// store.
@@ -306,7 +310,7 @@ impl ProcessOperator {
         let (generation, plugin) = cell.current();
         let failed = |message: String| OperatorError::Failed { operator: name.clone(), message };
         let info = plugin
-            .function(function, &[crate::plugin::FunctionKind::Process])
+            .function(function, PROCESS_KINDS)
             .map_err(|source| OperatorError::Plugin { operator: name.clone(), source })?
             .clone();
         let store = ctx.state.store().map_err(|e| failed(format!("cannot open the job's state: {e}")))?;
@@ -345,7 +349,7 @@ impl ProcessOperator {
             return Ok(());
         }
         let (generation, plugin) = self.cell.current();
-        let info = plugin.function(&self.function, &[FunctionKind::Process]).map_err(|e| self.plugin_error(e))?.clone();
+        let info = plugin.function(&self.function, PROCESS_KINDS).map_err(|e| self.plugin_error(e))?.clone();
         self.scope().state.declare(&descriptors(&info)).map_err(|e| self.state_error(e))?;
         let host: SharedProcessHost = self.scope.clone();
         self.processor = plugin.processor(&self.function, host).map_err(|e| self.plugin_error(e))?;
@@ -409,6 +413,42 @@ impl ProcessOperator {
         }
     }
 
+    /// Elements of input `which` (1; a co-process function's second input is 2).
+    fn elements(
+        &mut self,
+        which: u8,
+        input: Batch,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+    ) -> Result<(), OperatorError> {
+        self.follow_deploys()?;
+        let mut keys = Batch::with_capacity(input.len(), 0);
+        let mut timestamps = Vec::with_capacity(input.len());
+        {
+            let mut scope = self.scope();
+            let max = scope.max_parallelism;
+            scope.keys.clear();
+            for i in 0..input.len() {
+                let Some(key) = input.key(i) else {
+                    return Err(OperatorError::Failed {
+                        operator: self.name.clone(),
+                        message: "got a record without a key; `process` must follow key_by".into(),
+                    });
+                };
+                keys.push(key);
+                scope.keys.push((key_group(key, max), key.to_vec()));
+                timestamps.push(input.timestamp(i).unwrap_or(NO_TIMESTAMP));
+            }
+            scope.phase = Phase::Elements;
+            scope.selected = None;
+        }
+        let outcome = self.processor.process_elements(which, &input, &keys, &timestamps);
+        self.scope().phase = Phase::Idle;
+        let outcome = outcome.map_err(|e| self.plugin_error(e))?;
+        self.emit(&input, &outcome, out, dead);
+        self.maybe_flush()
+    }
+
     /// The output of a call on `input`: each element's records carry its event time; its
     /// failures become dead letters carrying the element. The failures count towards the
     /// probation of a newly deployed version, which may roll it back (its failed elements
@@ -450,32 +490,12 @@ impl Operator for ProcessOperator {
     }
 
     fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
-        self.follow_deploys()?;
-        let mut keys = Batch::with_capacity(input.len(), 0);
-        let mut timestamps = Vec::with_capacity(input.len());
-        {
-            let mut scope = self.scope();
-            let max = scope.max_parallelism;
-            scope.keys.clear();
-            for i in 0..input.len() {
-                let Some(key) = input.key(i) else {
-                    return Err(OperatorError::Failed {
-                        operator: self.name.clone(),
-                        message: "got a record without a key; `process` must follow key_by".into(),
-                    });
-                };
-                keys.push(key);
-                scope.keys.push((key_group(key, max), key.to_vec()));
-                timestamps.push(input.timestamp(i).unwrap_or(NO_TIMESTAMP));
-            }
-            scope.phase = Phase::Elements;
-            scope.selected = None;
-        }
-        let outcome = self.processor.process_elements(&input, &keys, &timestamps);
-        self.scope().phase = Phase::Idle;
-        let outcome = outcome.map_err(|e| self.plugin_error(e))?;
-        self.emit(&input, &outcome, out, dead);
-        self.maybe_flush()
+        self.elements(1, input, out, dead)
+    }
+
+    /// The second input of a co-process function (its `process_element2`).
+    fn process_second(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.elements(2, input, out, dead)
     }
 
     fn process_broadcast(

@@ -284,10 +284,10 @@ impl Plugin {
         Ok(Transformer::new(self.clone(), f))
     }
 
-    /// A new processor for the process function `name`, whose state and timer calls go to
-    /// `host`.
+    /// A new processor for the process (or co-process) function `name`, whose state and
+    /// timer calls go to `host`.
     pub fn processor(&self, name: &str, host: SharedProcessHost) -> Result<Processor, PluginError> {
-        let f = self.function(name, &[FunctionKind::Process])?.clone();
+        let f = self.function(name, &[FunctionKind::Process, FunctionKind::CoProcess])?.clone();
         if !self.inner.exports.process {
             return Err(PluginError::MissingInterface("process"));
         }

@@ -185,9 +185,22 @@ impl bindings::weir::plugin::timers::Host for HostState {
 
 /// The inputs of one call, in the host's encoding.
 enum Inputs<'a> {
-    Elements { elements: &'a Batch, keys: &'a Batch, timestamps: &'a [i64] },
-    Timers { keys: &'a Batch, times: &'a [i64], domains: &'a [TimeDomain] },
-    Broadcast { elements: &'a Batch, timestamps: &'a [i64] },
+    /// Elements of input `input` (1, or 2 for a co-process function's second).
+    Elements {
+        input: u8,
+        elements: &'a Batch,
+        keys: &'a Batch,
+        timestamps: &'a [i64],
+    },
+    Timers {
+        keys: &'a Batch,
+        times: &'a [i64],
+        domains: &'a [TimeDomain],
+    },
+    Broadcast {
+        elements: &'a Batch,
+        timestamps: &'a [i64],
+    },
 }
 
 impl Inputs<'_> {
@@ -219,16 +232,18 @@ impl Processor {
         &self.function
     }
 
-    /// Handle `elements` (MessagePack rows): element `i` has key `keys[i]` (MessagePack) and
-    /// event time `timestamps[i]` ([`crate::record::NO_TIMESTAMP`] for none). The outcome's
-    /// counts and failures are per element.
+    /// Handle `elements` (MessagePack rows) of input `input` (1; a co-process function's
+    /// second input is 2): element `i` has key `keys[i]` (MessagePack) and event time
+    /// `timestamps[i]` ([`crate::record::NO_TIMESTAMP`] for none). The outcome's counts and
+    /// failures are per element.
     pub fn process_elements(
         &mut self,
+        input: u8,
         elements: &Batch,
         keys: &Batch,
         timestamps: &[i64],
     ) -> Result<TransformOutcome, PluginError> {
-        self.run(Inputs::Elements { elements, keys, timestamps })
+        self.run(Inputs::Elements { input, elements, keys, timestamps })
     }
 
     /// Timers that fired: timer `i` is for key `keys[i]` at `times[i]` in `domains[i]`.
@@ -329,9 +344,9 @@ impl Processor {
             let no_keys = WitBatch { data: Vec::new(), offsets: vec![0] };
             let keys = keys.as_ref().unwrap_or(&no_keys);
             Ok(match inputs {
-                Inputs::Elements { timestamps, .. } => {
+                Inputs::Elements { input, timestamps, .. } => {
                     let ts: Vec<i64> = wire.rows.iter().map(|&i| timestamps[i]).collect();
-                    process.call_process_elements(store, name, FIRST_INPUT, arg, keys, &ts, &key_state)
+                    process.call_process_elements(store, name, *input, arg, keys, &ts, &key_state)
                 }
                 Inputs::Timers { times, domains, .. } => {
                     let times: Vec<i64> = wire.rows.iter().map(|&i| times[i]).collect();
@@ -388,10 +403,6 @@ pub(super) fn output_of(label: &str, unread_tags: &mut HashSet<String>, mut out:
     }
     RawOutput { data: out.rows.data, offsets: out.rows.offsets, counts: out.counts, errors: out.errors }
 }
-
-/// The first (or only) input of a process function; a co-process function's second input
-/// is 2.
-const FIRST_INPUT: u8 = 1;
 
 /// Fail every input whose output holds a row of another kind than `insert` (or all of them
 /// when the kinds do not match the rows).

@@ -32,11 +32,14 @@ pub struct Coordinator {
     acks: mpsc::Receiver<Ack>,
     /// Final positions of the sources that finished.
     finished: Vec<Option<SourcePosition>>,
-    /// Sources `0..main_sources` feed the job's first stage (the main source and its union);
-    /// the rest are broadcast inputs.
+    /// Sources `0..main_sources` feed the job's streams; the rest are broadcast inputs.
     main_sources: usize,
     instances: usize,
     sinks: usize,
+    /// Stage instances and sinks whose input ended while the job went on, with the last
+    /// checkpoint each acknowledged: they count for every later one.
+    finished_instances: Vec<u64>,
+    finished_sinks: Vec<u64>,
     next_id: u64,
     pending: Option<Pending>,
     committers: Vec<Box<dyn Committer>>,
@@ -68,6 +71,8 @@ impl Coordinator {
             main_sources: 1,
             instances,
             sinks: 1,
+            finished_instances: Vec::new(),
+            finished_sinks: Vec::new(),
             next_id: first_id.max(1),
             pending: None,
             committers: Vec::new(),
@@ -76,12 +81,17 @@ impl Coordinator {
         (coordinator, CoordinatorHandle::new(tx))
     }
 
-    /// The job's first stage reads sources `0..n` (a union); the rest are broadcast inputs.
+    /// The job's streams read sources `0..n`; the rest are broadcast inputs.
     pub fn set_main_sources(&mut self, n: usize) {
         self.main_sources = n.clamp(1, self.finished.len().max(1));
     }
 
-    /// Every source of the job's first stage ended: no barrier can enter the job any more.
+    /// The job has `n` sinks.
+    pub fn set_sinks(&mut self, n: usize) {
+        self.sinks = n;
+    }
+
+    /// Every source of the job's streams ended: no barrier can enter the job any more.
     fn input_ended(&self) -> bool {
         self.finished[..self.main_sources.min(self.finished.len())].iter().all(Option::is_some)
     }
@@ -133,13 +143,23 @@ impl Coordinator {
     }
 
     fn on_ack(&mut self, ack: Ack) {
+        if let Ack::Finished { sink, last } = ack {
+            match sink {
+                true => self.finished_sinks.push(last),
+                false => self.finished_instances.push(last),
+            }
+        }
         let Some(p) = self.pending.as_mut() else {
             if let Ack::SourceFinished { source, position } = ack {
                 self.finished[source] = Some(position);
+                if self.input_ended() {
+                    self.control.set_input_ended();
+                }
             }
             return;
         };
         match ack {
+            Ack::Finished { .. } => {}
             Ack::Source { id, source, position } if id == p.id => {
                 p.injected |= source < self.main_sources;
                 p.sources[source] = Some(position);
@@ -151,6 +171,9 @@ impl Coordinator {
                 }
                 let injected = p.injected;
                 self.finished[source] = Some(position);
+                if self.input_ended() {
+                    self.control.set_input_ended();
+                }
                 if !injected && self.input_ended() {
                     // The input ended before any source sent this barrier: it can never
                     // reach the job's tasks, so the checkpoint can never complete.
@@ -168,7 +191,10 @@ impl Coordinator {
             other => tracing::debug!(?other, "report of an abandoned checkpoint ignored"),
         }
         let done = self.pending.as_ref().is_some_and(|p| {
-            p.instances == self.instances && p.sinks == self.sinks && p.sources.iter().all(Option::is_some)
+            let before = |acked: &Vec<u64>| acked.iter().filter(|&&last| last < p.id).count();
+            p.instances + before(&self.finished_instances) >= self.instances
+                && p.sinks + before(&self.finished_sinks) >= self.sinks
+                && p.sources.iter().all(Option::is_some)
         });
         if done && let Some(p) = self.pending.take() {
             let id = p.id;

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 
 use super::RuntimeError;
 use super::coordinator::Coordinator;
-use super::recovery::{match_steps, plugin_versions, prepare_checkpoints, restore_operators, uids};
+use super::recovery::{match_steps, plugin_versions, prepare_checkpoints, restore_operators, sink_id, uids};
 use crate::checkpoint::{CheckpointError, SourcePosition};
 use crate::connectors::SourceSpec;
-use crate::graph::{self, JobGraph};
+use crate::graph::{self, JobGraph, Producer};
 use crate::task::{
     BroadcastRx, CoordinatorHandle, DeadLetter, DeadLetters, InstanceContext, JobControl, JobState, Message, Output,
     Partitioning, SourceContext, StageInstance, TaskStats,
@@ -45,7 +45,9 @@ type TaskResult = Result<TaskStats, RuntimeError>;
 
 pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Result<JobReport, RuntimeError> {
     let started = Instant::now();
-    let stages = graph::plan(&graph)?;
+    control.start_run();
+    let plan = graph::plan(&graph)?;
+    let stages = &plan.stages;
     let cap = graph.config.channel_capacity.max(1);
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -62,7 +64,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
         None => JobState::new(state_dir),
     };
     // The restored state must belong to the job's steps: matched by uid.
-    let uids = uids(&stages);
+    let uids = uids(stages);
     if let Some(Some(meta)) = &mut resume {
         let trees = match has_state {
             true => job_state
@@ -77,16 +79,19 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
         match_steps(meta, &uids, &trees, graph.config.allow_non_restored_state)?;
     }
     // Open the outputs first: a bad sink path fails before any record flows.
-    let sink_ctx = crate::task::SinkContext { job: &graph.name, control, first_epoch: restored.map(|id| id + 1) };
-    let crate::task::OpenedSink { writer: mut sink, committer: mut sink_committer } =
-        graph.sink.open_for_job(&sink_ctx)?;
+    let mut sinks = Vec::with_capacity(graph.sinks.len());
+    for node in &graph.sinks {
+        let id = sink_id(&graph, node);
+        let ctx = crate::task::SinkContext { job: &id, control, first_epoch: restored.map(|id| id + 1) };
+        sinks.push(node.spec.open_for_job(&ctx)?);
+    }
     let mut dead_sink = graph.dead_letter.open()?;
     let mut late_sink = graph.late_data.as_ref().map(|s| s.open()).transpose()?;
 
     let instances: usize = stages.iter().map(|s| s.parallelism).sum();
     let broadcasts = stages.iter().filter(|s| s.broadcast().is_some()).count();
-    // Source indices: the main source 0, the union's 1.., then the broadcast inputs.
-    let main_sources = graph.sources();
+    // Source indices: the streams' sources first, then the broadcast inputs.
+    let main_sources = plan.sources.len();
     if let Some(Some(meta)) = &resume
         && meta.sources.len() != main_sources + broadcasts
     {
@@ -102,7 +107,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
     }
     let (coordinator, handle) = match (&graph.config.checkpoints, restored) {
         (Some(config), Some(restored)) => {
-            let plugins = plugin_versions(&stages);
+            let plugins = plugin_versions(stages);
             let (mut c, handle) = Coordinator::new(
                 config.clone(),
                 graph.name.clone(),
@@ -114,8 +119,11 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
                 plugins,
             );
             c.set_main_sources(main_sources);
-            if let Some(committer) = sink_committer.take() {
-                c.add_committer(committer);
+            c.set_sinks(sinks.len());
+            for sink in &mut sinks {
+                if let Some(committer) = sink.committer.take() {
+                    c.add_committer(committer);
+                }
             }
             (Some(c), handle)
         }
@@ -129,23 +137,21 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
         Ok(crate::task::run_dead_letters(dead_rx, dead_sink.as_mut(), late_sink.as_mut())?)
     });
 
-    // The sink: a single task fed by every instance of the last stage.
-    let (sink_tx, sink_rx) = mpsc::channel::<Message>(cap);
-    let sink_control = control.clone();
-    let sink_inputs = stages.last().map_or(main_sources, |s| s.parallelism);
-    let sink_coordinator = handle.clone();
-    tasks.spawn_blocking(move || -> TaskResult {
-        Ok(crate::task::run_sink(sink.as_mut(), sink_rx, sink_inputs, &sink_control, &sink_coordinator)?)
-    });
+    // The channels into every stage instance and every sink, and who sends into each.
+    let Channels { stage_rx, sink_rx, readers } = Channels::new(&plan, cap);
+    for (planned, (opened, rx)) in plan.sinks.iter().zip(sinks.into_iter().zip(sink_rx)) {
+        let inputs = plan.senders(&planned.inputs);
+        let sink_control = control.clone();
+        let sink_coordinator = handle.clone();
+        let mut writer = opened.writer;
+        tasks.spawn_blocking(move || -> TaskResult {
+            Ok(crate::task::run_sink(writer.as_mut(), rx, inputs, &sink_control, &sink_coordinator)?)
+        });
+    }
 
-    // Stages from last to first, so each knows the senders of the one after it.
-    let mut downstream: Vec<mpsc::Sender<Message>> = vec![sink_tx];
-    let mut downstream_input = Partitioning::Rebalance;
-    let mut broadcast_index = main_sources + broadcasts - 1;
-    for (k, stage) in stages.iter().enumerate().rev() {
-        // Instances sending into this stage: the previous stage's, or the sources.
-        let inputs = if k == 0 { main_sources } else { stages[k - 1].parallelism };
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
+    let mut broadcast_index = main_sources;
+    for ((k, stage), rxs) in stages.iter().enumerate().zip(stage_rx) {
+        let inputs = plan.senders(&stage.inputs);
         // A broadcast input: its own source task, sending every batch to every instance.
         let mut broadcast_rxs = match stage.broadcast() {
             None => Vec::new(),
@@ -159,7 +165,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
                     start: start_of(broadcast_index),
                     broadcast: true,
                 };
-                broadcast_index -= 1;
+                broadcast_index += 1;
                 spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
                 brxs.into_iter().map(|rx| BroadcastRx { rx, preload: input.preload }).collect()
             }
@@ -182,33 +188,29 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
             if let Some(Some(meta)) = &resume {
                 restore_operators(&mut operators, meta, &uids[k], &ctx)?;
             }
-            let output = Output::new(downstream.clone(), downstream_input, index);
-            let dead = dead_tx.clone();
             let mut instance = StageInstance {
                 operators,
                 step_ids: uids[k].clone(),
-                output,
-                dead,
+                output: output(&readers, Producer::Stage(k), index),
+                dead: dead_tx.clone(),
                 letters: DeadLetters::default(),
                 index,
+                second: stage.second,
                 control: control.clone(),
                 coordinator: handle.clone(),
             };
             let broadcast = broadcast_rxs.next();
             tasks.spawn_blocking(move || instance.run(rx, inputs, broadcast).map_err(RuntimeError::from));
         }
-        downstream = txs;
-        downstream_input = stage.input;
     }
 
     // The spec is shared, not copied: a million-record collection took ~80 ms to clone.
-    let specs = std::iter::once(&graph.source).chain(&graph.union);
-    for (index, spec) in specs.enumerate() {
-        let output = Output::new(downstream.clone(), downstream_input, index);
+    for (index, spec) in plan.sources.iter().enumerate() {
+        let output = output(&readers, Producer::Source(index), 0);
         let source = SourceTask { spec: spec.clone(), index, start: start_of(index), broadcast: false };
         spawn_source(&mut tasks, source, output, &graph.config, &dead_tx, control, &handle);
     }
-    drop(downstream);
+    drop(readers);
     drop(dead_tx);
     drop(handle);
     let coordinator = coordinator.map(|c| std::thread::spawn(move || c.run()));
@@ -227,6 +229,7 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
                 report.backpressure += s.backpressure;
             }
             Err(e) => {
+                control.set_run_failed();
                 let replace = first_error.as_ref().is_none_or(|f| f.is_secondary() && !e.is_secondary());
                 if replace {
                     first_error = Some(e);
@@ -251,6 +254,51 @@ pub(super) async fn run_graph(graph: JobGraph, control: &Arc<JobControl>) -> Res
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// Who reads each producer (a source or a stage), as `(senders, partitioning, offset)`:
+/// the reader's channels, how the producer's records are spread over them, and where the
+/// producer's instances start among the reader's senders.
+type Readers = Vec<(Vec<mpsc::Sender<Message>>, Partitioning, usize)>;
+
+/// The channels of a job: into every stage instance and sink, by who sends into them.
+struct Channels {
+    stage_rx: Vec<Vec<mpsc::Receiver<Message>>>,
+    sink_rx: Vec<mpsc::Receiver<Message>>,
+    readers: std::collections::HashMap<Producer, Readers>,
+}
+
+impl Channels {
+    fn new(plan: &graph::Plan, cap: usize) -> Self {
+        let mut consumers: std::collections::HashMap<Producer, Readers> = Default::default();
+        let mut stage_rx = Vec::with_capacity(plan.stages.len());
+        for stage in &plan.stages {
+            let (txs, rxs): (Vec<_>, Vec<_>) = (0..stage.parallelism).map(|_| mpsc::channel::<Message>(cap)).unzip();
+            let mut offset = 0;
+            for &producer in &stage.inputs {
+                consumers.entry(producer).or_default().push((txs.clone(), stage.input, offset));
+                offset += plan.parallelism(producer);
+            }
+            stage_rx.push(rxs);
+        }
+        let mut sink_rx = Vec::with_capacity(plan.sinks.len());
+        for sink in &plan.sinks {
+            let (tx, rx) = mpsc::channel::<Message>(cap);
+            let mut offset = 0;
+            for &producer in &sink.inputs {
+                consumers.entry(producer).or_default().push((vec![tx.clone()], Partitioning::Rebalance, offset));
+                offset += plan.parallelism(producer);
+            }
+            sink_rx.push(rx);
+        }
+        Self { stage_rx, sink_rx, readers: consumers }
+    }
+}
+
+/// The output of instance `index` of `producer`: into each of its readers.
+fn output(readers: &std::collections::HashMap<Producer, Readers>, producer: Producer, index: usize) -> Output {
+    let readers = readers.get(&producer).map(Vec::as_slice).unwrap_or_default();
+    Output::fan_out(readers.iter().map(|(txs, how, offset)| (txs.clone(), *how, offset + index)), index)
 }
 
 /// A source of the job: the main one (index 0), one of its union, or a broadcast input.

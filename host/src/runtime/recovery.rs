@@ -16,9 +16,16 @@ pub(super) fn prepare_checkpoints(
     let latest = checkpoint::read_latest(&config.dir)?;
     let mut resume = latest.filter(|m| !m.finished);
     // A transactional sink commits after the checkpoint is written: if the job stopped in
-    // between, the sink's last commit is one checkpoint older, and the job resumes there.
+    // between, the sink's last commit is one checkpoint older, and the job resumes there
+    // (the oldest such commit, with several sinks).
+    let mut oldest: Option<u64> = None;
+    for sink in &graph.sinks {
+        if let Some(committed) = sink.spec.committed_checkpoint(&sink_id(graph, sink))? {
+            oldest = Some(oldest.map_or(committed, |o| o.min(committed)));
+        }
+    }
     if let Some(meta) = &resume
-        && let Some(committed) = graph.sink.committed_checkpoint(&graph.name)?
+        && let Some(committed) = oldest
         && committed < meta.id
     {
         tracing::warn!(job = %graph.name, latest = meta.id, committed, "the sink did not commit the latest checkpoint; resuming from the one it committed");
@@ -50,8 +57,19 @@ pub(super) fn prepare_checkpoints(
     }
     // The output parts the restored checkpoint covers are committed, later ones deleted
     // (all of them when starting afresh).
-    graph.sink.recover(resume.as_ref().map_or(0, |m| m.id))?;
+    for sink in &graph.sinks {
+        sink.spec.recover(resume.as_ref().map_or(0, |m| m.id))?;
+    }
     Ok(resume)
+}
+
+/// What names a sink's commits (a PostgreSQL row, a Kafka transactional id): the job's
+/// name, and with several sinks the sink's name after it.
+pub(super) fn sink_id(graph: &JobGraph, sink: &graph::SinkNode) -> String {
+    match graph.sinks.len() {
+        1 => graph.name.clone(),
+        _ => format!("{}.{}", graph.name, sink.name),
+    }
 }
 
 /// The uid of every step, stage by stage (`[stage][step]`).

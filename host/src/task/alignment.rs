@@ -19,6 +19,8 @@ pub(crate) struct Alignment {
     /// Whether the broadcast input brought it (or has none, or ended).
     broadcast_arrived: bool,
     current: Option<u64>,
+    /// The last checkpoint aligned (0: none).
+    last: u64,
     held: VecDeque<Message>,
     replay: VecDeque<Message>,
 }
@@ -31,6 +33,7 @@ impl Alignment {
             miswired: false,
             broadcast_arrived: true,
             current: None,
+            last: 0,
             held: VecDeque::new(),
             replay: VecDeque::new(),
         }
@@ -114,6 +117,11 @@ impl Alignment {
         }
     }
 
+    /// The last checkpoint this task aligned and snapshotted (0: none).
+    pub(crate) fn last_aligned(&self) -> u64 {
+        self.last
+    }
+
     /// The checkpoint whose barrier came from every input, once: snapshot now.
     pub(crate) fn take_aligned(&mut self) -> Option<u64> {
         let id = self.current?;
@@ -121,6 +129,7 @@ impl Alignment {
             return None;
         }
         self.current = None;
+        self.last = id;
         let mut held = std::mem::take(&mut self.held);
         held.append(&mut self.replay);
         self.replay = held;

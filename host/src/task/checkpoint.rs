@@ -23,6 +23,10 @@ pub enum Ack {
     Instance { id: u64, snapshots: Vec<OperatorSnapshot> },
     /// The sink closed what it wrote before barrier `id` (to commit when `id` completes).
     Sink { id: u64 },
+    /// A stage instance (or a sink, if `sink`) whose inputs all ended while the job goes on
+    /// (a stream of a graph whose sources finished): it acknowledged checkpoints up to
+    /// `last` and counts as having acknowledged every later one (nothing in it changes).
+    Finished { sink: bool, last: u64 },
 }
 
 /// A task's way to the coordinator; without a coordinator (checkpoints off) it drops reports.

@@ -17,6 +17,10 @@ pub struct JobControl {
     /// The newest checkpoint the coordinator asked for, and the newest complete one.
     checkpoint_requested: AtomicU64,
     checkpoint_completed: AtomicU64,
+    /// Every source of the job's streams ended: no checkpoint will be triggered any more.
+    input_ended: AtomicBool,
+    /// A task of the current run failed: the run is ending (and may be restarted).
+    run_failed: AtomicBool,
     /// The state of the job's external connectors (Kafka, PostgreSQL), for the metrics.
     connectors: HealthRegistry,
 }
@@ -76,6 +80,30 @@ impl JobControl {
 
     pub(crate) fn request_checkpoint(&self, id: u64) {
         self.checkpoint_requested.fetch_max(id, Ordering::AcqRel);
+    }
+
+    /// Whether every source of the job's streams ended (no checkpoint will come any more).
+    pub fn input_ended(&self) -> bool {
+        self.input_ended.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_input_ended(&self) {
+        self.input_ended.store(true, Ordering::Release);
+    }
+
+    /// Whether a task of the current run failed (the others should end without waiting).
+    pub fn run_failed(&self) -> bool {
+        self.run_failed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_run_failed(&self) {
+        self.run_failed.store(true, Ordering::Release);
+    }
+
+    /// A (re)start of the job: what the last run ended with is forgotten.
+    pub(crate) fn start_run(&self) {
+        self.input_ended.store(false, Ordering::Release);
+        self.run_failed.store(false, Ordering::Release);
     }
 
     pub(crate) fn complete_checkpoint(&self, id: u64) {

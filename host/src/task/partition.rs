@@ -92,17 +92,24 @@ impl Message {
     }
 }
 
-/// One task's output: senders to every downstream instance, and the time spent blocked on
-/// full channels (backpressure).
+/// One task's output: senders to every downstream instance of every task reading it (a
+/// stream read by several is sent to each), and the time spent blocked on full channels
+/// (backpressure).
 pub struct Output {
+    edges: Vec<Edge>,
+    pub blocked: Duration,
+}
+
+/// The output to one downstream task (a stage's instances, or a sink).
+struct Edge {
     senders: Vec<mpsc::Sender<Message>>,
     partitioning: Partitioning,
-    /// This task's index among its siblings (for `Forward`).
-    index: usize,
+    /// This task's index among the downstream task's senders: `from` of its messages, and
+    /// where `Forward` and `Rescale` send.
+    from: usize,
     next: usize,
     /// The shuffle's random state (never 0).
     random: u64,
-    pub blocked: Duration,
 }
 
 /// The downstream instances sending instance `index` of `upstream` feeds under `rescale`:
@@ -119,15 +126,63 @@ fn rescale_share(index: usize, upstream: usize, downstream: usize) -> (usize, us
 }
 
 impl Output {
+    /// Output into one downstream task, as sender `index` (also its index among its
+    /// siblings).
     pub fn new(senders: Vec<mpsc::Sender<Message>>, partitioning: Partitioning, index: usize) -> Self {
-        let random = 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        Self { senders, partitioning, index, next: index, random: random.max(1), blocked: Duration::ZERO }
+        Self::fan_out([(senders, partitioning, index)], index)
     }
 
-    /// Send a batch from a blocking (non-async) task.
+    /// Output of sibling `index` into several downstream tasks: for each, its senders, how
+    /// they are fed, and this task's index among that task's senders.
+    pub fn fan_out(
+        downstream: impl IntoIterator<Item = (Vec<mpsc::Sender<Message>>, Partitioning, usize)>,
+        index: usize,
+    ) -> Self {
+        let random = 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let edges = downstream
+            .into_iter()
+            .map(|(senders, partitioning, from)| Edge {
+                senders,
+                partitioning,
+                from,
+                next: from,
+                random: random.max(1),
+            })
+            .collect();
+        Self { edges, blocked: Duration::ZERO }
+    }
+
+    /// Send a batch from a blocking (non-async) task: to each downstream task (a copy to
+    /// all but the last).
     pub fn send_blocking(&mut self, batch: Batch) -> Result<(), Disconnected> {
-        for (target, b) in self.route(batch) {
-            self.send_to(target, Message::Data { from: self.index, batch: b })?;
+        let Some(last) = self.edges.len().checked_sub(1) else { return Ok(()) };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for e in 0..last {
+            let routed = self.edges[e].route(batch.clone());
+            self.send_routed(e, routed)?;
+        }
+        let routed = self.edges[last].route(batch);
+        self.send_routed(last, routed)
+    }
+
+    fn send_routed(&mut self, e: usize, routed: Vec<(usize, Batch)>) -> Result<(), Disconnected> {
+        let from = self.edges[e].from;
+        for (target, b) in routed {
+            self.send_to(e, target, Message::Data { from, batch: b })?;
+        }
+        Ok(())
+    }
+
+    /// Send a message made for each downstream instance (`from` is this task's index among
+    /// that task's senders) to every one of them.
+    fn send_everywhere(&mut self, make: impl Fn(usize) -> Message) -> Result<(), Disconnected> {
+        for e in 0..self.edges.len() {
+            for target in 0..self.edges[e].senders.len() {
+                let message = make(self.edges[e].from);
+                self.send_to(e, target, message)?;
+            }
         }
         Ok(())
     }
@@ -135,30 +190,21 @@ impl Output {
     /// Send a time signal to every downstream instance: event time is per channel,
     /// whatever the partitioning of the data.
     pub fn broadcast_time(&mut self, signal: TimeSignal) -> Result<(), Disconnected> {
-        for target in 0..self.senders.len() {
-            self.send_to(target, Message::Time { from: self.index, signal })?;
-        }
-        Ok(())
+        self.send_everywhere(|from| Message::Time { from, signal })
     }
 
     /// Send checkpoint barrier `id` to every downstream instance, after everything sent so far.
     pub fn broadcast_barrier(&mut self, id: u64) -> Result<(), Disconnected> {
-        for target in 0..self.senders.len() {
-            self.send_to(target, Message::Barrier { from: self.index, id })?;
-        }
-        Ok(())
+        self.send_everywhere(|from| Message::Barrier { from, id })
     }
 
     /// Tell every downstream instance that this task ended, after everything it sent.
     pub fn end(&mut self) -> Result<(), Disconnected> {
-        for target in 0..self.senders.len() {
-            self.send_to(target, Message::End { from: self.index })?;
-        }
-        Ok(())
+        self.send_everywhere(|from| Message::End { from })
     }
 
-    fn send_to(&mut self, target: usize, message: Message) -> Result<(), Disconnected> {
-        let sender = &self.senders[target];
+    fn send_to(&mut self, edge: usize, target: usize, message: Message) -> Result<(), Disconnected> {
+        let sender = &self.edges[edge].senders[target];
         match sender.try_send(message) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(Disconnected),
@@ -170,7 +216,9 @@ impl Output {
             }
         }
     }
+}
 
+impl Edge {
     /// Split a batch into (target instance, batch) pairs.
     fn route(&mut self, batch: Batch) -> Vec<(usize, Batch)> {
         if batch.is_empty() || self.senders.is_empty() {
@@ -178,7 +226,7 @@ impl Output {
         }
         let n = self.senders.len();
         match self.partitioning {
-            Partitioning::Forward => vec![(self.index % n, batch)],
+            Partitioning::Forward => vec![(self.from % n, batch)],
             Partitioning::Rebalance => {
                 let target = self.next % n;
                 self.next = self.next.wrapping_add(1);
@@ -187,7 +235,7 @@ impl Output {
             Partitioning::KeyGroups { .. } | Partitioning::Shuffle if n == 1 => vec![(0, batch)],
             Partitioning::Global => vec![(0, batch)],
             Partitioning::Rescale { upstream } => {
-                let (first, count) = rescale_share(self.index, upstream.max(1), n);
+                let (first, count) = rescale_share(self.from, upstream.max(1), n);
                 let target = first + self.next % count;
                 self.next = self.next.wrapping_add(1);
                 vec![(target, batch)]
@@ -228,7 +276,7 @@ mod tests {
         let mut out = Output::new(txs, partitioning, index);
         let mut batch = Batch::new();
         batch.push(b"x");
-        (0..batches).flat_map(|_| out.route(batch.clone()).into_iter().map(|(t, _)| t)).collect()
+        (0..batches).flat_map(|_| out.edges[0].route(batch.clone()).into_iter().map(|(t, _)| t)).collect()
     }
 
     #[test]
@@ -248,7 +296,7 @@ mod tests {
         let mut out = Output::new(txs, Partitioning::Shuffle, 0);
         let mut batch = Batch::new();
         (0..4000u32).for_each(|i| batch.push(&i.to_be_bytes()));
-        let parts = out.route(batch);
+        let parts = out.edges[0].route(batch);
         assert_eq!(parts.len(), 4, "every instance gets records");
         assert_eq!(parts.iter().map(|(_, b)| b.len()).sum::<usize>(), 4000, "none lost or repeated");
         assert!(

@@ -40,6 +40,33 @@ pub struct OpenedSink {
     pub committer: Option<Box<dyn Committer>>,
 }
 
+/// The sink's input ended while the job goes on (a graph whose other sources still run):
+/// what it wrote after its last barrier goes into the next checkpoint, as Flink takes
+/// checkpoints after tasks finish, so that a failure after this sink ended cannot lose it.
+/// Returns the last checkpoint the sink acknowledged. Once every source ended, the
+/// coordinator's final checkpoint commits the rest instead.
+fn final_checkpoint(
+    sink: &mut dyn SinkWriter,
+    mut last: u64,
+    control: &JobControl,
+    coordinator: &CoordinatorHandle,
+) -> Result<u64, ConnectorError> {
+    let aligned = last;
+    while !control.input_ended() && !control.is_cancelled() && !control.run_failed() {
+        if last > aligned && control.last_checkpoint() >= last {
+            break;
+        }
+        let requested = control.checkpoint_requested();
+        if requested > last {
+            sink.barrier(requested)?;
+            coordinator.send(Ack::Sink { id: requested });
+            last = requested;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(last)
+}
+
 /// The sink task: batches from `inputs` upstream instances into `sink` until they all end;
 /// at each aligned barrier the sink pre-commits and reports to the coordinator.
 pub fn run_sink(
@@ -73,6 +100,10 @@ pub fn run_sink(
             None if ended => break,
             None => {}
         }
+    }
+    if coordinator.is_enabled() {
+        let last = final_checkpoint(sink, align.last_aligned(), control, coordinator)?;
+        coordinator.send(Ack::Finished { sink: true, last });
     }
     sink.finish()?;
     Ok(stats)

@@ -82,6 +82,9 @@ pub struct StageInstance {
     pub letters: DeadLetters,
     /// This instance's index among the stage's.
     pub index: usize,
+    /// For a two-input step (a join, a co-process): its senders from this one on bring the
+    /// second input, which goes to the first operator's `process_second`.
+    pub second: Option<usize>,
     pub control: Arc<JobControl>,
     pub coordinator: CoordinatorHandle,
 }
@@ -159,6 +162,15 @@ impl StageInstance {
                 },
             };
             match message {
+                Message::Data { from, batch } if self.second.is_some_and(|s| from >= s) => {
+                    let mut out = Batch::new();
+                    if let Some(first) = self.operators.first_mut() {
+                        first.process_second(batch, &mut out, &mut self.letters)?;
+                    }
+                    let out = run_chain(&mut self.operators, 1, out, &mut self.letters)?;
+                    self.ship(out)?;
+                    self.forward_signals(0)?;
+                }
                 Message::Data { batch, .. } => {
                     let out = run_chain(&mut self.operators, 0, batch, &mut self.letters)?;
                     self.ship(out)?;
@@ -182,6 +194,8 @@ impl StageInstance {
             self.ship(out)?;
         }
         self.output.end()?;
+        // Checkpoints after this one count it as done (its input ended: nothing changes).
+        self.coordinator.send(Ack::Finished { sink: false, last: align.last_aligned() });
         Ok(TaskStats { backpressure: self.output.blocked, ..Default::default() })
     }
 

@@ -183,7 +183,7 @@ mod tests {
     }
 
     fn datagen(text: &str) -> Result<DatagenSpec, String> {
-        let source = crate::job::parse_text(text).map_err(|e| e.to_string())?.source;
+        let source = crate::job::parse_text(text).map_err(|e| e.to_string())?.source().clone();
         source.get::<DatagenSpec>().cloned().ok_or_else(|| format!("not a datagen source: {source:?}"))
     }
 

@@ -100,7 +100,7 @@ mod tests {
 
     fn nexmark(source: &str) -> Result<NexmarkSpec, String> {
         let text = format!("name: t\nsource:\n  connector: nexmark\n{source}sink:\n  connector: blackhole\n");
-        let source = crate::job::parse_text(&text).map_err(|e| e.to_string())?.source;
+        let source = crate::job::parse_text(&text).map_err(|e| e.to_string())?.source().clone();
         source.get::<NexmarkSpec>().cloned().ok_or_else(|| format!("not a nexmark source: {source:?}"))
     }
 

@@ -63,7 +63,7 @@ mod tests {
 
     fn sink(yaml: &str) -> Result<PostgresSpec, String> {
         let text = format!("name: t\nsource: {{connector: collection, elements: [1]}}\nsink:\n{yaml}");
-        let sink = crate::job::parse_text(&text).map_err(|e| e.to_string())?.sink;
+        let sink = crate::job::parse_text(&text).map_err(|e| e.to_string())?.sinks.remove(0).spec;
         sink.get::<PostgresSpec>().cloned().ok_or_else(|| format!("not a postgres sink: {sink:?}"))
     }
 
