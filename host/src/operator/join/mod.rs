@@ -45,6 +45,8 @@
 
 mod interval;
 mod keyed;
+#[cfg(test)]
+mod proptests;
 mod regular;
 mod rows;
 mod temporal;
