@@ -155,7 +155,7 @@ impl IntervalJoin {
                 Some(slot) => slot,
                 // Nothing to meet and nothing to wait for.
                 None if !keep => continue,
-                None => self.keys.slot(key, Buffers::default),
+                None => self.keys.slot(key, |_| {}),
             };
             let value = input.value(i);
             let (key, buffers) = self.keys.parts(slot);
@@ -233,7 +233,7 @@ impl Operator for IntervalJoin {
             // Every instance had the same watermark or a lower one; event time only grows.
             self.watermark = self.watermark.max(snap.watermark);
             for (key, left, right) in snap.keys.into_iter().filter(|e| owns(e.0)) {
-                let slot = self.keys.slot(key, Buffers::default);
+                let slot = self.keys.slot(key, |_| {});
                 let b = self.keys.state(slot);
                 b.left.extend(&left).map_err(|_| too_large(&self.name, &self.pairs.sides.left))?;
                 b.right.extend(&right).map_err(|_| too_large(&self.name, &self.pairs.sides.right))?;

@@ -3,148 +3,295 @@
 //!
 //! The queue is what keeps a watermark from scanning every key: a key is visited when its
 //! earliest due time (a window's end, a row's expiry) is reached, and the join then asks
-//! for its next one. Each slot keeps at most one live entry in the queue, its `due` time;
-//! scheduling an earlier time pushes a new entry and leaves the old one stale, and stale
-//! entries (of a later time, or of a freed and reused slot, told by its generation) are
-//! skipped when they come up. A later time is not pushed: the earlier entry comes up
-//! first and the join schedules again from its state.
+//! for its next one. Due times are buckets of a `BTreeMap`: keys that share a time (all
+//! keys' tumbling window ends) share a bucket, so scheduling them is a push and firing them
+//! a walk over one vector. Each slot has at most one live entry, at its `due` time;
+//! scheduling an earlier time adds an entry and leaves the old one stale, and stale
+//! entries (of another time, or of a slot since given to another key, told by its
+//! generation) are skipped when they come up. A later time is not added: the earlier entry
+//! comes up first and the join schedules again from its state.
+//!
+//! A key whose state empties (its window fired, its rows expired) is **idle**: it keeps its
+//! slot and its place in the map, and the state's buffers keep their memory, because keys
+//! mostly come back (the next window of the same user). Idle keys leave the map in one
+//! sweep when they outnumber twice the most keys live at once since the last sweep (a key
+//! space a little larger than what is live at once stays), so a stream of ever-new keys
+//! does not grow the map past three times its peak; their slots, buffers included, then go
+//! to new keys. So in the steady state a key costs no allocation and no
+//! map insert or remove, even when all keys' windows fire at once.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, Hasher};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// The keys of one join instance and their states.
 pub(super) struct Keyed<T> {
-    index: HashMap<Box<[u8]>, u32, KeyHash>,
-    slots: Vec<Slot<T>>,
+    index: HashMap<KeyBytes, u32, KeyHash>,
+    /// Per slot: what the queue and the map need, kept dense (16 bytes a slot) so that
+    /// checking a slot does not pull its state into the cache.
+    meta: Vec<Meta>,
+    states: Vec<T>,
+    keys: Vec<Vec<u8>>,
+    /// Slots without a key.
     free: Vec<u32>,
-    /// (due time, slot, generation), earliest first.
-    queue: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// Slots that went idle since the last sweep (some may be live again, some listed
+    /// twice).
+    idle: Vec<u32>,
+    live: usize,
+    /// The most keys live at once since the last sweep.
+    peak: usize,
+    /// Due time -> (slot, generation).
+    queue: BTreeMap<i64, Vec<(u32, u32)>>,
+    /// The bucket being walked by [`Keyed::pop_due`], of time `ready_at`.
+    ready: Vec<(u32, u32)>,
+    ready_at: i64,
+    /// Emptied buckets, to reuse.
+    spare: Vec<Vec<(u32, u32)>>,
 }
 
-struct Slot<T> {
-    key: Box<[u8]>,
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    /// When the slot is due, [`NOT_DUE`] if it is not scheduled.
+    due: i64,
     generation: u32,
-    due: Option<i64>,
-    state: Option<T>,
+    status: Status,
 }
 
-impl<T> Default for Keyed<T> {
+/// No due time (no time is `i64::MIN`: that is "no timestamp").
+const NOT_DUE: i64 = i64::MIN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Live,
+    Idle,
+    Free,
+}
+
+/// Idle keys are swept once there are at least this many and more than twice the most keys
+/// that were live at once since the last sweep.
+const SWEEP_AT: usize = 1024;
+
+impl<T: Default> Default for Keyed<T> {
     fn default() -> Self {
-        Self { index: HashMap::default(), slots: Vec::new(), free: Vec::new(), queue: BinaryHeap::new() }
+        Self {
+            index: HashMap::default(),
+            meta: Vec::new(),
+            states: Vec::new(),
+            keys: Vec::new(),
+            free: Vec::new(),
+            idle: Vec::new(),
+            live: 0,
+            peak: 0,
+            queue: BTreeMap::new(),
+            ready: Vec::new(),
+            ready_at: i64::MIN,
+            spare: Vec::new(),
+        }
     }
 }
 
-impl<T> Keyed<T> {
+impl<T: Default> Keyed<T> {
     /// How many keys have state.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.live
     }
 
+    /// The slot of `key` if it has state.
     pub fn get(&self, key: &[u8]) -> Option<u32> {
-        self.index.get(key).copied()
+        self.index.get(key).copied().filter(|&slot| self.meta[slot as usize].status == Status::Live)
     }
 
-    /// The slot of `key`, made with `new` if the key has none.
-    pub fn slot(&mut self, key: &[u8], new: impl FnOnce() -> T) -> u32 {
+    /// The slot of `key`; a key without state gets one, an empty state the join emptied
+    /// (or a new one), which `init` sets up.
+    pub fn slot(&mut self, key: &[u8], init: impl FnOnce(&mut T)) -> u32 {
         if let Some(&slot) = self.index.get(key) {
+            let meta = &mut self.meta[slot as usize];
+            if meta.status == Status::Idle {
+                meta.status = Status::Live;
+                self.live += 1;
+                self.peak = self.peak.max(self.live);
+                init(&mut self.states[slot as usize]);
+            }
             return slot;
         }
-        let key: Box<[u8]> = key.into();
         let slot = match self.free.pop() {
-            Some(slot) => {
-                let s = &mut self.slots[slot as usize];
-                s.key = key.clone();
-                s.state = Some(new());
-                slot
-            }
+            Some(slot) => slot,
             None => {
-                let slot = u32::try_from(self.slots.len()).expect("fewer than 4 G keys per join instance");
-                self.slots.push(Slot { key: key.clone(), generation: 0, due: None, state: Some(new()) });
+                // 4 G keys would take hundreds of GB before this.
+                let slot = u32::try_from(self.meta.len()).expect("fewer than 4 G keys per join instance");
+                self.meta.push(Meta { due: NOT_DUE, generation: 0, status: Status::Free });
+                self.states.push(T::default());
+                self.keys.push(Vec::new());
                 slot
             }
         };
-        self.index.insert(key, slot);
+        let i = slot as usize;
+        self.keys[i].clear();
+        self.keys[i].extend_from_slice(key);
+        self.meta[i].status = Status::Live;
+        init(&mut self.states[i]);
+        self.live += 1;
+        self.peak = self.peak.max(self.live);
+        self.index.insert(KeyBytes::new(key), slot);
         slot
     }
 
-    /// The key of a slot and its state.
-    ///
-    /// Panics on a freed slot: slots come from [`Keyed::slot`] or [`Keyed::pop_due`] and
-    /// stay valid until [`Keyed::remove`].
+    /// The key of a live slot and its state (slots come from [`Keyed::slot`] or
+    /// [`Keyed::pop_due`] and stay live until [`Keyed::remove`]).
     pub fn parts(&mut self, slot: u32) -> (&[u8], &mut T) {
-        let s = &mut self.slots[slot as usize];
-        (&s.key, s.state.as_mut().expect("a live slot"))
+        debug_assert_eq!(self.meta[slot as usize].status, Status::Live);
+        (&self.keys[slot as usize], &mut self.states[slot as usize])
     }
 
     pub fn state(&mut self, slot: u32) -> &mut T {
-        self.parts(slot).1
+        &mut self.states[slot as usize]
     }
 
     /// When the slot is next due, if it is scheduled.
     pub fn due(&self, slot: u32) -> Option<i64> {
-        self.slots[slot as usize].due
+        Some(self.meta[slot as usize].due).filter(|&due| due != NOT_DUE)
     }
 
     /// Have the slot come up from [`Keyed::pop_due`] once the time reaches `at`, or earlier
     /// if it already is due earlier.
     pub fn schedule(&mut self, slot: u32, at: i64) {
-        let s = &mut self.slots[slot as usize];
-        if s.due.is_none_or(|due| at < due) {
-            s.due = Some(at);
-            self.queue.push(Reverse((at, slot, s.generation)));
+        let at = at.max(NOT_DUE + 1);
+        let meta = &mut self.meta[slot as usize];
+        if meta.due == NOT_DUE || at < meta.due {
+            meta.due = at;
+            let spare = &mut self.spare;
+            self.queue.entry(at).or_insert_with(|| spare.pop().unwrap_or_default()).push((slot, meta.generation));
         }
     }
 
     /// A slot due at or before `time`, taken off the queue: it is no longer scheduled, so
-    /// the caller schedules it again if it still has something to do.
+    /// the caller schedules it again if it still has something to do. Call until `None`.
     pub fn pop_due(&mut self, time: i64) -> Option<u32> {
-        while let Some(&Reverse((at, slot, generation))) = self.queue.peek() {
-            if at > time {
-                return None;
+        loop {
+            while let Some((slot, generation)) = self.ready.pop() {
+                let meta = &mut self.meta[slot as usize];
+                if meta.generation == generation && meta.due == self.ready_at && meta.status == Status::Live {
+                    meta.due = NOT_DUE;
+                    return Some(slot);
+                }
             }
-            self.queue.pop();
-            let s = &mut self.slots[slot as usize];
-            if s.generation == generation && s.due == Some(at) && s.state.is_some() {
-                s.due = None;
-                return Some(slot);
+            let bucket = self.queue.first_entry().filter(|e| *e.key() <= time)?;
+            self.ready_at = *bucket.key();
+            let walked = std::mem::replace(&mut self.ready, bucket.remove());
+            if self.spare.len() < 64 {
+                self.spare.push(walked);
             }
         }
-        None
     }
 
     /// The earliest time in the queue (possibly a stale entry's, which only makes the caller
     /// come back early once).
     pub fn next_due(&self) -> Option<i64> {
-        self.queue.peek().map(|Reverse((at, ..))| *at)
+        self.queue.first_key_value().map(|(at, _)| *at)
     }
 
-    /// Drop a key's state; its queue entries go stale.
+    /// The join emptied this key's state: the key goes idle (see the module docs).
     pub fn remove(&mut self, slot: u32) {
-        let s = &mut self.slots[slot as usize];
-        if s.state.take().is_some() {
-            self.index.remove(&s.key);
-            s.key = Box::default();
-            s.generation = s.generation.wrapping_add(1);
-            s.due = None;
-            self.free.push(slot);
+        let meta = &mut self.meta[slot as usize];
+        if meta.status != Status::Live {
+            return;
+        }
+        meta.status = Status::Idle;
+        meta.due = NOT_DUE;
+        self.live -= 1;
+        self.idle.push(slot);
+        // Keys in the map without state; the list may also hold keys live again, or one
+        // key twice.
+        let idle = self.index.len() - self.live;
+        if idle >= SWEEP_AT && idle > 2 * self.peak {
+            self.sweep();
+        } else if self.idle.len() > 2 * self.index.len() + SWEEP_AT {
+            let meta = &self.meta;
+            self.idle.retain(|&slot| meta[slot as usize].status == Status::Idle);
+            self.idle.sort_unstable();
+            self.idle.dedup();
         }
     }
 
-    /// Every key and its state, in no particular order.
+    /// Take the idle keys out of the map; their slots (and buffers) go to new keys.
+    fn sweep(&mut self) {
+        self.peak = self.live;
+        for slot in self.idle.drain(..) {
+            let meta = &mut self.meta[slot as usize];
+            if meta.status == Status::Idle {
+                self.index.remove(self.keys[slot as usize].as_slice());
+                meta.status = Status::Free;
+                meta.generation = meta.generation.wrapping_add(1);
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Every key with state and its state, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &T)> {
-        self.slots.iter().filter_map(|s| s.state.as_ref().map(|state| (&*s.key, state)))
+        self.slots().into_iter().map(|slot| (self.keys[slot as usize].as_slice(), &self.states[slot as usize]))
     }
 
-    /// The slots of every key.
+    /// The slots of every key with state.
     pub fn slots(&self) -> Vec<u32> {
-        self.index.values().copied().collect()
+        (0..self.meta.len() as u32).filter(|&i| self.meta[i as usize].status == Status::Live).collect()
     }
 
+    /// Drop every key, state and timer.
     pub fn clear(&mut self) {
         *self = Self::default();
     }
 }
+
+/// A key's bytes in the map: inline up to 22 bytes (MessagePack numbers, short strings), so
+/// that comparing a key does not read another cache line; boxed beyond.
+#[derive(Clone)]
+enum KeyBytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Boxed(Box<[u8]>),
+}
+
+const INLINE: usize = 22;
+
+impl KeyBytes {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            KeyBytes::Inline { len: key.len() as u8, bytes }
+        } else {
+            KeyBytes::Boxed(key.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyBytes::Boxed(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for KeyBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// As the bytes, so that a map of `KeyBytes` can be searched with a `&[u8]`.
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for KeyBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for KeyBytes {}
 
 /// Hashes a key's bytes with xxh3, seeded. The seed matters: key groups are `xxh3(key) %
 /// max_parallelism` unseeded, so an instance's keys share low bits of that hash, and a map
@@ -184,29 +331,46 @@ mod tests {
     #[test]
     fn the_queue_gives_each_due_key_once_and_skips_stale_entries() {
         let mut keys: Keyed<u32> = Keyed::default();
-        let a = keys.slot(b"a", || 1);
-        let b = keys.slot(b"b", || 2);
-        assert_eq!(keys.slot(b"a", || 99), a);
+        let a = keys.slot(b"a", |s| *s = 1);
+        let b = keys.slot(b"b", |s| *s = 2);
+        assert_eq!(keys.slot(b"a", |s| *s = 99), a, "init only for a key without state");
         keys.schedule(a, 10);
         keys.schedule(a, 5); // earlier: the entry at 10 goes stale
         keys.schedule(a, 7); // later than 5: nothing to do
-        keys.schedule(b, 6);
+        keys.schedule(b, 5);
         assert_eq!(keys.next_due(), Some(5));
         assert_eq!(keys.pop_due(4), None);
-        assert_eq!(keys.pop_due(6), Some(a));
-        assert_eq!(keys.pop_due(6), Some(b));
+        let mut due = [keys.pop_due(6).unwrap(), keys.pop_due(6).unwrap()];
+        due.sort();
+        assert_eq!(due, [a, b]);
         assert_eq!(keys.pop_due(100), None, "a's entry at 10 is stale");
-        // A freed slot is reused for another key; the old key's entries do not fire it.
+        assert_eq!((keys.len(), *keys.state(a)), (2, 1));
+        // An idle key keeps its slot and state for when it comes back; its old entries
+        // stay stale.
         keys.schedule(b, 20);
         keys.remove(b);
-        let c = keys.slot(b"c", || 3);
-        assert_eq!(c, b);
-        keys.schedule(c, 30);
+        assert_eq!((keys.len(), keys.get(b"b")), (1, None));
         assert_eq!(keys.pop_due(25), None);
-        assert_eq!(keys.pop_due(30), Some(c));
-        assert_eq!((keys.len(), keys.get(b"b"), *keys.state(c)), (2, None, 3));
-        let mut all: Vec<_> = keys.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
-        all.sort();
-        assert_eq!(all, [(b"a".to_vec(), 1), (b"c".to_vec(), 3)]);
+        assert_eq!(keys.slot(b"b", |s| *s += 1), b);
+        assert_eq!(*keys.state(b), 3);
+        let all: Vec<_> = keys.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+        assert_eq!(all, [(b"a".to_vec(), 1), (b"b".to_vec(), 3)]);
+    }
+
+    #[test]
+    fn idle_keys_are_swept_once_they_outnumber_twice_the_peak_of_live_ones() {
+        let mut keys: Keyed<u64> = Keyed::default();
+        let live = keys.slot(b"live", |_| {});
+        for i in 0..SWEEP_AT as u64 {
+            let slot = keys.slot(&i.to_le_bytes(), |s| *s = i);
+            keys.schedule(slot, 1);
+            keys.remove(slot);
+        }
+        assert_eq!((keys.len(), keys.index.len(), keys.free.len()), (1, 1, SWEEP_AT));
+        // A new key takes a swept slot; the old key's entry in the queue does not fire it.
+        let new = keys.slot(b"new", |s| *s += 1);
+        assert_ne!(new, live);
+        assert_eq!(keys.pop_due(1), None);
+        assert_eq!(keys.len(), 2);
     }
 }

@@ -109,7 +109,7 @@ impl RegularJoin {
             let key = row_key(&self.name, &self.pairs, side, input, i)?;
             let ts = input.timestamp(i);
             let value = input.value(i);
-            let slot = self.keys.slot(key, Buffers::default);
+            let slot = self.keys.slot(key, |_| {});
             let (key, b) = self.keys.parts(slot);
             if let Some(ttl) = self.ttl {
                 self.stats.state_rows -= Self::expire(ttl, b, now).0;
@@ -175,7 +175,7 @@ impl Operator for RegularJoin {
         for bytes in blobs {
             let snap: blob::Blob<(&Bytes, Rows, Rows)> = blob::read(&self.name, KIND, bytes)?;
             for (key, left, right) in snap.keys.into_iter().filter(|e| owns(e.0)) {
-                let slot = self.keys.slot(key, Buffers::default);
+                let slot = self.keys.slot(key, |_| {});
                 let b = self.keys.state(slot);
                 b.left.extend(&left).map_err(|_| too_large(&self.name, &self.pairs.sides.left))?;
                 b.right.extend(&right).map_err(|_| too_large(&self.name, &self.pairs.sides.right))?;

@@ -115,6 +115,10 @@ impl Rows {
                 return Err(TooLarge);
             }
         }
+        if self.data.capacity() == 0 {
+            // Room for a few rows at once: a key's buffer otherwise grows by small steps.
+            self.data.reserve(value.len() * 4);
+        }
         let start = self.data.len() as u32;
         self.data.extend_from_slice(value);
         Ok(Row { at, ts, start, len: value.len() as u32 })

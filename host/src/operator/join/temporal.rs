@@ -107,7 +107,7 @@ impl TemporalJoin {
                 self.stats.late += 1;
                 continue;
             }
-            let slot = self.keys.slot(key, Versioned::default);
+            let slot = self.keys.slot(key, |_| {});
             let v = self.keys.state(slot);
             let value = input.value(i);
             let full = |_| too_large(&self.name, self.pairs.name(side));
@@ -191,7 +191,7 @@ impl Operator for TemporalJoin {
             // Every instance had the same watermark or a lower one; event time only grows.
             self.watermark = self.watermark.max(snap.watermark);
             for (key, held, versions) in snap.keys.into_iter().filter(|e| owns(e.0)) {
-                let slot = self.keys.slot(key, Versioned::default);
+                let slot = self.keys.slot(key, |_| {});
                 let v = self.keys.state(slot);
                 v.held.extend(&held).map_err(|_| too_large(&self.name, &self.pairs.sides.left))?;
                 self.stats.state_rows += held.len();

@@ -54,6 +54,7 @@ pub struct WindowJoin {
 }
 
 /// A key's rows, its sessions, and the watermark its windows have fired up to.
+#[derive(Default)]
 struct KeyWindows {
     left: Rows,
     right: Rows,
@@ -62,8 +63,11 @@ struct KeyWindows {
 }
 
 impl KeyWindows {
-    fn new(fired: i64) -> Self {
-        Self { left: Rows::default(), right: Rows::default(), sessions: SessionWindows::new(), fired }
+    /// Set up a key's state (empty, or emptied by [`WindowJoin::fire`]).
+    fn start(&mut self, fired: i64) {
+        debug_assert!(self.left.is_empty() && self.right.is_empty());
+        self.sessions = SessionWindows::new();
+        self.fired = fired;
     }
 
     fn first_at(&self) -> Option<i64> {
@@ -92,7 +96,13 @@ struct Grid {
 impl Grid {
     /// The latest window start at or before `t`.
     fn last_start(self, t: i128) -> i128 {
-        t - (t - self.offset).rem_euclid(self.slide)
+        let from_offset = t - self.offset;
+        // In i64 when it fits: 128-bit division is a call, and this runs per row.
+        let rem = match (i64::try_from(from_offset), i64::try_from(self.slide)) {
+            (Ok(x), Ok(slide)) => i128::from(x.rem_euclid(slide)),
+            _ => from_offset.rem_euclid(self.slide),
+        };
+        t - rem
     }
 
     /// The earliest window start after `t`.
@@ -213,7 +223,7 @@ impl WindowJoin {
             }
             let Some(window) = last else { continue };
             let watermark = self.watermark;
-            let slot = self.keys.slot(key, || KeyWindows::new(watermark));
+            let slot = self.keys.slot(key, |w| w.start(watermark));
             if self.keys.state(slot).fired < watermark {
                 // Windows that became due before this row came fire without it (after a
                 // restore of instances at different watermarks); else none are due.
@@ -380,7 +390,7 @@ impl Operator for WindowJoin {
             // instance that are due now still fire.
             self.watermark = self.watermark.max(snap.watermark);
             for (key, fired, left, right, sessions) in snap.keys.into_iter().filter(|e| owns(e.0)) {
-                let slot = self.keys.slot(key, || KeyWindows::new(fired));
+                let slot = self.keys.slot(key, |w| w.start(fired));
                 let w = self.keys.state(slot);
                 w.left.extend(&left).map_err(|_| too_large(&self.name, &self.pairs.sides.left))?;
                 w.right.extend(&right).map_err(|_| too_large(&self.name, &self.pairs.sides.right))?;
