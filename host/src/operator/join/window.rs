@@ -326,13 +326,15 @@ fn fire_sessions(
     upto: i64,
     out: &mut Batch,
 ) -> usize {
-    let due: Vec<TimeWindow> = w.sessions.windows().iter().take_while(|s| s.max_timestamp() <= upto).copied().collect();
-    if due.is_empty() {
-        return 0;
-    }
-    for session in &due {
+    let mut fired = false;
+    // Sessions are disjoint and in start order, so they also end in order.
+    while let Some(&session) = w.sessions.windows().first().filter(|s| s.max_timestamp() <= upto) {
         emit_window(pairs, stats, key, w, session.start, session.max_timestamp(), out);
-        w.sessions.remove(session);
+        w.sessions.remove(&session);
+        fired = true;
+    }
+    if !fired {
+        return 0;
     }
     // Every row is in a session, and the fired ones come first.
     match w.sessions.windows().first().map(|s| s.start) {
