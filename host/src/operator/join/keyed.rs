@@ -17,8 +17,8 @@
 //! sweep when they outnumber twice the most keys live at once since the last sweep (a key
 //! space a little larger than what is live at once stays), so a stream of ever-new keys
 //! does not grow the map past three times its peak; their slots, buffers included, then go
-//! to new keys. So in the steady state a key costs no allocation and no
-//! map insert or remove, even when all keys' windows fire at once.
+//! to new keys. So in the steady state a key costs no allocation and no map insert or
+//! remove, even when all keys' windows fire at once.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};

@@ -203,8 +203,8 @@ mod blob {
 
     #[derive(Deserialize)]
     pub struct Blob<E> {
-        #[allow(dead_code)]
-        pub kind: serde::de::IgnoredAny,
+        /// Checked by [`read`] before the rest is decoded.
+        pub _kind: serde::de::IgnoredAny,
         pub watermark: i64,
         pub keys: Vec<E>,
     }
