@@ -6,8 +6,10 @@
 //! the runtime; keyed operators run after a key-group exchange. Records that fail go to
 //! [`DeadLetters`], never silently away. Event time reaches operators as watermarks
 //! ([`Operator::on_watermark`]); checkpoint barriers as [`Operator::snapshot`] (see
-//! [`crate::checkpoint`]).
+//! [`crate::checkpoint`]). The joins ([`IntervalJoin`], [`WindowJoin`], [`RegularJoin`],
+//! [`TemporalJoin`]) take two inputs, the second through [`Operator::process_second`].
 
+mod join;
 mod key_by;
 mod native;
 mod process;
@@ -16,6 +18,10 @@ mod timestamps;
 mod transform;
 mod window;
 
+pub use join::{
+    IntervalJoin, IntervalJoinConfig, JoinConfigError, JoinSides, JoinStats, RegularJoin, RegularJoinConfig,
+    TemporalJoin, TemporalJoinConfig, WindowJoin, WindowJoinConfig,
+};
 pub use key_by::{KeyByOperator, KeySource};
 pub use native::NativeMap;
 pub use process::{ProcessOperator, ProcessScope};
