@@ -120,6 +120,43 @@ fn two_keyed_streams_meet_by_key_in_a_rust_co_process_function() {
 }
 
 #[test]
+fn clicks_meet_their_profile_in_a_python_co_process_function_whichever_comes_first() {
+    // Two clicks of u1 and one of u2; one profile, for u1. Whether a click comes before the
+    // profile (it waits in list state) or after, each u1 click comes out once with it; u2
+    // has no profile, so its click waits.
+    let dir = temp_dir();
+    write_file(
+        dir.path(),
+        "clicks.jsonl",
+        "{\"user\":\"u1\",\"page\":\"/a\"}\n{\"user\":\"u2\",\"page\":\"/b\"}\n{\"user\":\"u1\",\"page\":\"/c\"}\n",
+    );
+    write_file(dir.path(), "profiles.jsonl", "{\"user\":\"u1\",\"name\":\"Ana\"}\n");
+    let job = write_job(
+        dir.path(),
+        &format!(
+            "name: enrich\nparallelism: 2\nplugins:\n  p: {}\n\
+             streams:\n\
+             \x20 clicks: {{source: {{connector: file, path: clicks.jsonl, format: json}}, pipeline: [key_by: user]}}\n\
+             \x20 profiles: {{source: {{connector: file, path: profiles.jsonl, format: json}}, pipeline: [key_by: user]}}\n\
+             \x20 enriched: {{connect: [clicks, profiles], pipeline: [process: p.enrich_clicks]}}\n\
+             sinks:\n  out: {{input: enriched, connector: file, path: out.jsonl, format: json}}\n",
+            plugin_yaml("process-python")
+        ),
+    );
+    run_job(&job).assert_ok();
+    let mut rows = read_json_lines(&dir.path().join("out.jsonl"));
+    rows.sort_by_key(|r| r["click"]["page"].as_str().unwrap_or_default().to_string());
+    let ana = json!({"user": "u1", "name": "Ana"});
+    assert_eq!(
+        rows,
+        [
+            json!({"key": "u1", "click": {"user": "u1", "page": "/a"}, "profile": ana}),
+            json!({"key": "u1", "click": {"user": "u1", "page": "/c"}, "profile": ana}),
+        ]
+    );
+}
+
+#[test]
 fn a_bad_graph_is_an_error_at_its_key_naming_both_ends() {
     let dir = temp_dir();
     let check = |streams: &str, sinks: &str| -> String {

@@ -34,12 +34,14 @@ use crate::task::JobControl;
 
 mod broadcast;
 mod data_stream;
+mod join;
 mod keyed;
 mod running;
 mod windowed;
 
 pub use broadcast::{BroadcastConnectedStream, BroadcastStream};
 pub use data_stream::{DataStream, KeySelector, WatermarkStrategy};
+pub use join::JoinedStreams;
 pub use keyed::{Connect, ConnectedStreams, KeyedStream};
 pub use running::{JobHandle, RunningJob};
 pub use windowed::WindowedStream;

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use serde_norway::Value;
 
-use super::spec::{PipelineStep, StepSpec, parse_step};
+use super::spec::{KeySpec, PipelineStep, StepSpec, parse_step};
 use crate::config::{Ctx, JobError, describe, get, join};
 use crate::connectors::{SinkSpec, SourceSpec, parse_sink, parse_source};
 
@@ -43,6 +43,11 @@ impl StreamSpec {
         join(&self.key, "pipeline")
     }
 
+    /// The key naming its input (`source`, `from`, `union`, `connect`, `join`, ...).
+    pub fn input_key(&self) -> &'static str {
+        self.input.key()
+    }
+
     /// Whether its records leave it keyed: its last step is `key_by`.
     fn ends_keyed(&self) -> Option<bool> {
         self.pipeline.last().map(|s| matches!(s.step, StepSpec::KeyBy(_)))
@@ -58,6 +63,33 @@ pub enum InputSpec {
     Streams(Vec<String>),
     /// `connect: [a, b]`: two keyed streams into a co-process function.
     Connect(String, String),
+    /// `join:`, `interval_join:` or `temporal_join:` of two streams.
+    Join(JoinSpec),
+}
+
+/// A join of two streams by key: `{left, right, where, equal_to, ...}`.
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    pub kind: JoinKind,
+    pub left: String,
+    pub right: String,
+    /// The left stream's key (`where`); `None`: the left stream ends with key_by.
+    pub left_key: Option<KeySpec>,
+    /// The right stream's key (`equal_to`); `None`: the right stream ends with key_by.
+    pub right_key: Option<KeySpec>,
+}
+
+/// How a join matches.
+#[derive(Debug, Clone)]
+pub enum JoinKind {
+    /// `join` with `window:`: pairs in the same event-time window.
+    Window(crate::window::WindowAssigner),
+    /// `join` without `window:`: every pair, forgotten `ttl_ms` after arriving if given.
+    Regular { ttl_ms: Option<i64> },
+    /// `interval_join` with `between: {lower, upper}`: `L.ts + lower <= R.ts <= L.ts + upper`.
+    Interval { lower_ms: i64, upper_ms: i64 },
+    /// `temporal_join`: each left record with the right record in force at its time.
+    Temporal,
 }
 
 impl InputSpec {
@@ -66,6 +98,7 @@ impl InputSpec {
             InputSpec::Sources(_) => Vec::new(),
             InputSpec::Streams(v) => v.iter().map(String::as_str).collect(),
             InputSpec::Connect(a, b) => vec![a, b],
+            InputSpec::Join(j) => vec![&j.left, &j.right],
         }
     }
 
@@ -76,6 +109,11 @@ impl InputSpec {
             InputSpec::Streams(v) if v.len() == 1 => "from",
             InputSpec::Streams(_) => "union",
             InputSpec::Connect(..) => "connect",
+            InputSpec::Join(j) => match j.kind {
+                JoinKind::Interval { .. } => "interval_join",
+                JoinKind::Temporal => "temporal_join",
+                _ => "join",
+            },
         }
     }
 }
@@ -89,7 +127,9 @@ pub struct SinkEntry {
     pub spec: SinkSpec,
 }
 
-const STREAM_KEYS: &[&str] = &["source", "from", "union", "connect", "pipeline"];
+const STREAM_KEYS: &[&str] =
+    &["source", "from", "union", "connect", "join", "interval_join", "temporal_join", "pipeline"];
+const INPUTS: [&str; 7] = ["source", "from", "union", "connect", "join", "interval_join", "temporal_join"];
 
 /// `streams:` and `sinks:`: the streams sorted so each comes after those it reads.
 pub(super) fn parse(
@@ -129,8 +169,7 @@ fn parse_stream(ctx: &Ctx, name: &str, v: &Value, plugins: &[(String, PathBuf)])
         return Err(ctx.err(&key, "a stream name may use letters, digits, `-` and `_` only"));
     }
     let entries = ctx.map(v, &key, STREAM_KEYS)?;
-    let inputs: Vec<&str> =
-        ["source", "from", "union", "connect"].into_iter().filter(|k| get(&entries, k).is_some()).collect();
+    let inputs: Vec<&str> = INPUTS.into_iter().filter(|k| get(&entries, k).is_some()).collect();
     let names = |k: &str, v: &Value| -> Result<Vec<String>, JobError> {
         let key = join(&key, k);
         match v {
@@ -163,10 +202,14 @@ fn parse_stream(ctx: &Ctx, name: &str, v: &Value, plugins: &[(String, PathBuf)])
                 );
             }
         },
+        [kind @ ("join" | "interval_join" | "temporal_join")] => {
+            let v = get(&entries, kind).unwrap_or(&Value::Null);
+            InputSpec::Join(parse_join(ctx, kind, v, &join(&key, kind), plugins)?)
+        }
         _ => {
             return Err(ctx.err(
                 &key,
-                "a stream takes its records from exactly one of `source`, `from` (a stream), `union` (streams) or `connect` (two keyed streams)",
+                "a stream takes its records from exactly one of `source`, `from` (a stream), `union` (streams), `connect` (two keyed streams), `join`, `interval_join` or `temporal_join` (two streams)",
             ));
         }
     };
@@ -181,6 +224,102 @@ fn parse_stream(ctx: &Ctx, name: &str, v: &Value, plugins: &[(String, PathBuf)])
         }
     }
     Ok(StreamSpec { name: name.to_string(), key, input, pipeline })
+}
+
+/// `join: {left, right, where, equal_to, window | ttl}`, `interval_join: {..., between:
+/// {lower, upper}}` or `temporal_join: {...}`.
+fn parse_join(
+    ctx: &Ctx,
+    kind: &str,
+    v: &Value,
+    key: &str,
+    plugins: &[(String, PathBuf)],
+) -> Result<JoinSpec, JobError> {
+    let allowed: &[&str] = match kind {
+        "join" => &["left", "right", "where", "equal_to", "window", "ttl"],
+        "interval_join" => &["left", "right", "where", "equal_to", "between"],
+        _ => &["left", "right", "where", "equal_to"],
+    };
+    let entries = ctx.map(v, key, allowed)?;
+    let side = |k: &str| -> Result<String, JobError> {
+        let v = get(&entries, k).ok_or_else(|| {
+            ctx.err(
+                key,
+                format!("a join names its two streams: `left: <stream>` and `right: <stream>` (missing `{k}`)"),
+            )
+        })?;
+        ctx.string(v, &join(key, k))
+    };
+    let (left, right) = (side("left")?, side("right")?);
+    if left == right {
+        return Err(ctx.err(&join(key, "right"), "a join reads two different streams (to join a stream with itself, read it with `from:` into a second stream)"));
+    }
+    let key_of = |k: &str| -> Result<Option<KeySpec>, JobError> {
+        get(&entries, k).map(|v| super::spec::parse_key(ctx, v, &join(key, k), plugins)).transpose()
+    };
+    let (left_key, right_key) = (key_of("where")?, key_of("equal_to")?);
+    let kind = match kind {
+        "join" => match (get(&entries, "window"), get(&entries, "ttl")) {
+            (Some(w), None) => {
+                let wkey = join(key, "window");
+                let w = ctx.map(w, &wkey, &["tumbling", "sliding", "session", "offset"])?;
+                JoinKind::Window(super::time::parse_assigner(ctx, &w, &wkey)?)
+            }
+            (None, ttl) => {
+                let ttl_ms = ttl.map(|t| crate::config::duration(ctx, t, &join(key, "ttl"))).transpose()?;
+                if ttl_ms.is_some_and(|ms| ms < 1) {
+                    return Err(ctx.err(
+                        &join(key, "ttl"),
+                        "a join's state TTL is at least 1 ms; leave it out to keep state for good",
+                    ));
+                }
+                JoinKind::Regular { ttl_ms }
+            }
+            (Some(_), Some(_)) => {
+                return Err(ctx.err(
+                    &join(key, "ttl"),
+                    "a window join forgets each window when it fires: `ttl` goes with a join without `window` only",
+                ));
+            }
+        },
+        "interval_join" => {
+            let bkey = join(key, "between");
+            let between = get(&entries, "between").ok_or_else(|| {
+                ctx.err(
+                    key,
+                    "an interval join needs `between: {lower: -5 s, upper: 10 s}` (right.ts - left.ts within them)",
+                )
+            })?;
+            let b = ctx.map(between, &bkey, &["lower", "upper"])?;
+            let bound = |k: &str| -> Result<i64, JobError> {
+                let v = get(&b, k)
+                    .ok_or_else(|| ctx.err(&bkey, format!("missing `{k}` (a signed duration, e.g. `-5 s`)")))?;
+                signed_duration(ctx, v, &join(&bkey, k))
+            };
+            let (lower_ms, upper_ms) = (bound("lower")?, bound("upper")?);
+            if lower_ms > upper_ms {
+                return Err(ctx.err(&bkey, format!("`lower` ({lower_ms} ms) is after `upper` ({upper_ms} ms)")));
+            }
+            JoinKind::Interval { lower_ms, upper_ms }
+        }
+        _ => JoinKind::Temporal,
+    };
+    Ok(JoinSpec { kind, left, right, left_key, right_key })
+}
+
+/// A duration that may be negative: `-5 s`, `10 s`, `0`.
+fn signed_duration(ctx: &Ctx, v: &Value, key: &str) -> Result<i64, JobError> {
+    if let Some(text) = v.as_str()
+        && let Some(rest) = text.trim().strip_prefix('-')
+    {
+        let ms = crate::config::parse_duration_ms(rest.trim())
+            .ok_or_else(|| ctx.err(key, format!("`{text}` is not a duration, e.g. `-5 s`")))?;
+        return Ok(-ms);
+    }
+    if let Some(n) = v.as_i64() {
+        return Ok(n);
+    }
+    crate::config::duration(ctx, v, key)
 }
 
 /// `sinks: {name: {input: stream, connector: ..., ...}}`.
@@ -345,6 +484,16 @@ fn check_keys(ctx: &Ctx, streams: &[StreamSpec]) -> Result<(), JobError> {
                         &s.pipeline_key(),
                         "a connected stream starts with the co-process function that reads both inputs: `- process: plugin.function`",
                     ));
+                }
+            }
+            InputSpec::Join(j) => {
+                for (name, side_key, k) in [(&j.left, &j.left_key, "where"), (&j.right, &j.right_key, "equal_to")] {
+                    if side_key.is_none() && !keyed(streams, name) {
+                        return Err(ctx.err(
+                            &join(&s.key, s.input.key()),
+                            format!("stream `{name}` is not keyed: give its key with `{k}: <field>` (or end its pipeline with key_by)"),
+                        ));
+                    }
                 }
             }
             _ => {}

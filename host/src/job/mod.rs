@@ -27,7 +27,7 @@ use std::path::Path;
 
 pub use crate::config::parse_duration_ms;
 pub use crate::config::{JobError, Lines};
-pub use graph::{InputSpec, SinkEntry, StreamSpec};
+pub use graph::{InputSpec, JoinKind, JoinSpec, SinkEntry, StreamSpec};
 pub use spec::{FnRef, JobSpec, KeySpec, PipelineStep, StepSpec};
 pub use state_query::{StateQueryError, query as query_state};
 pub use time::WindowSpec;

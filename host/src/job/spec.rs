@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::graph::{InputSpec, SinkEntry, StreamSpec};
+use super::graph::{InputSpec, JoinKind, SinkEntry, StreamSpec};
 use super::time::{AggregateSpec, TimestampsSpec, WindowSpec};
 use crate::checkpoint::CheckpointConfig;
 use crate::config::{Ctx, JobError, Lines, describe, get, join};
@@ -355,23 +355,7 @@ fn parse_step_kind(
         "map" => fn_step(StepSpec::Map)?,
         "filter" => fn_step(StepSpec::Filter)?,
         "flat_map" => fn_step(StepSpec::FlatMap)?,
-        "key_by" => match arg {
-            Value::String(f) => (StepSpec::KeyBy(KeySpec::Field(f.clone())), None),
-            Value::Mapping(_) => {
-                let entries = ctx.map(arg, key, &["field", "function"])?;
-                match (get(&entries, "field"), get(&entries, "function")) {
-                    (Some(f), None) => (StepSpec::KeyBy(KeySpec::Field(ctx.string(f, &join(key, "field"))?)), None),
-                    (None, Some(f)) => {
-                        let (f, _) = parse_fn(ctx, f, &join(key, "function"), plugins)?;
-                        (StepSpec::KeyBy(KeySpec::Function(f)), None)
-                    }
-                    _ => return Err(ctx.err(key, "key_by takes either `field` or `function`")),
-                }
-            }
-            _ => {
-                return Err(ctx.err(key, "key_by needs a field name (`key_by: user`) or `{function: plugin.function}`"));
-            }
-        },
+        "key_by" => (StepSpec::KeyBy(parse_key(ctx, arg, key, plugins)?), None),
         "count" => match arg {
             Value::Null => (StepSpec::Count, None),
             Value::Mapping(m) if m.is_empty() => (StepSpec::Count, None),
@@ -418,6 +402,22 @@ fn parse_step_kind(
         }
         other => return Err(ctx.err(key, format!("unknown step `{other}`; expected one of {STEP_KINDS}"))),
     })
+}
+
+/// A key: a field name (`user`), `{field: user}` or `{function: plugin.function}`.
+pub(super) fn parse_key(ctx: &Ctx, v: &Value, key: &str, plugins: &[(String, PathBuf)]) -> Result<KeySpec, JobError> {
+    match v {
+        Value::String(f) => Ok(KeySpec::Field(f.clone())),
+        Value::Mapping(_) => {
+            let entries = ctx.map(v, key, &["field", "function"])?;
+            match (get(&entries, "field"), get(&entries, "function")) {
+                (Some(f), None) => Ok(KeySpec::Field(ctx.string(f, &join(key, "field"))?)),
+                (None, Some(f)) => Ok(KeySpec::Function(parse_fn(ctx, f, &join(key, "function"), plugins)?.0)),
+                _ => Err(ctx.err(key, "a key is either `field` or `function`")),
+            }
+        }
+        _ => Err(ctx.err(key, "a key is a field name (`user`) or `{function: plugin.function}`")),
+    }
 }
 
 /// `broadcast: {source: {...}, preload: bool}` of a process step.
@@ -588,6 +588,44 @@ impl JobSpec {
                         stream = stream.uid(uid);
                     }
                     skip = 1;
+                    (stream, false, time)
+                }
+                InputSpec::Join(j) => {
+                    let key = format!("{}.{}", spec.key, spec.input_key());
+                    let time = has_time[j.left.as_str()] && has_time[j.right.as_str()];
+                    if !matches!(j.kind, JoinKind::Regular { .. }) {
+                        for side in [&j.left, &j.right] {
+                            if !has_time[side.as_str()] {
+                                return Err(self.err(
+                                    &key,
+                                    format!("this join matches by event time, which stream `{side}` does not have: add `assign_timestamps` to its pipeline (or read a source with `watermarks`)"),
+                                ));
+                            }
+                        }
+                    }
+                    let keyed = |name: &str, k: &Option<KeySpec>, kkey: &str| -> Result<KeyedStream, JobError> {
+                        let stream = built[name].clone();
+                        Ok(match k {
+                            None => KeyedStream::from_keyed(stream),
+                            Some(KeySpec::Field(f)) => stream.key_by(KeySelector::Field(f.clone())),
+                            Some(KeySpec::Function(f)) => stream.key_by(function(
+                                f,
+                                &[FunctionKind::KeySelector],
+                                &format!("{key}.{kkey}.function"),
+                            )?),
+                        })
+                    };
+                    let left = keyed(&j.left, &j.left_key, "where")?;
+                    let right = keyed(&j.right, &j.right_key, "equal_to")?;
+                    let joined = left.join(right).sides(&j.left, &j.right);
+                    let stream = match &j.kind {
+                        JoinKind::Window(assigner) => joined.window(*assigner),
+                        JoinKind::Regular { ttl_ms } => {
+                            joined.unbounded(ttl_ms.map(|ms| std::time::Duration::from_millis(ms.unsigned_abs())))
+                        }
+                        JoinKind::Interval { lower_ms, upper_ms } => joined.between(*lower_ms, *upper_ms),
+                        JoinKind::Temporal => joined.latest(),
+                    };
                     (stream, false, time)
                 }
             };

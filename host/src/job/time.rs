@@ -88,32 +88,7 @@ pub fn parse_window(
     let allowed =
         ["tumbling", "sliding", "session", "offset", "time", "allowed_lateness", "aggregate", "field", "process"];
     let entries = ctx.map(v, key, &allowed)?;
-    let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
-    let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
-    let assigner = match (get(&entries, "tumbling"), get(&entries, "sliding"), get(&entries, "session")) {
-        (Some(size), None, None) => WindowAssigner::tumbling(duration(ctx, size, &join(key, "tumbling"))?, offset)
-            .map_err(|e| bad("tumbling", e))?,
-        (None, Some(sliding), None) => {
-            let k = join(key, "sliding");
-            let s = ctx.map(sliding, &k, &["size", "slide"])?;
-            let size = get(&s, "size").ok_or_else(|| ctx.err(&k, "missing `size`"))?;
-            let slide = get(&s, "slide").ok_or_else(|| ctx.err(&k, "missing `slide`"))?;
-            let (size, slide) = (duration(ctx, size, &join(&k, "size"))?, duration(ctx, slide, &join(&k, "slide"))?);
-            WindowAssigner::sliding(size, slide, offset).map_err(|e| bad("sliding", e))?
-        }
-        (None, None, Some(session)) => {
-            let k = join(key, "session");
-            let s = ctx.map(session, &k, &["gap"])?;
-            let gap = get(&s, "gap").ok_or_else(|| ctx.err(&k, "missing `gap`"))?;
-            WindowAssigner::session(duration(ctx, gap, &join(&k, "gap"))?).map_err(|e| bad("session", e))?
-        }
-        _ => {
-            return Err(ctx.err(
-                key,
-                "a window is exactly one of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`",
-            ));
-        }
-    };
+    let assigner = parse_assigner(ctx, &entries, key)?;
     let processing_time = match get(&entries, "time").map(|t| ctx.string(t, &join(key, "time"))).transpose()? {
         None => false,
         Some(t) if t == "event" => false,
@@ -171,4 +146,37 @@ pub fn parse_window(
     }
     let aggregate = AggregateSpec::Builtin { kind, field };
     Ok(WindowSpec { assigner, processing_time, allowed_lateness_ms, aggregate })
+}
+
+/// The window of a `window:` (or a window join's `window:`) mapping's `entries`: exactly one
+/// of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`, with an optional
+/// `offset`.
+pub(super) fn parse_assigner(ctx: &Ctx, entries: &[(&str, &Value)], key: &str) -> Result<WindowAssigner, JobError> {
+    let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
+    let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
+    let assigner = match (get(&entries, "tumbling"), get(&entries, "sliding"), get(&entries, "session")) {
+        (Some(size), None, None) => WindowAssigner::tumbling(duration(ctx, size, &join(key, "tumbling"))?, offset)
+            .map_err(|e| bad("tumbling", e))?,
+        (None, Some(sliding), None) => {
+            let k = join(key, "sliding");
+            let s = ctx.map(sliding, &k, &["size", "slide"])?;
+            let size = get(&s, "size").ok_or_else(|| ctx.err(&k, "missing `size`"))?;
+            let slide = get(&s, "slide").ok_or_else(|| ctx.err(&k, "missing `slide`"))?;
+            let (size, slide) = (duration(ctx, size, &join(&k, "size"))?, duration(ctx, slide, &join(&k, "slide"))?);
+            WindowAssigner::sliding(size, slide, offset).map_err(|e| bad("sliding", e))?
+        }
+        (None, None, Some(session)) => {
+            let k = join(key, "session");
+            let s = ctx.map(session, &k, &["gap"])?;
+            let gap = get(&s, "gap").ok_or_else(|| ctx.err(&k, "missing `gap`"))?;
+            WindowAssigner::session(duration(ctx, gap, &join(&k, "gap"))?).map_err(|e| bad("session", e))?
+        }
+        _ => {
+            return Err(ctx.err(
+                key,
+                "a window is exactly one of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`",
+            ));
+        }
+    };
+    Ok(assigner)
 }
