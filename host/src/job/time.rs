@@ -152,9 +152,9 @@ pub fn parse_window(
 /// of `tumbling: <size>`, `sliding: {size, slide}` or `session: {gap}`, with an optional
 /// `offset`.
 pub(super) fn parse_assigner(ctx: &Ctx, entries: &[(&str, &Value)], key: &str) -> Result<WindowAssigner, JobError> {
-    let offset = get(&entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
+    let offset = get(entries, "offset").map(|o| duration(ctx, o, &join(key, "offset"))).transpose()?.unwrap_or(0);
     let bad = |k: &str, e: crate::window::WindowConfigError| ctx.err(&join(key, k), e.to_string());
-    let assigner = match (get(&entries, "tumbling"), get(&entries, "sliding"), get(&entries, "session")) {
+    let assigner = match (get(entries, "tumbling"), get(entries, "sliding"), get(entries, "session")) {
         (Some(size), None, None) => WindowAssigner::tumbling(duration(ctx, size, &join(key, "tumbling"))?, offset)
             .map_err(|e| bad("tumbling", e))?,
         (None, Some(sliding), None) => {
