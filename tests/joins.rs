@@ -284,3 +284,69 @@ fn the_builder_joins_two_keyed_streams_as_the_job_file_does() {
     let e = env.execute("bad").unwrap_err().to_string();
     assert!(e.contains("lower <= upper"), "{e}");
 }
+
+/// A two-source interval join with checkpoints into the exactly-once file sink: two
+/// rate-limited datagen streams of users' events, 5 ms of event time per row.
+fn exactly_once_join(dir: &Path) -> PathBuf {
+    let side = |seed: u32| {
+        format!(
+            "    source:\n      connector: datagen\n      number-of-rows: 9000\n      rows-per-second: 3000\n      seed: {seed}\n      fields:\n        \
+             seq: {{kind: sequence, start: 0}}\n        user: {{kind: random, min: 1, max: 20}}\n        \
+             ts: {{kind: event-time, start: 2026-01-01T00:00:00Z, step: 5 ms}}\n    \
+             pipeline: [assign_timestamps: {{field: ts, max_out_of_orderness: 0 s}}]\n"
+        )
+    };
+    write_job(
+        dir,
+        &format!(
+            "name: join-exactly-once\nparallelism: 2\n\
+             streams:\n  a:\n{}  b:\n{}\
+             \x20 pairs: {{interval_join: {{left: a, right: b, where: user, equal_to: user, between: {{lower: -100 ms, upper: 100 ms}}}}}}\n\
+             sinks:\n  out: {{input: pairs, connector: file, path: out, format: json}}\n\
+             checkpoints: {{interval: 100 ms, dir: ckpt, restart_attempts: 0}}\n",
+            side(1),
+            side(2)
+        ),
+    )
+}
+
+/// Every line of the committed `part-*` files, sorted.
+fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            lines.extend(common::read_file(&entry.path()).lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn killed_at_random_moments_a_two_source_join_commits_exactly_a_crash_free_runs_output() {
+    use common::kill::{checkpoint_ids, kill_repeatedly};
+
+    let clean = temp_dir();
+    run_job(&exactly_once_join(clean.path())).assert_ok();
+    let want = committed(clean.path());
+    assert!(want.len() > 5_000, "the join matched: {} pairs", want.len());
+    let mut unique = want.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), want.len(), "each pair once in a crash-free run");
+
+    let crashed = temp_dir();
+    let job = exactly_once_join(crashed.path());
+    let kills = std::env::var("WEIR_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(12);
+    let seed = std::env::var("WEIR_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261208);
+    let landed = kill_repeatedly(crashed.path(), &job, kills, seed);
+    assert!(landed >= kills / 2, "most kills hit the running job ({landed} of {kills}, seed {seed})");
+    assert!(checkpoint_ids(crashed.path()).last().copied().unwrap_or(0) > 3, "the killed runs made progress");
+    run_job(&job).assert_ok();
+    let got = committed(crashed.path());
+    let mut seen = got.clone();
+    seen.dedup();
+    assert_eq!(seen.len(), got.len(), "duplicated pairs after {landed} kills (seed {seed})");
+    let missing = want.iter().filter(|l| got.binary_search(l).is_err()).count();
+    assert_eq!(missing, 0, "lost pairs after {landed} kills (seed {seed})");
+    assert_eq!(got, want);
+}
