@@ -350,3 +350,38 @@ fn killed_at_random_moments_a_two_source_join_commits_exactly_a_crash_free_runs_
     assert_eq!(missing, 0, "lost pairs after {landed} kills (seed {seed})");
     assert_eq!(got, want);
 }
+
+#[test]
+fn the_user_profile_example_joins_each_purchase_with_the_events_of_the_10_minutes_before_it() {
+    // u1 bought at 09:04:30 after events at 09:00, 09:02 and 09:04; u2 at 09:08:10 after
+    // 09:01, 09:05, 09:07 and 09:08; u3's purchase at 09:30 is 21 minutes after its last
+    // event. The profiles still come out, one per good event.
+    let example = common::repo_root().join("examples/user-profile");
+    let out = run_job(&example.join("with-purchases.yaml"));
+    out.assert_ok();
+    let mut got: Vec<(String, String)> = read_json_lines(&example.join("out/journeys.jsonl"))
+        .iter()
+        .map(|r| {
+            assert_eq!(r["events"]["user_id"], r["purchases"]["user_id"]);
+            (
+                r["purchases"]["order"].as_str().unwrap().to_string(),
+                r["events"]["ts"].as_str().unwrap()[11..16].to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = [
+        ("o-1", "09:00"),
+        ("o-1", "09:02"),
+        ("o-1", "09:04"),
+        ("o-2", "09:01"),
+        ("o-2", "09:05"),
+        ("o-2", "09:07"),
+        ("o-2", "09:08"),
+    ]
+    .iter()
+    .map(|(o, t)| (o.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(out.stdout.lines().count(), 9, "the profiles: {}", out.stdout);
+}
