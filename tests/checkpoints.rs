@@ -60,19 +60,6 @@ fn job_with_pipeline(dir: &Path, parallelism: usize, extra: &str, pipeline: &str
     )
 }
 
-/// The committed output: every line of the `part-*` files, sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else { return lines };
-    for entry in entries.map(Result::unwrap) {
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            lines.extend(read_file(&entry.path()).lines().map(str::to_string));
-        }
-    }
-    lines.sort();
-    lines
-}
-
 /// The expected output, computed here from the input rows: for each user and one-second
 /// window of event time, the user's running count of clicks at the window's last click.
 fn expected(rows: &[serde_json::Value]) -> Vec<String> {

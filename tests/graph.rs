@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::kill::committed;
 use common::{plugin_yaml, read_file, read_json_lines, run, run_job, temp_dir, weir, write_file, write_job};
 use serde_json::{Value, json};
 
@@ -216,16 +217,6 @@ fn a_sink_whose_input_ended_commits_its_output_while_the_job_goes_on() {
         ),
     );
     let mut child = weir().arg("run").arg(&job).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let committed = |dir: &Path| -> Vec<String> {
-        let mut lines = Vec::new();
-        for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with("part-") {
-                lines.extend(read_file(&entry.path()).lines().map(str::to_string));
-            }
-        }
-        lines.sort();
-        lines
-    };
     let started = Instant::now();
     while committed(dir.path()).len() < 3 && started.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(50));

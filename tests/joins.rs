@@ -310,21 +310,9 @@ fn exactly_once_join(dir: &Path) -> PathBuf {
     )
 }
 
-/// Every line of the committed `part-*` files, sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            lines.extend(common::read_file(&entry.path()).lines().map(str::to_string));
-        }
-    }
-    lines.sort();
-    lines
-}
-
 #[test]
 fn killed_at_random_moments_a_two_source_join_commits_exactly_a_crash_free_runs_output() {
-    use common::kill::{checkpoint_ids, kill_repeatedly};
+    use common::kill::{checkpoint_ids, committed, kill_repeatedly};
 
     let clean = temp_dir();
     run_job(&exactly_once_join(clean.path())).assert_ok();

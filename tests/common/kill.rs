@@ -86,3 +86,16 @@ pub fn kill_repeatedly(dir: &Path, job: &Path, kills: usize, seed: u64) -> usize
     }
     landed
 }
+
+/// The committed output of a job writing the file sink to `dir/out`: every line of its
+/// `part-*` files (parts in progress left out), sorted.
+pub fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            lines.extend(super::read_file(&entry.path()).lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
+}
