@@ -51,6 +51,7 @@ fn a_stream_read_by_a_stream_and_a_sink_reaches_both_and_a_stage_feeds_two_sinks
     assert_eq!(printed, ["APPLE", "BANANA", "CHERRY"]);
     let summary = out.summary();
     assert_eq!((summary.records_in, summary.records_out), (3, 9), "3 records in, each to 3 sinks");
+    assert!(out.stderr.contains("  sink shout: print, from stage 1"), "the summary shows the graph: {}", out.stderr);
 }
 
 #[test]

@@ -37,7 +37,8 @@ pub enum Cmd {
     Run {
         /// The job file (YAML).
         job: PathBuf,
-        /// Print a summary (records in/out, dead letters, time) to stderr at the end.
+        /// Print a summary (records in/out, dead letters, time, and the graph it ran: sources,
+        /// stages, sinks) to stderr at the end.
         #[arg(long)]
         summary: bool,
         /// Start from this savepoint (`weir savepoint`) instead of the job's own
@@ -389,6 +390,11 @@ fn run_job(path: &Path, cache_dir: PathBuf, options: RunOptions, run_dir: &Path,
     let env = spec.build_in(env_with_cache(cache_dir))?;
     env.allow_non_restored_state(allow_non_restored_state);
     let failed = || format!("job `{}` ({}) failed", spec.name, path.display());
+    // The graph as it ran, for the summary (a job that cannot be planned fails in start).
+    let plan = match summary {
+        true => env.graph(&spec.name).ok().and_then(|g| crate::graph::plan(&g).ok()),
+        false => None,
+    };
     let job = env.start(&spec.name).with_context(failed)?;
     // Started after the job so that a job that cannot start says so first; a job that
     // cannot be controlled as asked is stopped.
@@ -428,6 +434,9 @@ fn run_job(path: &Path, cache_dir: PathBuf, options: RunOptions, run_dir: &Path,
             report.elapsed.as_secs_f64() * 1e3,
             report.backpressure.as_secs_f64() * 1e3
         );
+        for line in plan.iter().flat_map(crate::graph::Plan::describe) {
+            eprintln!("  {line}");
+        }
     }
     Ok(())
 }
