@@ -373,3 +373,17 @@ fn the_user_profile_example_joins_each_purchase_with_the_events_of_the_10_minute
     assert_eq!(got, want);
     assert_eq!(out.stdout.lines().count(), 9, "the profiles: {}", out.stdout);
 }
+
+#[test]
+fn keys_of_different_kinds_on_the_two_sides_log_one_warning() {
+    // The clicks' users are numbers, the buys' strings: 1 never meets "1".
+    let dir = temp_dir();
+    let clicks = "{\"user\":1,\"ts\":1000}\n{\"user\":2,\"ts\":2000}\n";
+    let buys = "{\"user\":\"1\",\"ts\":1500}\n{\"user\":\"2\",\"ts\":2500}\n";
+    let join = "join: {left: clicks, right: buys, where: user, equal_to: user, window: {tumbling: 10 s}}";
+    let out = run_job(&file_job(dir.path(), clicks, buys, join));
+    out.assert_ok();
+    assert_eq!(out.summary().records_out, 0);
+    let warnings = out.stderr.matches("the left side's keys are an integer and the right side's a string").count();
+    assert!((1..=2).contains(&warnings), "one warning per parallel instance that saw both: {}", out.stderr);
+}

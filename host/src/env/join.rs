@@ -29,7 +29,8 @@ use crate::operator::{
     IntervalJoin, IntervalJoinConfig, JoinSides, RegularJoin, RegularJoinConfig, TemporalJoin, TemporalJoinConfig,
     WindowJoin, WindowJoinConfig,
 };
-use crate::task::{Operator, OperatorError, OperatorFactory};
+use crate::record::Batch;
+use crate::task::{DeadLetters, Operator, OperatorError, OperatorFactory};
 use crate::window::WindowAssigner;
 
 /// Two keyed streams to join by key, waiting for how (Flink's `JoinedStreams`). Each match
@@ -123,8 +124,9 @@ impl JoinedStreams {
         }
         let op_name = name.clone();
         let factory: OperatorFactory = Arc::new(move |_: &crate::task::InstanceContext| {
-            make(op_name.clone())
-                .map_err(|e| OperatorError::Failed { operator: op_name.clone(), message: e.to_string() })
+            let join = make(op_name.clone())
+                .map_err(|e| OperatorError::Failed { operator: op_name.clone(), message: e.to_string() })?;
+            Ok(Box::new(KeyKinds { join, seen: [None, None], warned: false }) as Box<dyn Operator>)
         });
         let env = left.env.clone();
         let node = env.add_stream(Stream {
@@ -133,5 +135,96 @@ impl JoinedStreams {
             steps: vec![Step::new(name, StepKind::Keyed, factory)],
         });
         DataStream { env, node, keyed: false, partition: None }
+    }
+}
+
+/// What kind of MessagePack value a key is: keys of different kinds (`1` and `"1"`) never
+/// meet in a join, which is almost always a mistake in one side's data or key.
+fn key_kind(key: &[u8]) -> &'static str {
+    match key.first().copied().unwrap_or(0xc0) {
+        0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "an integer",
+        0xa0..=0xbf | 0xd9..=0xdb => "a string",
+        0xca | 0xcb => "a float",
+        0xc2 | 0xc3 => "a boolean",
+        0xc0 => "nil",
+        0xc4..=0xc6 => "bytes",
+        0x90..=0x9f | 0xdc | 0xdd => "an array",
+        _ => "a map",
+    }
+}
+
+/// A join that logs one warning when its two sides' keys are of different kinds.
+struct KeyKinds {
+    join: Box<dyn Operator>,
+    /// The kind of the first key seen on each side.
+    seen: [Option<&'static str>; 2],
+    warned: bool,
+}
+
+impl KeyKinds {
+    fn look(&mut self, side: usize, input: &Batch) {
+        if self.warned || self.seen[side].is_some() {
+            return;
+        }
+        let Some(key) = (0..input.len()).find_map(|i| input.key(i)) else { return };
+        self.seen[side] = Some(key_kind(key));
+        if let [Some(left), Some(right)] = self.seen
+            && left != right
+        {
+            self.warned = true;
+            tracing::warn!(
+                join = %self.join.name(),
+                "the left side's keys are {left} and the right side's {right}: such keys never match (1 is not \"1\"); check the key fields of both sides"
+            );
+        }
+    }
+}
+
+impl Operator for KeyKinds {
+    fn name(&self) -> &str {
+        self.join.name()
+    }
+
+    fn process(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.look(0, &input);
+        self.join.process(input, out, dead)
+    }
+
+    fn process_second(&mut self, input: Batch, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.look(1, &input);
+        self.join.process_second(input, out, dead)
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut Batch,
+        dead: &mut DeadLetters,
+    ) -> Result<Option<i64>, OperatorError> {
+        self.join.on_watermark(watermark, out, dead)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.join.next_processing_timer()
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.join.on_processing_time(now, out, dead)
+    }
+
+    fn snapshot(&mut self, id: u64) -> Result<Option<Vec<u8>>, OperatorError> {
+        self.join.snapshot(id)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> Result<(), OperatorError> {
+        self.join.checkpoint_complete(id)
+    }
+
+    fn restore(&mut self, blobs: &[&[u8]], owns: &dyn Fn(&[u8]) -> bool) -> Result<(), OperatorError> {
+        self.join.restore(blobs, owns)
+    }
+
+    fn finish(&mut self, out: &mut Batch, dead: &mut DeadLetters) -> Result<(), OperatorError> {
+        self.join.finish(out, dead)
     }
 }
