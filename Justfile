@@ -9,6 +9,8 @@ venv := justfile_directory() / ".venv"
 target_dir := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
 weir := target_dir / "release" / "weir"
 componentize_py := "componentize-py==0.25.1"
+# PyFlink for the benches that run Flink beside Weir (gitignored, as .venv).
+flink_venv := justfile_directory() / ".anchors" / "flink"
 
 # List the recipes.
 default:
@@ -81,7 +83,8 @@ test: plugins
 # state, and recovery time from SIGKILL of `weir run` to first output after the restart;
 # Kafka -> Wasm map -> Kafka records/s against librdkafka's mock cluster, at-least-once and
 # exactly-once; WEIR_BENCH_EVENTS sets the events, default 10 M (checkpoints: 20 M, 3
-# interleaved runs each; kafka: 1 M).
+# interleaved runs each; kafka: 1 M). Apart, as they take longer or need a peer:
+# `just bench-nexmark` (Nexmark q0..q8) and `just bench-joins` (the joins beside Flink 2.3).
 bench: plugins
     cargo bench --workspace --bench pipeline
     cargo bench --workspace --bench state
@@ -103,6 +106,22 @@ soak: plugins
 # WEIR_NEXMARK_QUERIES=q1,q5 runs a subset.
 bench-nexmark: plugins
     cargo bench --workspace --bench nexmark
+
+# Weir's window join (10 s tumbling) and interval join (-5 s..+10 s) beside Flink 2.3's SQL
+# joins of the same rows in the same run (benches/peers/flink_joins.py, in a PyFlink venv made
+# under .anchors/ if missing; needs Java 17): events/s, per CPU-second, p99 latency, state
+# held and the matches, checked against the answer worked out from the rows; JSON on stdout.
+# WEIR_BENCH_JOIN_ROWS (per stream, default 10 M) and WEIR_BENCH_JOIN_KEYS (default 1 M) set
+# the sizes; WEIR_BENCH_NO_PEERS=1 leaves Flink out.
+bench-joins:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export WEIR_FLINK_VENV="${WEIR_FLINK_VENV:-{{flink_venv}}}"
+    if [ "${WEIR_BENCH_NO_PEERS:-0}" = 0 ] && ! "$WEIR_FLINK_VENV/bin/python" -c 'import pyflink' 2>/dev/null; then
+        python3 -m venv "$WEIR_FLINK_VENV"
+        "$WEIR_FLINK_VENV/bin/pip" install --quiet --disable-pip-version-check apache-flink==2.3.0
+    fi
+    cargo bench --workspace --bench joins
 
 # Format and lint, and check that the host's modules import only downward (decision 0011).
 lint:
