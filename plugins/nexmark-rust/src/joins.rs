@@ -31,6 +31,40 @@ pub struct LocalItem {
     pub date_time: i64,
 }
 
+/// q3 on the host's join (`benches/nexmark/q3-join.yaml`): people from Oregon, Idaho or
+/// California, the join's left side.
+#[weir::filter]
+pub fn q3_person(event: &PersonOrAuction) -> bool {
+    event.event_type == "person" && matches!(event.state.as_deref(), Some("OR" | "ID" | "CA"))
+}
+
+/// q3 on the host's join: auctions of category 10, the join's right side.
+#[weir::filter]
+pub fn q3_auction(event: &PersonOrAuction) -> bool {
+    event.event_type == "auction" && event.category == Some(10)
+}
+
+/// A pair the host's join of `persons` and `auctions` emits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PersonAuction {
+    pub persons: PersonOrAuction,
+    pub auctions: PersonOrAuction,
+}
+
+/// q3 on the host's join: a joined pair as q3's output, the same as `q3_join`'s.
+#[weir::map]
+pub fn q3_item(pair: PersonAuction) -> Result<LocalItem, String> {
+    let (p, a) = (pair.persons, pair.auctions);
+    let person = Seller {
+        name: p.name.ok_or("a person without `name`")?,
+        city: p.city.ok_or("a person without `city`")?,
+        state: p.state.ok_or("a person without `state`")?,
+        date_time: p.date_time.ok_or("a person without `date_time`")?,
+    };
+    let id = a.id.ok_or("an auction without `id`")?;
+    Ok(item(&person, id, a.date_time.ok_or("an auction without `date_time`")?))
+}
+
 /// An auction waiting for its seller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Waiting {

@@ -12,6 +12,8 @@
 //! | `person_or_auction` | filter | q8 | people and auctions |
 //! | `person_or_seller` | key selector | q3, q8 | a person's id, an auction's seller |
 //! | `q3_join` | process | q3 | joins auctions to their seller |
+//! | `q3_person`, `q3_auction` | filter | q3-join | people from OR, ID, CA; auctions of category 10 |
+//! | `q3_item` | map | q3-join | the host join's `{persons, auctions}` pair as q3's output |
 //! | `q5_hot_items` | process | q5 | the auctions with the most bids per window |
 //! | `q7_window` | key selector | q7 | a bid's 10 s window start |
 //! | `q7_highest_bid` | process | q7 | the top-price bids per window |
@@ -36,7 +38,10 @@ pub use windows::*;
 weir::plugin! {
     name: "nexmark",
     version: "0.1.0",
-    functions: [q0, is_bid, q1, q2, q3_filter, person_or_auction, person_or_seller, q7_window, auction_or_bid, auction_id],
+    functions: [
+        q0, is_bid, q1, q2, q3_filter, q3_person, q3_auction, q3_item, person_or_auction, person_or_seller, q7_window,
+        auction_or_bid, auction_id,
+    ],
     processes: [
         q3_join: Q3Join,
         q5_hot_items: Q5HotItems,
