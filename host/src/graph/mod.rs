@@ -419,8 +419,7 @@ pub fn plan(graph: &JobGraph) -> Result<Plan, GraphError> {
         }
     }
     let mut readers = vec![0usize; graph.streams.len()];
-    for (i, s) in graph.streams.iter().enumerate().filter(|(i, _)| used[*i]) {
-        let _ = i;
+    for (s, _) in graph.streams.iter().zip(&used).filter(|(_, used)| **used) {
         for j in inputs_of(s) {
             readers[j] += 1;
         }
